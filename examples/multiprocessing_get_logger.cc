@@ -1,0 +1,20 @@
+// multiprocessing_get_logger.py: set the level on the logger directly.
+#include <iostream>
+
+#include "mp/core/logging.h"
+#include "mp/core/process.h"
+#include "mp/core/status_macros.h"
+
+void worker() {
+  std::cout << "Doing some work\n";
+  std::cout.flush();
+}
+
+int main() {
+  mp::log_to_stderr();
+  mp::Logger& logger = mp::get_logger();
+  logger.SetLevel(mp::INFO);
+  mp::Process p(worker);
+  MP_CHECK_OK(p.Start());
+  MP_CHECK_OK(p.Join());
+}

@@ -1,0 +1,184 @@
+#include "mp/core/shared_arena.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <type_traits>
+
+#include "absl/strings/str_cat.h"
+
+namespace mp {
+
+// Every block starts with one cache line of header, then the payload.
+//
+//   +0  magic   u32   kBlockMagic
+//   +4  state   u32   kAllocated | kFree  (CAS guards double free)
+//   +8  klass   u32   size class: block bytes = 128 << klass
+//   +16 next    u64   free-list link (block index), meaningful while free
+//   +64 payload ...
+struct SharedArena::BlockHeader {
+  uint32_t magic;
+  std::atomic<uint32_t> state;
+  uint32_t klass;
+  uint32_t reserved;
+  std::atomic<uint64_t> next;
+  char pad[64 - 24];
+};
+
+namespace {
+
+constexpr uint64_t kArenaMagic = 0x6d702d6172656e61;  // "mp-arena"
+constexpr uint32_t kArenaVersion = 1;
+constexpr uint32_t kBlockMagic = 0x6d70626b;  // "mpbk"
+constexpr uint32_t kAllocated = 1;
+constexpr uint32_t kFree = 2;
+constexpr uint64_t kHeaderBytes = 64;
+
+uint64_t BlockBytes(int klass) { return uint64_t{128} << klass; }
+
+[[noreturn]] void Die(const char* what) {
+  std::fprintf(stderr, "mp::SharedArena: %s\n", what);
+  std::abort();
+}
+
+uint64_t ArenaHeaderBytes() {
+  // The arena object itself, rounded up to a cache line.
+  return 64 * ((sizeof(uint64_t) * 4 + sizeof(uint64_t) * 32 + 63) / 64);
+}
+
+}  // namespace
+
+absl::StatusOr<SharedArena*> SharedArena::Format(void* base, size_t size) {
+  if (base == nullptr || reinterpret_cast<uintptr_t>(base) % kAlignment != 0) {
+    return absl::InvalidArgumentError("arena base must be 64-byte aligned");
+  }
+  if (size < 4096) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("arena needs at least 4096 bytes, got ", size));
+  }
+  if (size / kAlignment > UINT32_MAX) {
+    return absl::InvalidArgumentError("arena larger than 256 GiB");
+  }
+  static_assert(sizeof(SharedArena) <= 64 * 5);
+  auto* a = new (base) SharedArena();
+  a->magic_ = kArenaMagic;
+  a->version_ = kArenaVersion;
+  a->reserved_ = 0;
+  a->size_ = size;
+  a->bump_.store(ArenaHeaderBytes(), std::memory_order_relaxed);
+  for (auto& h : a->free_heads_) h.store(0, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  return a;
+}
+
+absl::StatusOr<SharedArena*> SharedArena::Attach(void* base, size_t size) {
+  if (base == nullptr || reinterpret_cast<uintptr_t>(base) % kAlignment != 0 ||
+      size < 4096) {
+    return absl::InvalidArgumentError("not a mapping an arena can live in");
+  }
+  auto* a = static_cast<SharedArena*>(base);
+  if (a->magic_ != kArenaMagic) {
+    return absl::DataLossError("no mp arena at this address (bad magic)");
+  }
+  if (a->version_ != kArenaVersion) {
+    return absl::DataLossError(
+        absl::StrCat("arena version ", a->version_, ", expected ",
+                     kArenaVersion));
+  }
+  if (a->size_ > size || a->size_ < 4096) {
+    return absl::DataLossError(absl::StrCat(
+        "arena claims ", a->size_, " bytes but the mapping has ", size));
+  }
+  uint64_t bump = a->bump_.load(std::memory_order_acquire);
+  if (bump < ArenaHeaderBytes() || bump > a->size_ || bump % kAlignment) {
+    return absl::DataLossError("arena bump offset out of range");
+  }
+  return a;
+}
+
+uint64_t SharedArena::OffsetOf(const void* p) const {
+  return static_cast<uint64_t>(static_cast<const char*>(p) -
+                               reinterpret_cast<const char*>(this));
+}
+
+SharedArena::BlockHeader* SharedArena::HeaderOf(const void* payload) const {
+  uint64_t off = OffsetOf(payload);
+  if (payload == nullptr || off < ArenaHeaderBytes() + kHeaderBytes ||
+      off >= size_ || off % kAlignment != 0) {
+    Die("Deallocate of a pointer this arena did not allocate");
+  }
+  return At<BlockHeader>(off - kHeaderBytes);
+}
+
+void* SharedArena::Allocate(size_t size, size_t alignment) {
+  if (alignment == 0 || alignment > kAlignment ||
+      (alignment & (alignment - 1)) != 0) {
+    return nullptr;
+  }
+  static_assert(sizeof(BlockHeader) == 64);
+  int klass = 0;
+  while (klass < kNumClasses && BlockBytes(klass) - kHeaderBytes < size) {
+    ++klass;
+  }
+  if (klass == kNumClasses) return nullptr;
+
+  BlockHeader* block = nullptr;
+  // Pop a recycled block. The generation in the head defeats ABA: a block
+  // popped and pushed back between our load and CAS changes the generation.
+  auto& head = free_heads_[klass];
+  uint64_t h = head.load(std::memory_order_acquire);
+  while (static_cast<uint32_t>(h) != 0) {
+    auto* candidate = At<BlockHeader>(uint64_t{static_cast<uint32_t>(h)} *
+                                      kAlignment);
+    uint64_t next = candidate->next.load(std::memory_order_relaxed);
+    uint64_t replacement = ((h >> 32) + 1) << 32 | (next & 0xffffffffu);
+    if (head.compare_exchange_weak(h, replacement, std::memory_order_acquire,
+                                   std::memory_order_acquire)) {
+      block = candidate;
+      break;
+    }
+  }
+  if (block == nullptr) {
+    uint64_t bytes = BlockBytes(klass);
+    uint64_t cur = bump_.load(std::memory_order_relaxed);
+    do {
+      if (cur + bytes > size_) return nullptr;
+    } while (!bump_.compare_exchange_weak(cur, cur + bytes,
+                                          std::memory_order_relaxed));
+    block = At<BlockHeader>(cur);
+    block->magic = kBlockMagic;
+    block->klass = static_cast<uint32_t>(klass);
+    block->reserved = 0;
+    block->next.store(0, std::memory_order_relaxed);
+    block->state.store(kAllocated, std::memory_order_relaxed);
+  } else {
+    uint32_t expected = kFree;
+    if (block->magic != kBlockMagic ||
+        !block->state.compare_exchange_strong(expected, kAllocated)) {
+      Die("free list corrupt: popped a block that is not free");
+    }
+  }
+  return reinterpret_cast<char*>(block) + kHeaderBytes;
+}
+
+void SharedArena::Deallocate(void* p) {
+  if (p == nullptr) return;
+  BlockHeader* block = HeaderOf(p);
+  if (block->magic != kBlockMagic || block->klass >= kNumClasses) {
+    Die("Deallocate of a pointer this arena did not allocate");
+  }
+  uint32_t expected = kAllocated;
+  if (!block->state.compare_exchange_strong(expected, kFree,
+                                            std::memory_order_acq_rel)) {
+    Die("double free of an arena block");
+  }
+  auto& head = free_heads_[block->klass];
+  uint64_t index = OffsetOf(block) / kAlignment;
+  uint64_t h = head.load(std::memory_order_relaxed);
+  do {
+    block->next.store(h & 0xffffffffu, std::memory_order_relaxed);
+  } while (!head.compare_exchange_weak(h, ((h >> 32) + 1) << 32 | index,
+                                       std::memory_order_release,
+                                       std::memory_order_relaxed));
+}
+
+}  // namespace mp

@@ -1,0 +1,130 @@
+// mp/core/shared_memory.h
+// -----------------------------------------------------------------------------
+// Shared memory, three ways:
+//
+//  * `SharedMemory::Anonymous(size)`: a MAP_SHARED | MAP_ANONYMOUS mapping.
+//    Children started after it was made inherit it at the same address.
+//  * `SharedMemory::Create(name, size)` / `Open(name)` / `Unlink(name)`:
+//    a POSIX shared-memory segment in /dev/shm that unrelated processes reach
+//    by name. Create uses O_EXCL and mode 0600 unless told otherwise.
+//  * `Shared<T>`: a handle to one T constructed in its own anonymous shared
+//    mapping. Copies refer to the same T (like a Python object handed to a
+//    child); the mapping is unmapped when the last copy in this process goes,
+//    and the kernel frees the memory when every process has unmapped it, so
+//    a process that dies never leaks it or frees it under another's feet.
+//    Each Shared<T> costs one mapping (at least a page): meant for handles to
+//    synchronisation objects and queues, not for millions of small values.
+//
+// `SharedArena` (shared_arena.h) places many resident objects inside one
+// segment for users who need that.
+//
+// Lifetime: a SharedMemory object unmaps its mapping on destruction; it never
+// unlinks a name (call Unlink). Pointers into the mapping die with it.
+
+#ifndef MP_CORE_SHARED_MEMORY_H_
+#define MP_CORE_SHARED_MEMORY_H_
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <memory>
+#include <new>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace mp {
+
+class SharedMemory {
+ public:
+  SharedMemory() = default;
+  SharedMemory(SharedMemory&& other) noexcept { *this = std::move(other); }
+  SharedMemory& operator=(SharedMemory&& other) noexcept;
+  SharedMemory(const SharedMemory&) = delete;
+  SharedMemory& operator=(const SharedMemory&) = delete;
+  ~SharedMemory() { Reset(); }
+
+  // An anonymous shared mapping of `size` bytes, zero-filled. InvalidArgument
+  // for size 0; ResourceExhausted when the kernel refuses the mapping.
+  static absl::StatusOr<SharedMemory> Anonymous(size_t size);
+
+  // Creates the named segment `name` ("/name" or "name": one component of at
+  // most 255 bytes, no '/' inside) with `size` zero-filled bytes.
+  // AlreadyExists when the name is taken; InvalidArgument for a bad name or
+  // size 0; PermissionDenied / ResourceExhausted as the system says.
+  static absl::StatusOr<SharedMemory> Create(std::string_view name,
+                                             size_t size, mode_t mode = 0600);
+  // Opens an existing named segment, mapping its whole current size.
+  // NotFound when there is no such name.
+  static absl::StatusOr<SharedMemory> Open(std::string_view name);
+  // Removes the name; mappings that exist stay valid. NotFound if absent.
+  static absl::Status Unlink(std::string_view name);
+
+  void* data() const { return data_; }
+  size_t size() const { return size_; }
+  // The normalised name ("/name"), empty for anonymous memory.
+  const std::string& name() const { return name_; }
+  bool valid() const { return data_ != nullptr; }
+
+  // Unmaps now. The object becomes empty.
+  void Reset();
+
+ private:
+  void* data_ = nullptr;
+  size_t size_ = 0;
+  std::string name_;
+};
+
+// Checks a segment name and returns it with its leading '/'.
+absl::StatusOr<std::string> NormalizeSegmentName(std::string_view name);
+
+// A handle to a T that lives in its own anonymous shared mapping. T must be
+// usable at any address in any process (standard layout, no pointers), which
+// is what the `mp` resident types promise.
+template <class T>
+class Shared {
+ public:
+  // Constructs T(args...) in a fresh shared mapping. Aborts with a message if
+  // the kernel refuses the mapping (as `new` would throw bad_alloc).
+  template <class... Args>
+  static Shared Make(Args&&... args) {
+    auto mem = SharedMemory::Anonymous(sizeof(T));
+    if (!mem.ok()) throw std::bad_alloc();
+    auto block = std::make_shared<Block>(*std::move(mem));
+    block->object = new (block->memory.data()) T(std::forward<Args>(args)...);
+    return Shared(std::move(block));
+  }
+
+  Shared() = default;
+
+  T* get() const { return block_ ? block_->object : nullptr; }
+  T* operator->() const { return get(); }
+  T& operator*() const { return *get(); }
+  explicit operator bool() const { return block_ != nullptr; }
+  // Copies in this process that refer to the same mapping.
+  long use_count() const { return block_.use_count(); }
+
+ private:
+  struct Block {
+    explicit Block(SharedMemory m) : memory(std::move(m)) {}
+    // The object is not destroyed here: other processes may still use it.
+    // Resident types are trivially destructible by contract.
+    SharedMemory memory;
+    T* object = nullptr;
+  };
+  static_assert(std::is_standard_layout_v<T>,
+                "resident types must be standard layout");
+  static_assert(std::is_trivially_destructible_v<T>,
+                "resident types must be trivially destructible: another "
+                "process may still use the object when this one lets go");
+
+  explicit Shared(std::shared_ptr<Block> b) : block_(std::move(b)) {}
+  std::shared_ptr<Block> block_;
+};
+
+}  // namespace mp
+
+#endif  // MP_CORE_SHARED_MEMORY_H_

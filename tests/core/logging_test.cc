@@ -1,0 +1,97 @@
+#include "mp/core/logging.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "gtest/gtest.h"
+#include "mp/core/process.h"
+
+namespace mp {
+namespace {
+
+std::string StderrOf(void (*body)()) {
+  int fds[2];
+  if (pipe(fds) != 0) return "";
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], STDERR_FILENO);
+    close(fds[0]);
+    close(fds[1]);
+    body();
+    std::exit(0);
+  }
+  close(fds[1]);
+  std::string out;
+  char buf[1024];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, n);
+  close(fds[0]);
+  int status;
+  waitpid(pid, &status, 0);
+  return out;
+}
+
+TEST(LoggingTest, LevelNames) {
+  EXPECT_EQ(LevelName(DEBUG), "DEBUG");
+  EXPECT_EQ(LevelName(SUBWARNING), "SUBWARNING");
+  EXPECT_EQ(LevelName(7), "Level 7");
+}
+
+TEST(LoggingTest, NothingWithoutAHandler) {
+  EXPECT_EQ(StderrOf([] {
+              get_logger().SetLevel(DEBUG);
+              get_logger().Error("invisible %d", 1);
+            }),
+            "");
+}
+
+TEST(LoggingTest, NotsetPassesWarningsOnly) {
+  EXPECT_EQ(StderrOf([] {
+              log_to_stderr();
+              get_logger().Info("hidden");
+              get_logger().Warning("shown %s", "here");
+              get_logger().RemoveHandlers();
+            }),
+            "[WARNING/MainProcess] shown here\n");
+}
+
+TEST(LoggingTest, ChildLinesCarryTheChildName) {
+  std::string err = StderrOf([] {
+    log_to_stderr(INFO);
+    Process p({.name = "kid"}, [] { get_logger().Info("hello"); });
+    if (!p.Start().ok() || !p.Join().ok()) std::exit(2);
+    get_logger().Debug("dropped");
+  });
+  EXPECT_NE(err.find("[INFO/kid] child process calling self.run()\n"
+                     "[INFO/kid] hello\n"
+                     "[INFO/kid] process shutting down\n"
+                     "[INFO/kid] process exiting with exitcode 0\n"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("[INFO/MainProcess] process shutting down\n"),
+            std::string::npos)
+      << err;
+  EXPECT_EQ(err.find("dropped"), std::string::npos);
+}
+
+TEST(LoggingTest, ExitJoinsAndTerminatesWithLogLines) {
+  std::string err = StderrOf([] {
+    log_to_stderr(INFO);
+    static Process d({.name = "d", .daemon = true},
+                     [] { std::this_thread::sleep_for(std::chrono::seconds(60)); });
+    static Process n({.name = "n"}, [] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    });
+    if (!d.Start().ok() || !n.Start().ok()) std::exit(2);
+  });
+  EXPECT_NE(err.find("[INFO/MainProcess] calling terminate() for daemon d\n"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("[INFO/MainProcess] calling join() for process n\n"),
+            std::string::npos)
+      << err;
+}
+
+}  // namespace
+}  // namespace mp
