@@ -72,6 +72,9 @@ struct Globals {
   std::vector<std::shared_ptr<ProcessState>> children;  // started, unreaped
   bool exiting = false;
   pid_t pid = 0;
+  // The parent's Globals, dropped at fork but kept reachable (its lock may
+  // be held by a thread that does not exist here, so it is never reused).
+  Globals* before_fork = nullptr;
 };
 
 Globals* g = new Globals();
@@ -89,6 +92,7 @@ void AfterForkInChild() {
   fresh->parent = old->parent;
   fresh->next_identity = old->next_identity;
   fresh->pid = getpid();
+  fresh->before_fork = old;
   for (auto& k : old->children) {
     if (k->pidfd >= 0) close(k->pidfd);
     k->pidfd = -1;
