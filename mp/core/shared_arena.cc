@@ -66,7 +66,8 @@ absl::StatusOr<SharedArena*> SharedArena::Format(void* base, size_t size) {
   a->size_ = size;
   a->bump_.store(ArenaHeaderBytes(), std::memory_order_relaxed);
   for (auto& h : a->free_heads_) h.store(0, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);
+  // No fence here: whoever hands the arena to another process publishes it
+  // (fork, or a release store of its own), which orders these writes.
   return a;
 }
 

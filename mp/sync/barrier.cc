@@ -1,0 +1,131 @@
+// mp/sync/barrier.cc — Python's threading.Barrier algorithm, resident.
+
+#include "mp/sync/barrier.h"
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+
+namespace mp {
+
+namespace {
+absl::Status BrokenError() { return absl::AbortedError("barrier is broken"); }
+}  // namespace
+
+void ResidentBarrier::Lock() {
+  if (lock_.Acquire() == LockResult::kOwnerDied) Break();
+}
+
+void ResidentBarrier::Unlock() { (void)lock_.Release(); }
+
+void ResidentBarrier::Break() {
+  state_.store(kBroken, std::memory_order_relaxed);
+  cond_.NotifyAll();
+}
+
+absl::StatusOr<int> ResidentBarrier::Wait(Deadline deadline,
+                                          const std::function<void()>* action) {
+  Lock();
+  // Enter: block while the previous round drains or resets.
+  for (;;) {
+    const int32_t s = state_.load(std::memory_order_relaxed);
+    if (s != kDraining && s != kResetting) break;
+    if (!cond_.Wait(lock_, deadline) && deadline.Expired()) {
+      Break();
+      break;
+    }
+    if (lock_.owner_died()) Break();
+  }
+  if (state_.load(std::memory_order_relaxed) < 0) {
+    Unlock();
+    return BrokenError();
+  }
+  const uint32_t index = count_.load(std::memory_order_relaxed);
+  count_.store(index + 1, std::memory_order_relaxed);
+  absl::Status status;
+  if (index + 1 == parties_) {
+    // Release: run the action, then let everyone go.
+    if (action != nullptr && *action) {
+      try {
+        (*action)();
+      } catch (...) {
+        Break();
+        count_.fetch_sub(1, std::memory_order_relaxed);
+        Unlock();
+        throw;
+      }
+    }
+    state_.store(kDraining, std::memory_order_relaxed);
+    cond_.NotifyAll();
+  } else {
+    while (state_.load(std::memory_order_relaxed) == kFilling) {
+      const bool notified = cond_.Wait(lock_, deadline);
+      if (lock_.owner_died()) Break();
+      if (!notified && deadline.Expired() &&
+          state_.load(std::memory_order_relaxed) == kFilling) {
+        Break();
+      }
+    }
+    if (state_.load(std::memory_order_relaxed) < 0) status = BrokenError();
+  }
+  // Exit: the last one out ends draining / resetting.
+  const uint32_t left = count_.load(std::memory_order_relaxed) - 1;
+  count_.store(left, std::memory_order_relaxed);
+  if (left == 0) {
+    const int32_t s = state_.load(std::memory_order_relaxed);
+    if (s == kDraining || s == kResetting) {
+      state_.store(kFilling, std::memory_order_relaxed);
+      cond_.NotifyAll();
+    }
+  }
+  Unlock();
+  if (!status.ok()) return status;
+  return static_cast<int>(index);
+}
+
+void ResidentBarrier::Abort() {
+  Lock();
+  Break();
+  Unlock();
+}
+
+void ResidentBarrier::Reset() {
+  Lock();
+  if (count_.load(std::memory_order_relaxed) > 0) {
+    const int32_t s = state_.load(std::memory_order_relaxed);
+    if (s == kFilling || s == kBroken) {
+      state_.store(kResetting, std::memory_order_relaxed);
+    }
+  } else {
+    state_.store(kFilling, std::memory_order_relaxed);
+  }
+  cond_.NotifyAll();
+  Unlock();
+}
+
+Barrier::Barrier(int parties, Action action,
+                 std::optional<std::chrono::nanoseconds> timeout)
+    : action_(std::move(action)), timeout_(timeout) {
+  if (parties < 1) {
+    sync_internal::Die(
+        absl::StrCat("mp::Barrier: parties must be >= 1, got ", parties)
+            .c_str());
+  }
+  state_ = Shared<ResidentBarrier>::Make(static_cast<uint32_t>(parties));
+}
+
+absl::StatusOr<Barrier> Barrier::Create(
+    int parties, Action action,
+    std::optional<std::chrono::nanoseconds> timeout) {
+  if (parties < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("barrier parties must be >= 1, got ", parties));
+  }
+  return Barrier(parties, std::move(action), timeout);
+}
+
+absl::StatusOr<int> Barrier::Wait() {
+  return Wait(timeout_ ? Deadline::After(*timeout_) : Deadline::Infinite());
+}
+
+}  // namespace mp

@@ -1,0 +1,33 @@
+#include "mp/sync/event.h"
+
+#include "mp/sync/internal/robust_list.h"
+
+namespace mp {
+
+void ResidentEvent::Set() {
+  // Clearing WAITERS here is safe: every woken waiter re-sets it before it
+  // sleeps again.
+  const uint32_t old = word_.exchange(kSet, std::memory_order_release);
+  if ((old & kWaiters) != 0) FutexWakeAll(&word_);
+}
+
+bool ResidentEvent::Wait(Deadline deadline) {
+  for (int i = 0; i < sync_internal::kSpinIterations; ++i) {
+    if (IsSet()) return true;
+    if (i > 0 && deadline.Expired()) return false;
+    CpuRelax();
+  }
+  for (;;) {
+    uint32_t v = word_.load(std::memory_order_acquire);
+    if ((v & kSet) != 0) return true;
+    if (deadline.Expired()) return false;
+    if ((v & kWaiters) == 0 &&
+        !word_.compare_exchange_weak(v, v | kWaiters,
+                                     std::memory_order_relaxed)) {
+      continue;
+    }
+    FutexWait(&word_, v | kWaiters, deadline);
+  }
+}
+
+}  // namespace mp

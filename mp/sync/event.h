@@ -1,0 +1,80 @@
+// mp/sync/event.h
+// -----------------------------------------------------------------------------
+// Event: multiprocessing.Event on one futex word.
+//
+//   mp::Event e;
+//   mp::Process p([&] { e.Wait(); ... });
+//   e.Set();
+//
+// `ResidentEvent` is the resident state (4 bytes, all-zero: clear).
+// Set() wakes every waiter, and makes a system call only if one may sleep.
+// Wait() spins briefly before sleeping, so a peer that sets the event soon
+// is seen without a futex round trip. Memory ordering: Set() releases,
+// a Wait()/IsSet() that sees the event set acquires.
+
+#ifndef MP_SYNC_EVENT_H_
+#define MP_SYNC_EVENT_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <type_traits>
+
+#include "mp/core/futex.h"
+#include "mp/core/shared_memory.h"
+#include "mp/sync/lock.h"
+
+namespace mp {
+
+class ResidentEvent {
+ public:
+  constexpr ResidentEvent() = default;
+  ResidentEvent(const ResidentEvent&) = delete;
+  ResidentEvent& operator=(const ResidentEvent&) = delete;
+
+  void Set();
+  void Clear() { word_.fetch_and(~kSet, std::memory_order_relaxed); }
+  bool IsSet() const {
+    return (word_.load(std::memory_order_acquire) & kSet) != 0;
+  }
+  // Blocks until set or `deadline`; returns IsSet() (false: timed out).
+  bool Wait(Deadline deadline = Deadline::Infinite());
+
+ private:
+  // Layout: 0 word_: bit 0 SET, bit 1 WAITERS (someone may sleep).
+  static constexpr uint32_t kSet = 1;
+  static constexpr uint32_t kWaiters = 2;
+  FutexWord word_{0};
+};
+static_assert(std::is_standard_layout_v<ResidentEvent>);
+static_assert(std::is_trivially_destructible_v<ResidentEvent>);
+static_assert(FutexWord::is_always_lock_free);
+static_assert(sizeof(ResidentEvent) == 4);
+
+class Event {
+ public:
+  Event() : state_(Shared<ResidentEvent>::Make()) {}
+
+  void Set() { state().Set(); }
+  void Clear() { state().Clear(); }
+  bool IsSet() const { return state().IsSet(); }
+  // Python's wait(timeout): true if the event is set.
+  bool Wait(Deadline deadline = Deadline::Infinite()) {
+    return state().Wait(deadline);
+  }
+  template <class Rep, class Period>
+  bool Wait(std::chrono::duration<Rep, Period> timeout) {
+    return Wait(Deadline::After(timeout));
+  }
+
+  ResidentEvent& state() const {
+    return sync_internal::Checked(state_, "mp::Event");
+  }
+
+ private:
+  Shared<ResidentEvent> state_;
+};
+
+}  // namespace mp
+
+#endif  // MP_SYNC_EVENT_H_

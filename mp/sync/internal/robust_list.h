@@ -1,0 +1,117 @@
+// mp/sync/internal/robust_list.h
+// -----------------------------------------------------------------------------
+// The calling thread's identity (cached TID) and its kernel robust-futex list,
+// as glibc registered it. Used by ResidentLock; not a public interface.
+
+#ifndef MP_SYNC_INTERNAL_ROBUST_LIST_H_
+#define MP_SYNC_INTERNAL_ROBUST_LIST_H_
+
+#include <sys/types.h>
+
+#include <linux/futex.h>
+
+#include <atomic>
+#include <cstdint>
+
+namespace mp::sync_internal {
+
+// Lock-word bits: exactly the kernel's robust-futex layout
+// (linux/futex.h): FUTEX_TID_MASK, FUTEX_OWNER_DIED, FUTEX_WAITERS.
+inline constexpr uint32_t kTidMask = 0x3fffffff;
+inline constexpr uint32_t kOwnerDied = 0x40000000;
+inline constexpr uint32_t kWaiters = 0x80000000;
+
+// Offset from a robust-list node to its futex word, as glibc uses it for
+// pthread_mutex_t on 64-bit Linux (the lock word at 0, __list.__next at 32).
+inline constexpr long kRobustFutexOffset = -32;
+
+// Per-thread state, computed once per thread (and again in a fork child).
+struct ThreadIdentity {
+  uint32_t tid = 0;        // gettid(), never 0 once filled
+  void* robust_head = nullptr;  // glibc's robust_list_head, or null
+};
+
+ThreadIdentity& CurrentThreadSlow();
+extern thread_local ThreadIdentity tls_identity;
+
+inline ThreadIdentity& CurrentThread() {
+  ThreadIdentity& id = tls_identity;
+  if (__builtin_expect(id.tid == 0, 0)) return CurrentThreadSlow();
+  return id;
+}
+
+// Whether owner-died detection uses the kernel robust list (true on glibc
+// x86_64/aarch64) or the liveness-check fallback.
+bool RobustListAvailable();
+// Tests only: force the fallback (or back) for the calling process.
+void SetRobustListDisabledForTesting(bool disabled);
+extern std::atomic<bool> robust_list_disabled;
+
+// The calling thread's robust-list head, or null when the fallback is used.
+inline void* RobustHead() {
+  if (__builtin_expect(robust_list_disabled.load(std::memory_order_relaxed), 0)) {
+    return nullptr;
+  }
+  return CurrentThread().robust_head;
+}
+
+// Robust-list operations on a node (the address of a lock's list_next word),
+// same thread only. Mirrors glibc's doubly linked protocol (the prev word
+// sits 8 bytes before the next word, for the head too: struct pthread's
+// robust_prev) so glibc's own robust mutexes and ours can share the list and
+// be released in any order. The compiler fences keep the kernel's view (at
+// thread death, on this thread) consistent with program order.
+inline uintptr_t& NextOf(uintptr_t node) {
+  return *reinterpret_cast<uintptr_t*>(node);
+}
+inline uintptr_t& PrevOf(uintptr_t node) {
+  return *reinterpret_cast<uintptr_t*>(node - sizeof(uintptr_t));
+}
+
+inline void SetPending(void* head, void* node) {
+  static_cast<robust_list_head*>(head)->list_op_pending =
+      static_cast<robust_list*>(node);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+
+inline void ClearPending(void* head) {
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  static_cast<robust_list_head*>(head)->list_op_pending = nullptr;
+}
+
+inline void Enqueue(void* head_ptr, void* node_ptr) {
+  auto* head = static_cast<robust_list_head*>(head_ptr);
+  const uintptr_t node = reinterpret_cast<uintptr_t>(node_ptr);
+  const uintptr_t first = reinterpret_cast<uintptr_t>(head->list.next) & ~1ul;
+  PrevOf(first) = node;
+  NextOf(node) = reinterpret_cast<uintptr_t>(head->list.next);
+  PrevOf(node) = reinterpret_cast<uintptr_t>(&head->list);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  head->list.next = reinterpret_cast<robust_list*>(node);
+}
+
+inline void Dequeue(void* node_ptr) {
+  const uintptr_t node = reinterpret_cast<uintptr_t>(node_ptr);
+  const uintptr_t next = NextOf(node) & ~1ul;
+  const uintptr_t prev = PrevOf(node) & ~1ul;
+  PrevOf(next) = PrevOf(node);
+  NextOf(prev) = NextOf(node);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  PrevOf(node) = 0;
+  NextOf(node) = 0;
+}
+
+// True if the thread `tid` no longer exists (fallback liveness check).
+bool ThreadIsDead(uint32_t tid);
+
+// Busy-wait budgets before sleeping on a futex (one unit: one CPU pause,
+// about 20 ns here): long enough to cover a peer's reply over a shared cache
+// line, short next to a futex sleep/wake round trip.
+inline constexpr int kSpinIterations = 1000;
+// The lock spins less: a waiter watching the word slows the holder (the
+// line bounces), and lock hand-offs beat batching only for long holds.
+inline constexpr int kLockSpinIterations = 16;
+
+}  // namespace mp::sync_internal
+
+#endif  // MP_SYNC_INTERNAL_ROBUST_LIST_H_

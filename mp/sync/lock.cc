@@ -1,0 +1,175 @@
+// mp/sync/lock.cc
+//
+// The lock word follows Drepper's three-state futex mutex ("Futexes Are
+// Tricky", mutex3) with the states spelled in the kernel's robust layout:
+//
+//   0                 unlocked
+//   tid               locked, nobody sleeps
+//   tid | WAITERS     locked, someone may sleep on the futex
+//   OWNER_DIED [| WAITERS]   the owner died; the kernel cleared its TID
+//
+// Acquire: CAS 0 -> tid. Otherwise spin a little, then set WAITERS and
+// sleep. A thread that has slept takes the lock with WAITERS set (it cannot
+// know whether others still sleep), as mutex3 takes state 2.
+// Release: exchange -> 0 and wake one sleeper if WAITERS was set.
+// Robust list: list_op_pending is set around every CAS and unlink, as glibc
+// does, so a death between the word change and the list change is still
+// seen by the kernel (it checks the pending node's word for our TID).
+
+#include "mp/sync/lock.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+#include "mp/sync/internal/robust_list.h"
+
+namespace mp {
+
+using sync_internal::kOwnerDied;
+using sync_internal::kTidMask;
+using sync_internal::kWaiters;
+
+static_assert(sync_internal::kTidMask == 0x3fffffff);
+
+namespace sync_internal {
+void Die(const char* what) {
+  std::fprintf(stderr, "mp: %s\n", what);
+  std::fflush(stderr);
+  std::abort();
+}
+}  // namespace sync_internal
+
+LockResult ResidentLock::TakeOver(void* head, uint32_t tid, uint32_t expected,
+                                  uint32_t desired, bool died) {
+  if (!word_.compare_exchange_strong(expected, desired,
+                                     std::memory_order_acquire,
+                                     std::memory_order_relaxed)) {
+    return LockResult::kTimedOut;  // lost the race: caller retries
+  }
+  (void)tid;
+  if (head != nullptr) {
+    sync_internal::Enqueue(head, &list_next_);
+    sync_internal::ClearPending(head);
+  }
+  if (died) {
+    owner_died_.store(1, std::memory_order_relaxed);
+    return LockResult::kOwnerDied;
+  }
+  return LockResult::kAcquired;
+}
+
+LockResult ResidentLock::AcquireSlow(void* head, uint32_t tid,
+                                     Deadline deadline) {
+  for (int i = 0; i < sync_internal::kLockSpinIterations; ++i) {
+    uint32_t v = word_.load(std::memory_order_relaxed);
+    if ((v & kTidMask) == 0 || (v & kWaiters) != 0) break;
+    CpuRelax();
+  }
+  bool slept = false;
+  for (;;) {
+    uint32_t v = word_.load(std::memory_order_relaxed);
+    const uint32_t owner = v & kTidMask;
+    if (owner == 0) {
+      const bool died = (v & kOwnerDied) != 0;
+      const uint32_t desired = tid | (v & kWaiters) | (slept ? kWaiters : 0);
+      LockResult r = TakeOver(head, tid, v, desired, died);
+      if (r != LockResult::kTimedOut) return r;
+      continue;
+    }
+    if (head == nullptr && owner != tid && sync_internal::ThreadIsDead(owner)) {
+      // Fallback: the owner is gone and nobody will clear its TID for us.
+      LockResult r = TakeOver(head, tid, v, tid | kWaiters, /*died=*/true);
+      if (r != LockResult::kTimedOut) return r;
+      continue;
+    }
+    if (deadline.Expired()) break;
+    if ((v & kWaiters) == 0) {
+      if (!word_.compare_exchange_weak(v, v | kWaiters,
+                                       std::memory_order_relaxed)) {
+        continue;
+      }
+      v |= kWaiters;
+    }
+    Deadline until = deadline;
+    if (head == nullptr) {
+      Deadline slice = Deadline::After(std::chrono::milliseconds(10));
+      if (deadline.infinite() || slice.time_point() < deadline.time_point()) {
+        until = slice;
+      }
+    }
+    FutexWait(&word_, v, until);
+    slept = true;
+  }
+  if (head != nullptr) sync_internal::ClearPending(head);
+  return LockResult::kTimedOut;
+}
+
+absl::Status ResidentLock::ReleaseError(uint32_t word) const {
+  return absl::FailedPreconditionError(
+      (word & kTidMask) == 0 ? "release unlocked lock"
+                             : "release of a lock held by another thread");
+}
+
+bool ResidentLock::HeldByCurrentThread() const {
+  return (word_.load(std::memory_order_relaxed) & kTidMask) ==
+         sync_internal::CurrentThread().tid;
+}
+
+LockResult ResidentRLock::Acquire(Deadline deadline) {
+  if (lock_.HeldByCurrentThread()) {
+    ++count_;
+    return LockResult::kAcquired;
+  }
+  LockResult r = lock_.Acquire(deadline);
+  if (Acquired(r)) count_ = 1;
+  return r;
+}
+
+absl::Status ResidentRLock::Release() {
+  if (!lock_.HeldByCurrentThread() || count_ == 0) {
+    return absl::FailedPreconditionError("cannot release un-acquired lock");
+  }
+  if (--count_ == 0) return lock_.Release();
+  return absl::OkStatus();
+}
+
+uint32_t ResidentRLock::ReleaseAll() {
+  const uint32_t c = count_;
+  count_ = 0;
+  (void)lock_.Release();
+  return c;
+}
+
+LockResult ResidentRLock::AcquireRestore(uint32_t count) {
+  LockResult r = lock_.Acquire();
+  count_ = count;
+  return r;
+}
+
+absl::Status Lock::Release() {
+  if (!state_) return absl::FailedPreconditionError("moved-from mp::Lock");
+  return state_->Release();
+}
+
+void Lock::unlock() {
+  absl::Status s = Release();
+  if (!s.ok()) {
+    sync_internal::Die(("mp::Lock::unlock: " + std::string(s.message())).c_str());
+  }
+}
+
+absl::Status RLock::Release() {
+  if (!state_) return absl::FailedPreconditionError("moved-from mp::RLock");
+  return state_->Release();
+}
+
+void RLock::unlock() {
+  absl::Status s = Release();
+  if (!s.ok()) {
+    sync_internal::Die(
+        ("mp::RLock::unlock: " + std::string(s.message())).c_str());
+  }
+}
+
+}  // namespace mp

@@ -1,0 +1,309 @@
+// mp/sync/lock.h
+// -----------------------------------------------------------------------------
+// Lock and RLock: multiprocessing.Lock / RLock on a futex in shared memory,
+// crash safe.
+//
+//   mp::Lock lock;                       // state in its own shared mapping
+//   mp::Process p([&] { std::lock_guard g(lock); ... });   // child shares it
+//   {
+//     std::unique_lock l(lock);
+//     if (lock.owner_died()) RepairSharedData();
+//   }
+//
+// Two layers (DESIGN.md):
+//  * `ResidentLock` / `ResidentRLock`: the state itself, a standard-layout
+//    struct of plain words valid at any address in any process. All-zero
+//    bytes are an unlocked lock, so one can live in a user's own segment.
+//  * `Lock` / `RLock`: handles that own a resident lock in shared memory.
+//    Copies share it; a handle made before Process::Start() works in the
+//    child. A moved-from handle reports misuse (abort with a message, or
+//    FailedPrecondition from Status-returning calls).
+//
+// Ownership: a lock is owned by the *thread* that acquired it (its TID is in
+// the lock word) and must be released by that thread. Unlike Python's
+// multiprocessing.Lock (a semaphore), releasing from another thread or
+// process is an error: it is what makes owner-death detection possible.
+//
+// Crash safety: if the owning thread dies (process killed by SIGKILL
+// included), the next acquirer gets the lock with `LockResult::kOwnerDied`
+// (and `owner_died()` true until it releases), exactly once per death; a
+// waiter blocked at the time is woken. Mechanism: the lock word has the
+// kernel's robust-futex layout (owner TID | OWNER_DIED | WAITERS) and each
+// held lock is linked into the owning thread's robust list, which glibc
+// registered with the kernel; at thread exit the kernel marks every lock on
+// the list OWNER_DIED and wakes a waiter. Fallback (no glibc robust head or
+// an unexpected futex_offset, see internal/robust_list.h): waiters sleep in
+// slices of 10 ms and test the owner with kill(tid, 0). Its limits: a dead
+// owner is noticed only under contention, up to 10 ms late, and a recycled
+// TID (pid_max wrap-around) looks alive.
+//
+// Fast paths: an uncontended acquire or release is one atomic instruction and
+// no system call (the TID is cached per thread, refreshed after fork). Under
+// contention a waiter spins briefly, then sleeps on the futex; release wakes
+// only when the WAITERS bit says someone may sleep.
+//
+// Memory ordering: Acquire has acquire semantics and Release release
+// semantics, as std::mutex.
+
+#ifndef MP_SYNC_LOCK_H_
+#define MP_SYNC_LOCK_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+#include "absl/status/status.h"
+#include "mp/core/futex.h"
+#include "mp/core/shared_memory.h"
+#include "mp/sync/internal/robust_list.h"
+
+namespace mp {
+
+// What an acquire call did.
+enum class LockResult {
+  kAcquired,   // the lock is now held by the caller
+  kOwnerDied,  // held by the caller, taken over from a thread that died
+               // holding it: the data it protects may be half-updated
+  kTimedOut,   // not acquired: the deadline passed
+};
+
+// True for kAcquired and kOwnerDied.
+inline bool Acquired(LockResult r) { return r != LockResult::kTimedOut; }
+
+namespace sync_internal {
+struct LockLayout;
+}  // namespace sync_internal
+
+// The resident state of a Lock. 40 bytes, 8-aligned.
+class ResidentLock {
+ public:
+  constexpr ResidentLock() = default;
+  ResidentLock(const ResidentLock&) = delete;
+  ResidentLock& operator=(const ResidentLock&) = delete;
+
+  // Blocks until acquired or `deadline` passes (a past deadline: one try).
+  // Acquiring a lock the calling thread already holds deadlocks until the
+  // deadline, as Python's Lock does.
+  LockResult Acquire(Deadline deadline = Deadline::Infinite());
+  // One attempt, no waiting (it may spin for a few cycles).
+  LockResult TryAcquire() { return Acquire(Deadline::Past()); }
+  // FailedPrecondition if the calling thread does not hold the lock
+  // ("release unlocked lock"); the lock is unchanged then.
+  absl::Status Release();
+
+  // True while the current holder took the lock over from a dead owner;
+  // cleared by Release. Meaningful to the holder.
+  bool owner_died() const {
+    return owner_died_.load(std::memory_order_relaxed) != 0;
+  }
+  // Whether any thread holds the lock (a snapshot).
+  bool locked() const {
+    return (word_.load(std::memory_order_relaxed) & kTidMaskPublic) != 0;
+  }
+  // Whether the calling thread holds the lock.
+  bool HeldByCurrentThread() const;
+
+ private:
+  friend struct sync_internal::LockLayout;
+  static constexpr uint32_t kTidMaskPublic = 0x3fffffff;
+
+  LockResult AcquireSlow(void* head, uint32_t tid, Deadline deadline);
+  absl::Status ReleaseError(uint32_t word) const;
+  LockResult TakeOver(void* head, uint32_t tid, uint32_t expected,
+                      uint32_t desired, bool died);
+
+  // Layout (offsets in bytes), fixed by the kernel/glibc robust-list
+  // protocol: node (list_next_) + futex_offset (-32) == &word_.
+  //
+  //    0  word_        bits 0-29 owner TID (0: free), bit 30 OWNER_DIED
+  //                    (set by the kernel when the owner died), bit 31
+  //                    WAITERS (someone may sleep on the futex)
+  //    4  owner_died_  1 while the holder took over from a dead owner
+  //    8  reserved_    zero (room for RLock's count and future use)
+  //   24  list_prev_   robust-list links, written only by the owning thread;
+  //   32  list_next_   addresses in the owner's address space, read by the
+  //                    kernel when that thread dies. Zero when free.
+  FutexWord word_{0};
+  std::atomic<uint32_t> owner_died_{0};
+  uint32_t reserved_[4] = {0, 0, 0, 0};
+  uint64_t list_prev_ = 0;
+  uint64_t list_next_ = 0;
+};
+
+// The fast paths, inline: one CAS (acquire) or one exchange (release) on the
+// lock word, and the robust-list bookkeeping in thread-local memory.
+inline LockResult ResidentLock::Acquire(Deadline deadline) {
+  const uint32_t tid = sync_internal::CurrentThread().tid;
+  void* head = sync_internal::RobustHead();
+  if (head != nullptr) sync_internal::SetPending(head, &list_next_);
+  uint32_t expected = 0;
+  if (word_.compare_exchange_strong(expected, tid, std::memory_order_acquire,
+                                    std::memory_order_relaxed)) {
+    if (head != nullptr) {
+      sync_internal::Enqueue(head, &list_next_);
+      sync_internal::ClearPending(head);
+    }
+    return LockResult::kAcquired;
+  }
+  return AcquireSlow(head, tid, deadline);
+}
+
+inline absl::Status ResidentLock::Release() {
+  const sync_internal::ThreadIdentity& id = sync_internal::CurrentThread();
+  const uint32_t v = word_.load(std::memory_order_relaxed);
+  if ((v & sync_internal::kTidMask) != id.tid) return ReleaseError(v);
+  if (owner_died_.load(std::memory_order_relaxed) != 0) {
+    owner_died_.store(0, std::memory_order_relaxed);
+  }
+  // Linked iff acquired while the robust list was in use.
+  void* head = list_next_ != 0 ? id.robust_head : nullptr;
+  if (head != nullptr) {
+    sync_internal::SetPending(head, &list_next_);
+    sync_internal::Dequeue(&list_next_);
+  }
+  const uint32_t old = word_.exchange(0, std::memory_order_release);
+  if ((old & sync_internal::kWaiters) != 0) FutexWakeOne(&word_);
+  if (head != nullptr) sync_internal::ClearPending(head);
+  return absl::OkStatus();
+}
+
+namespace sync_internal {
+struct LockLayout {
+  static_assert(std::is_standard_layout_v<ResidentLock>);
+  static_assert(std::is_trivially_destructible_v<ResidentLock>);
+  static_assert(FutexWord::is_always_lock_free);
+  static_assert(std::atomic<uint32_t>::is_always_lock_free);
+  static_assert(offsetof(ResidentLock, word_) == 0);
+  static_assert(offsetof(ResidentLock, list_prev_) == 24);
+  static_assert(offsetof(ResidentLock, list_next_) == 32);
+  static_assert(sizeof(ResidentLock) == 40);
+  static_assert(alignof(ResidentLock) == 8);
+};
+}  // namespace sync_internal
+
+// The resident state of an RLock: a ResidentLock and the recursion count.
+class ResidentRLock {
+ public:
+  constexpr ResidentRLock() = default;
+  ResidentRLock(const ResidentRLock&) = delete;
+  ResidentRLock& operator=(const ResidentRLock&) = delete;
+
+  // Re-entrant for the owning thread (count + 1, kAcquired). A lock taken
+  // over from a dead owner starts at count 1 with kOwnerDied.
+  LockResult Acquire(Deadline deadline = Deadline::Infinite());
+  LockResult TryAcquire() { return Acquire(Deadline::Past()); }
+  // FailedPrecondition ("cannot release un-acquired lock") if the calling
+  // thread is not the owner. Releases for real when the count reaches 0.
+  absl::Status Release();
+
+  bool owner_died() const { return lock_.owner_died(); }
+  bool locked() const { return lock_.locked(); }
+  bool HeldByCurrentThread() const { return lock_.HeldByCurrentThread(); }
+  // The recursion depth; meaningful to the owner only.
+  uint32_t count() const { return count_; }
+
+  // For Condition: give up every level of the lock at once / take it back.
+  uint32_t ReleaseAll();
+  LockResult AcquireRestore(uint32_t count);
+
+ private:
+  friend struct sync_internal::LockLayout;
+  ResidentLock lock_;   // 0..39
+  uint32_t count_ = 0;  // 40: written by the owner only
+  uint32_t pad_ = 0;    // 44
+};
+static_assert(std::is_standard_layout_v<ResidentRLock>);
+static_assert(std::is_trivially_destructible_v<ResidentRLock>);
+static_assert(sizeof(ResidentRLock) == 48);
+
+namespace sync_internal {
+[[noreturn]] void Die(const char* what);
+template <class R>
+R& Checked(const Shared<R>& s, const char* type) {
+  if (!s) Die((std::string("use of a moved-from ") + type + " handle").c_str());
+  return *s;
+}
+}  // namespace sync_internal
+
+// A handle to a ResidentLock in its own shared mapping. Satisfies Lockable
+// and TimedLockable: std::lock_guard, std::unique_lock, std::scoped_lock.
+class Lock {
+ public:
+  Lock() : state_(Shared<ResidentLock>::Make()) {}
+
+  LockResult Acquire(Deadline deadline = Deadline::Infinite()) {
+    return state().Acquire(deadline);
+  }
+  template <class Rep, class Period>
+  LockResult Acquire(std::chrono::duration<Rep, Period> timeout) {
+    return Acquire(Deadline::After(timeout));
+  }
+  LockResult TryAcquire() { return state().TryAcquire(); }
+  // FailedPrecondition if not held by this thread, or on a moved-from handle.
+  absl::Status Release();
+  bool owner_died() const { return state().owner_died(); }
+  bool locked() const { return state().locked(); }
+
+  // std names. unlock() aborts with a message on misuse.
+  void lock() { Acquire(); }
+  bool try_lock() { return Acquired(TryAcquire()); }
+  template <class Rep, class Period>
+  bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
+    return Acquired(Acquire(Deadline::After(timeout)));
+  }
+  template <class Clock, class Duration>
+  bool try_lock_until(std::chrono::time_point<Clock, Duration> t) {
+    return try_lock_for(t - Clock::now());
+  }
+  void unlock();
+
+  // The resident state (for Condition and users who need the raw object).
+  ResidentLock& state() const { return sync_internal::Checked(state_, "mp::Lock"); }
+
+ private:
+  Shared<ResidentLock> state_;
+};
+
+// A handle to a ResidentRLock. Same interface as Lock, re-entrant.
+class RLock {
+ public:
+  RLock() : state_(Shared<ResidentRLock>::Make()) {}
+
+  LockResult Acquire(Deadline deadline = Deadline::Infinite()) {
+    return state().Acquire(deadline);
+  }
+  template <class Rep, class Period>
+  LockResult Acquire(std::chrono::duration<Rep, Period> timeout) {
+    return Acquire(Deadline::After(timeout));
+  }
+  LockResult TryAcquire() { return state().TryAcquire(); }
+  absl::Status Release();
+  bool owner_died() const { return state().owner_died(); }
+  bool locked() const { return state().locked(); }
+
+  void lock() { Acquire(); }
+  bool try_lock() { return Acquired(TryAcquire()); }
+  template <class Rep, class Period>
+  bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
+    return Acquired(Acquire(Deadline::After(timeout)));
+  }
+  template <class Clock, class Duration>
+  bool try_lock_until(std::chrono::time_point<Clock, Duration> t) {
+    return try_lock_for(t - Clock::now());
+  }
+  void unlock();
+
+  ResidentRLock& state() const {
+    return sync_internal::Checked(state_, "mp::RLock");
+  }
+
+ private:
+  Shared<ResidentRLock> state_;
+};
+
+}  // namespace mp
+
+#endif  // MP_SYNC_LOCK_H_

@@ -1,0 +1,101 @@
+#include "mp/sync/semaphore.h"
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "mp/sync/internal/robust_list.h"
+
+namespace mp {
+
+namespace {
+absl::Status CheckValue(int value) {
+  if (value < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("semaphore initial value must be >= 0, got ", value));
+  }
+  return absl::OkStatus();
+}
+}  // namespace
+
+bool ResidentSemaphore::TryAcquire() {
+  uint32_t v = count_.load(std::memory_order_relaxed);
+  while (v > 0) {
+    if (count_.compare_exchange_weak(v, v - 1, std::memory_order_acquire,
+                                     std::memory_order_relaxed)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool ResidentSemaphore::Acquire(Deadline deadline) {
+  for (int i = 0; i < sync_internal::kSpinIterations; ++i) {
+    if (TryAcquire()) return true;
+    if (i > 0 && deadline.Expired()) return false;
+    CpuRelax();
+  }
+  for (;;) {
+    waiters_.fetch_add(1, std::memory_order_seq_cst);
+    if (count_.load(std::memory_order_seq_cst) == 0) {
+      FutexWait(&count_, 0, deadline);
+    }
+    waiters_.fetch_sub(1, std::memory_order_relaxed);
+    if (TryAcquire()) return true;
+    if (deadline.Expired()) return false;
+  }
+}
+
+absl::Status ResidentSemaphore::Release(int n) {
+  if (n < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("release count must be >= 1, got ", n));
+  }
+  const uint32_t limit = bound_;
+  uint32_t v = count_.load(std::memory_order_relaxed);
+  do {
+    if (static_cast<uint64_t>(v) + static_cast<uint64_t>(n) > limit) {
+      return absl::FailedPreconditionError(
+          "semaphore or lock released too many times");
+    }
+  } while (!count_.compare_exchange_weak(v, v + static_cast<uint32_t>(n),
+                                         std::memory_order_seq_cst,
+                                         std::memory_order_relaxed));
+  if (waiters_.load(std::memory_order_seq_cst) != 0) FutexWake(&count_, n);
+  return absl::OkStatus();
+}
+
+Semaphore::Semaphore(int value, bool bounded) {
+  absl::Status s = CheckValue(value);
+  if (!s.ok()) sync_internal::Die(std::string(s.message()).c_str());
+  const uint32_t v = static_cast<uint32_t>(value);
+  state_ = Shared<ResidentSemaphore>::Make(
+      v, bounded ? v : ResidentSemaphore::kMaxValue);
+}
+
+absl::StatusOr<Semaphore> Semaphore::Create(int value) {
+  absl::Status s = CheckValue(value);
+  if (!s.ok()) return s;
+  return Semaphore(value);
+}
+
+absl::StatusOr<BoundedSemaphore> BoundedSemaphore::Create(int value) {
+  absl::Status s = CheckValue(value);
+  if (!s.ok()) return s;
+  return BoundedSemaphore(value);
+}
+
+absl::Status Semaphore::Release(int n) {
+  if (!state_) return absl::FailedPreconditionError("moved-from mp::Semaphore");
+  return state_->Release(n);
+}
+
+void Semaphore::release(std::ptrdiff_t n) {
+  if (n < 1 || n > INT_MAX) sync_internal::Die("mp::Semaphore::release: bad count");
+  absl::Status s = Release(static_cast<int>(n));
+  if (!s.ok()) {
+    sync_internal::Die(
+        ("mp::Semaphore::release: " + std::string(s.message())).c_str());
+  }
+}
+
+}  // namespace mp

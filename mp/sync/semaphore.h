@@ -1,0 +1,125 @@
+// mp/sync/semaphore.h
+// -----------------------------------------------------------------------------
+// Semaphore and BoundedSemaphore: multiprocessing's, on a futex counter.
+//
+//   mp::Semaphore s(3);
+//   { std::lock_guard g(s); ... }      // Python's `with s:` (acquire/release)
+//   s.Acquire(); MP_CHECK_OK(s.Release());
+//
+// `ResidentSemaphore` is the resident state (12 bytes). The count is the
+// futex word; `waiters_` counts sleepers so Release makes a system call only
+// when one may sleep (both sides use seq_cst: a releaser either sees the
+// waiter or the waiter sees the new count). Acquire spins briefly first.
+//
+// Bad input: a negative initial value, or above kMaxValue (INT_MAX, Python's
+// SEM_VALUE_MAX): Create() returns InvalidArgument, the constructor aborts
+// with a message. Release(n) with n < 1: InvalidArgument; over-release of a
+// BoundedSemaphore (count would exceed its initial value) or past kMaxValue:
+// FailedPrecondition ("semaphore or lock released too many times"), and the
+// count is unchanged. A holder that dies does not give its unit back
+// (semaphores have no owner, as in Python); waiters with a timeout still
+// return at their deadline.
+
+#ifndef MP_SYNC_SEMAPHORE_H_
+#define MP_SYNC_SEMAPHORE_H_
+
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "mp/core/futex.h"
+#include "mp/core/shared_memory.h"
+#include "mp/sync/lock.h"
+
+namespace mp {
+
+class ResidentSemaphore {
+ public:
+  static constexpr uint32_t kMaxValue = INT_MAX;
+
+  // `value` <= `bound` <= kMaxValue: the largest count Release may reach
+  // (kMaxValue for a plain Semaphore, the initial value for a bounded one).
+  constexpr ResidentSemaphore(uint32_t value, uint32_t bound)
+      : count_(value), waiters_(0), bound_(bound) {}
+  ResidentSemaphore(const ResidentSemaphore&) = delete;
+  ResidentSemaphore& operator=(const ResidentSemaphore&) = delete;
+
+  // True if a unit was taken, false if `deadline` passed first.
+  bool Acquire(Deadline deadline = Deadline::Infinite());
+  bool TryAcquire();
+  absl::Status Release(int n = 1);
+  uint32_t GetValue() const { return count_.load(std::memory_order_relaxed); }
+
+ private:
+  // Layout: 0 count_ (futex word: free units), 4 waiters_ (sleepers or about
+  // to sleep), 8 bound_ (largest count; immutable after construction).
+  FutexWord count_;
+  std::atomic<uint32_t> waiters_;
+  uint32_t bound_;
+};
+static_assert(std::is_standard_layout_v<ResidentSemaphore>);
+static_assert(std::is_trivially_destructible_v<ResidentSemaphore>);
+static_assert(FutexWord::is_always_lock_free);
+static_assert(sizeof(ResidentSemaphore) == 12);
+
+class Semaphore {
+ public:
+  // Aborts with a message if value < 0 or value > kMaxValue.
+  explicit Semaphore(int value = 1) : Semaphore(value, false) {}
+  static absl::StatusOr<Semaphore> Create(int value = 1);
+
+  // Python's acquire(block=True, timeout=None): true if acquired.
+  bool Acquire(Deadline deadline = Deadline::Infinite()) {
+    return state().Acquire(deadline);
+  }
+  template <class Rep, class Period>
+  bool Acquire(std::chrono::duration<Rep, Period> timeout) {
+    return Acquire(Deadline::After(timeout));
+  }
+  bool TryAcquire() { return state().TryAcquire(); }
+  absl::Status Release(int n = 1);
+  // A snapshot of the count (Python's get_value).
+  int GetValue() const { return static_cast<int>(state().GetValue()); }
+
+  // std::counting_semaphore names; release() aborts on misuse.
+  void acquire() { Acquire(); }
+  bool try_acquire() { return TryAcquire(); }
+  template <class Rep, class Period>
+  bool try_acquire_for(std::chrono::duration<Rep, Period> timeout) {
+    return Acquire(Deadline::After(timeout));
+  }
+  template <class Clock, class Duration>
+  bool try_acquire_until(std::chrono::time_point<Clock, Duration> t) {
+    return try_acquire_for(t - Clock::now());
+  }
+  void release(std::ptrdiff_t n = 1);
+  // BasicLockable, for std::lock_guard (Python's `with s:`).
+  void lock() { acquire(); }
+  void unlock() { release(); }
+
+  ResidentSemaphore& state() const {
+    return sync_internal::Checked(state_, "mp::Semaphore");
+  }
+
+ protected:
+  Semaphore(int value, bool bounded);
+
+ private:
+  Shared<ResidentSemaphore> state_;
+};
+
+// A Semaphore whose count may never exceed its initial value.
+class BoundedSemaphore : public Semaphore {
+ public:
+  explicit BoundedSemaphore(int value = 1) : Semaphore(value, true) {}
+  static absl::StatusOr<BoundedSemaphore> Create(int value = 1);
+};
+
+}  // namespace mp
+
+#endif  // MP_SYNC_SEMAPHORE_H_
