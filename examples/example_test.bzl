@@ -5,7 +5,8 @@ def example_test(name, example, size = "small", **kwargs):
 
     The expected file holds one extended regular expression per output line
     (matched whole); a first line "# unordered" compares the lines as a
-    multiset, for examples whose processes print in any order.
+    multiset, for examples whose processes print in any order, and a line
+    "# per-cpu K REGEX" stands for REGEX repeated K * cpu_count() times.
     """
     native.cc_test(
         name = name,

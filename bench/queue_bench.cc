@@ -1,0 +1,376 @@
+// queue_bench: mp's shared-memory ring against the ways two processes on one
+// machine usually pass messages. Names are `case/impl`; the producers and
+// consumers are separate processes, forked per run and reaped.
+//
+//   queue_spsc_64B      1 producer, 1 consumer, 64-byte messages
+//   queue_spsc_4KiB     1 producer, 1 consumer, 4 KiB messages
+//   queue_mpmc_64B_2p2c 2 producers, 2 consumers, 64-byte messages
+//   queue_pingpong_64B  round trip through two channels (ns per round trip)
+//
+// impls: mp_ring (mp::Queue; kSpsc for the SPSC cases, kMpmc otherwise),
+// pipe (mp::PipeQueue: length-framed pipe with locks, the baseline),
+// unix_socket (AF_UNIX SOCK_SEQPACKET pair), posix_mq (mq_open, 10 slots:
+// the default /proc/sys/fs/mqueue/msg_max), boost_mq
+// (boost::interprocess::message_queue), spin_limit (a minimal busy-spin
+// fixed-slot SPSC ring: what the hardware allows).
+//
+// Throughput cases time a batch of messages per iteration (manual time from
+// "go" to the last child reaped) and report items_per_second and
+// bytes_per_second.
+//
+//   bazel run -c opt //bench:queue_bench -- --benchmark_repetitions=3
+//       --benchmark_report_aggregates_only=true
+
+#include <fcntl.h>
+#include <mqueue.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/interprocess/ipc/message_queue.hpp>
+
+#include "benchmark/benchmark.h"
+#include "mp/queue/pipe_queue.h"
+#include "mp/queue/queue.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using mp::queue_internal::RingMode;
+
+template <size_t N>
+struct Msg {
+  uint64_t seq;
+  char pad[N - 8];
+};
+
+template <class T>
+T* MapShared(size_t n = 1) {
+  void* p = mmap(nullptr, sizeof(T) * n, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) std::abort();
+  return new (p) T[n]();
+}
+
+void Die(const char* what) {
+  std::perror(what);
+  std::abort();
+}
+
+// ---- channels: Send/Recv of Msg<N>, usable from forked children ----------
+
+template <size_t N>
+struct MpRingChan {
+  explicit MpRingChan(bool spsc)
+      : q(mp::QueueOptions{.maxsize = 256 * 1024,
+                           .mode = spsc ? RingMode::kSpsc : RingMode::kMpmc}) {}
+  void Send(const Msg<N>& m) {
+    if (!q.Put(m).ok()) Die("mp_ring put");
+  }
+  void Recv(Msg<N>* m) {
+    auto v = q.Get();
+    if (!v.ok()) Die("mp_ring get");
+    *m = *v;
+  }
+  mp::Queue<Msg<N>> q;
+};
+
+template <size_t N>
+struct PipeChan {
+  explicit PipeChan(bool) {}
+  void Send(const Msg<N>& m) {
+    if (!q.Put(m).ok()) Die("pipe put");
+  }
+  void Recv(Msg<N>* m) {
+    auto v = q.Get();
+    if (!v.ok()) Die("pipe get");
+    *m = *v;
+  }
+  mp::PipeQueue<Msg<N>> q;
+};
+
+template <size_t N>
+struct UnixSocketChan {
+  explicit UnixSocketChan(bool) {
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, fds) != 0) Die("socketpair");
+    int sz = 4 << 20;
+    setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+    setsockopt(fds[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+  }
+  ~UnixSocketChan() {
+    close(fds[0]);
+    close(fds[1]);
+  }
+  void Send(const Msg<N>& m) {
+    while (send(fds[0], &m, N, 0) != static_cast<ssize_t>(N)) {
+      if (errno != EINTR) Die("send");
+    }
+  }
+  void Recv(Msg<N>* m) {
+    while (recv(fds[1], m, N, 0) != static_cast<ssize_t>(N)) {
+      if (errno != EINTR) Die("recv");
+    }
+  }
+  int fds[2];
+};
+
+template <size_t N>
+struct PosixMqChan {
+  explicit PosixMqChan(bool) {
+    name = "/mp_bench_mq_" + std::to_string(getpid());
+    mq_unlink(name.c_str());
+    mq_attr attr{};
+    attr.mq_maxmsg = 10;
+    attr.mq_msgsize = N;
+    q = mq_open(name.c_str(), O_CREAT | O_RDWR, 0600, &attr);
+    if (q == (mqd_t)-1) Die("mq_open");
+  }
+  ~PosixMqChan() {
+    mq_close(q);
+    mq_unlink(name.c_str());
+  }
+  void Send(const Msg<N>& m) {
+    while (mq_send(q, reinterpret_cast<const char*>(&m), N, 0) != 0) {
+      if (errno != EINTR) Die("mq_send");
+    }
+  }
+  void Recv(Msg<N>* m) {
+    while (mq_receive(q, reinterpret_cast<char*>(m), N, nullptr) !=
+           static_cast<ssize_t>(N)) {
+      if (errno != EINTR) Die("mq_receive");
+    }
+  }
+  std::string name;
+  mqd_t q;
+};
+
+template <size_t N>
+struct BoostMqChan {
+  explicit BoostMqChan(bool) {
+    name = "mp_bench_boost_" + std::to_string(getpid()) + "_" +
+           std::to_string(counter++);
+    boost::interprocess::message_queue::remove(name.c_str());
+    q = std::make_unique<boost::interprocess::message_queue>(
+        boost::interprocess::create_only, name.c_str(), N == 64 ? 1024 : 64,
+        N);
+  }
+  ~BoostMqChan() {
+    q.reset();
+    boost::interprocess::message_queue::remove(name.c_str());
+  }
+  void Send(const Msg<N>& m) { q->send(&m, N, 0); }
+  void Recv(Msg<N>* m) {
+    size_t got;
+    unsigned prio;
+    q->receive(m, N, got, prio);
+  }
+  static inline int counter = 0;
+  std::string name;
+  std::unique_ptr<boost::interprocess::message_queue> q;
+};
+
+// The reference: fixed slots, one producer, one consumer, spin both sides.
+template <size_t N>
+struct SpinLimitChan {
+  static constexpr size_t kSlots = 4096;
+  struct Shm {
+    alignas(64) std::atomic<uint64_t> tail{0};
+    uint64_t head_cache = 0;
+    alignas(64) std::atomic<uint64_t> head{0};
+    uint64_t tail_cache = 0;
+    alignas(64) Msg<N> slots[kSlots];
+  };
+  explicit SpinLimitChan(bool) { shm = MapShared<Shm>(); }
+  ~SpinLimitChan() { munmap(shm, sizeof(Shm)); }
+  void Send(const Msg<N>& m) {
+    uint64_t t = shm->tail.load(std::memory_order_relaxed);
+    while (t - shm->head_cache >= kSlots) {
+      shm->head_cache = shm->head.load(std::memory_order_acquire);
+    }
+    shm->slots[t % kSlots] = m;
+    shm->tail.store(t + 1, std::memory_order_release);
+  }
+  void Recv(Msg<N>* m) {
+    uint64_t h = shm->head.load(std::memory_order_relaxed);
+    while (h == shm->tail_cache) {
+      shm->tail_cache = shm->tail.load(std::memory_order_acquire);
+    }
+    *m = shm->slots[h % kSlots];
+    shm->head.store(h + 1, std::memory_order_release);
+  }
+  Shm* shm;
+};
+
+// ---- runners ---------------------------------------------------------------
+
+struct Control {
+  std::atomic<int> ready{0};
+  std::atomic<int> go{0};
+};
+
+pid_t Spawn(Control* ctl, const std::function<void()>& body) {
+  pid_t pid = fork();
+  if (pid < 0) Die("fork");
+  if (pid == 0) {
+    ctl->ready.fetch_add(1);
+    while (!ctl->go.load()) sched_yield();
+    body();
+    _exit(0);
+  }
+  return pid;
+}
+
+void Reap(pid_t pid) {
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::fprintf(stderr, "bench child failed (status %d)\n", status);
+    std::abort();
+  }
+}
+
+template <template <size_t> class Chan, size_t N>
+void BM_Throughput(benchmark::State& state, int producers, int consumers,
+                   uint64_t batch) {
+  Control* ctl = MapShared<Control>();
+  for (auto _ : state) {
+    Chan<N> ch(producers == 1 && consumers == 1);
+    ctl->ready = 0;
+    ctl->go = 0;
+    std::vector<pid_t> kids;
+    for (int p = 0; p < producers; ++p) {
+      kids.push_back(Spawn(ctl, [&ch, batch, producers] {
+        Msg<N> m{};
+        for (uint64_t i = 0; i < batch / producers; ++i) {
+          m.seq = i;
+          ch.Send(m);
+        }
+      }));
+    }
+    for (int c = 0; c < consumers; ++c) {
+      kids.push_back(Spawn(ctl, [&ch, batch, consumers] {
+        Msg<N> m;
+        uint64_t sum = 0;
+        for (uint64_t i = 0; i < batch / consumers; ++i) {
+          ch.Recv(&m);
+          sum += m.seq;
+        }
+        benchmark::DoNotOptimize(sum);
+      }));
+    }
+    while (ctl->ready.load() < producers + consumers) sched_yield();
+    auto t0 = Clock::now();
+    ctl->go = 1;
+    for (pid_t k : kids) Reap(k);
+    state.SetIterationTime(
+        std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  munmap(ctl, sizeof(Control));
+  state.SetItemsProcessed(state.iterations() * batch);
+  state.SetBytesProcessed(state.iterations() * batch * N);
+}
+
+template <template <size_t> class Chan>
+void BM_PingPong(benchmark::State& state) {
+  constexpr size_t N = 64;
+  Chan<N> there(true);
+  Chan<N> back(true);
+  pid_t pid = fork();
+  if (pid < 0) Die("fork");
+  if (pid == 0) {
+    Msg<N> m;
+    for (;;) {
+      there.Recv(&m);
+      back.Send(m);
+      if (m.seq == ~uint64_t{0}) _exit(0);
+    }
+  }
+  Msg<N> m{};
+  for (auto _ : state) {
+    auto t0 = Clock::now();
+    m.seq++;
+    there.Send(m);
+    back.Recv(&m);
+    state.SetIterationTime(
+        std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  m.seq = ~uint64_t{0};
+  there.Send(m);
+  back.Recv(&m);
+  Reap(pid);
+  state.SetItemsProcessed(state.iterations());
+}
+
+constexpr uint64_t kBatch64 = 200'000;
+constexpr uint64_t kBatch4K = 20'000;
+
+template <template <size_t> class Chan, size_t N>
+void AddThroughput(const char* case_name, const char* impl, int p, int c,
+                   uint64_t batch) {
+  benchmark::RegisterBenchmark(
+      (std::string(case_name) + "/" + impl).c_str(),
+      [=](benchmark::State& st) { BM_Throughput<Chan, N>(st, p, c, batch); })
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond);
+}
+
+template <template <size_t> class Chan>
+void AddPingPong(const char* impl) {
+  benchmark::RegisterBenchmark(
+      (std::string("queue_pingpong_64B/") + impl).c_str(), BM_PingPong<Chan>)
+      ->UseManualTime()
+      ->Unit(benchmark::kNanosecond);
+}
+
+void RegisterAll() {
+  AddThroughput<MpRingChan, 64>("queue_spsc_64B", "mp_ring", 1, 1, kBatch64);
+  AddThroughput<PipeChan, 64>("queue_spsc_64B", "pipe", 1, 1, kBatch64);
+  AddThroughput<PosixMqChan, 64>("queue_spsc_64B", "posix_mq", 1, 1, kBatch64);
+  AddThroughput<UnixSocketChan, 64>("queue_spsc_64B", "unix_socket", 1, 1,
+                                    kBatch64);
+  AddThroughput<BoostMqChan, 64>("queue_spsc_64B", "boost_mq", 1, 1, kBatch64);
+  AddThroughput<SpinLimitChan, 64>("queue_spsc_64B", "spin_limit", 1, 1,
+                                   kBatch64);
+
+  AddThroughput<MpRingChan, 4096>("queue_spsc_4KiB", "mp_ring", 1, 1, kBatch4K);
+  AddThroughput<PipeChan, 4096>("queue_spsc_4KiB", "pipe", 1, 1, kBatch4K);
+  AddThroughput<UnixSocketChan, 4096>("queue_spsc_4KiB", "unix_socket", 1, 1,
+                                      kBatch4K);
+  AddThroughput<BoostMqChan, 4096>("queue_spsc_4KiB", "boost_mq", 1, 1,
+                                   kBatch4K);
+
+  AddThroughput<MpRingChan, 64>("queue_mpmc_64B_2p2c", "mp_ring", 2, 2,
+                                kBatch64);
+  AddThroughput<PipeChan, 64>("queue_mpmc_64B_2p2c", "pipe", 2, 2, kBatch64);
+  AddThroughput<BoostMqChan, 64>("queue_mpmc_64B_2p2c", "boost_mq", 2, 2,
+                                 kBatch64);
+
+  AddPingPong<MpRingChan>("mp_ring");
+  AddPingPong<PipeChan>("pipe");
+  AddPingPong<UnixSocketChan>("unix_socket");
+  AddPingPong<SpinLimitChan>("spin_limit");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  RegisterAll();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,402 @@
+#include "mp/queue/internal/ring.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <new>
+
+#include "absl/strings/str_cat.h"
+
+namespace mp::queue_internal {
+namespace {
+
+constexpr int kSpinIterations = 400;  // ~20 us of PAUSE on recent x86
+constexpr int kLockSpinIterations = 100;
+constexpr auto kLivenessSlice = std::chrono::milliseconds(20);
+
+thread_local uint32_t tls_tid = 0;
+std::once_flag atfork_once;
+
+void ResetTidAfterFork() { tls_tid = 0; }
+
+size_t Align8(size_t n) { return (n + 7) & ~size_t{7}; }
+
+Deadline Earlier(Deadline a, Deadline b) {
+  if (a.infinite()) return b;
+  if (b.infinite()) return a;
+  return a.time_point() < b.time_point() ? a : b;
+}
+
+}  // namespace
+
+uint32_t CurrentTid() {
+  if (tls_tid == 0) {
+    std::call_once(atfork_once,
+                   [] { pthread_atfork(nullptr, nullptr, ResetTidAfterFork); });
+    tls_tid = static_cast<uint32_t>(syscall(SYS_gettid));
+  }
+  return tls_tid;
+}
+
+bool TaskIsDead(uint32_t tid) {
+  if (tid == 0) return false;
+  if (kill(static_cast<pid_t>(tid), 0) == -1 && errno == ESRCH) return true;
+  // A killed but unreaped process is a zombie: kill() still finds it.
+  char path[64];
+  std::snprintf(path, sizeof(path), "/proc/%u/stat", tid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT;
+  char buf[512];
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  const char* paren = std::strrchr(buf, ')');
+  if (paren == nullptr || paren[1] == '\0' || paren[2] == '\0') return false;
+  char state = paren[2];
+  return state == 'Z' || state == 'X' || state == 'x';
+}
+
+// ---- PidLock ---------------------------------------------------------------
+
+PidLock::Acquired PidLock::Lock(Deadline deadline) {
+  const uint32_t me = CurrentTid();
+  uint32_t expected = 0;
+  if (word.compare_exchange_strong(expected, me, std::memory_order_acquire,
+                                   std::memory_order_relaxed)) {
+    return Acquired::kYes;
+  }
+  for (int i = 0; i < kLockSpinIterations; ++i) {
+    CpuRelax();
+    expected = 0;
+    if (word.load(std::memory_order_relaxed) == 0 &&
+        word.compare_exchange_weak(expected, me, std::memory_order_acquire,
+                                   std::memory_order_relaxed)) {
+      return Acquired::kYes;
+    }
+  }
+  for (;;) {
+    uint32_t v = word.load(std::memory_order_relaxed);
+    if (v == 0) {
+      // We may have been the woken waiter: keep the bit for the others.
+      if (word.compare_exchange_weak(v, me | kWaiters,
+                                     std::memory_order_acquire,
+                                     std::memory_order_relaxed)) {
+        return Acquired::kYes;
+      }
+      continue;
+    }
+    if ((v & kWaiters) == 0) {
+      if (!word.compare_exchange_weak(v, v | kWaiters,
+                                      std::memory_order_relaxed)) {
+        continue;
+      }
+      v |= kWaiters;
+    }
+    Deadline slice = Earlier(deadline, Deadline::After(kLivenessSlice));
+    FutexResult r = FutexWait(&word, v, slice);
+    if (r == FutexResult::kTimedOut) {
+      if (TaskIsDead(v & ~kWaiters)) {
+        if (word.compare_exchange_strong(v, me | kWaiters,
+                                         std::memory_order_acquire,
+                                         std::memory_order_relaxed)) {
+          return Acquired::kFromDeadHolder;
+        }
+        continue;
+      }
+      if (deadline.Expired()) return Acquired::kNo;
+    }
+  }
+}
+
+void PidLock::Unlock() {
+  uint32_t old = word.exchange(0, std::memory_order_release);
+  if (old & kWaiters) FutexWakeOne(&word);
+}
+
+// ---- Ring ------------------------------------------------------------------
+
+size_t Ring::RoundCapacity(size_t capacity) {
+  size_t c = kMinCapacity;
+  while (c < capacity && c < kMaxCapacity) c <<= 1;
+  return c;
+}
+
+Ring* Ring::Format(void* base, size_t capacity, RingMode mode) {
+  Ring* r = new (base) Ring();
+  r->magic_ = kMagic;
+  r->version_ = kVersion;
+  r->mode_ = static_cast<uint32_t>(mode);
+  r->capacity_ = capacity;
+  r->mask_ = capacity - 1;
+  return r;
+}
+
+absl::StatusOr<Ring*> Ring::Attach(void* base, size_t size) {
+  if (base == nullptr || reinterpret_cast<uintptr_t>(base) % kCacheLine != 0) {
+    return absl::InvalidArgumentError("ring: misaligned segment");
+  }
+  if (size < sizeof(Ring)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ring: segment of ", size, " bytes is too small"));
+  }
+  Ring* r = static_cast<Ring*>(base);
+  if (r->magic_ != kMagic) return absl::DataLossError("ring: bad magic");
+  if (r->version_ != kVersion) {
+    return absl::DataLossError(absl::StrCat("ring: version ", r->version_));
+  }
+  if (r->mode_ != static_cast<uint32_t>(RingMode::kSpsc) &&
+      r->mode_ != static_cast<uint32_t>(RingMode::kMpmc)) {
+    return absl::DataLossError("ring: bad mode");
+  }
+  uint64_t cap = r->capacity_;
+  if (cap < kMinCapacity || cap > kMaxCapacity || (cap & (cap - 1)) != 0 ||
+      r->mask_ != cap - 1 || cap > size - sizeof(Ring)) {
+    return absl::DataLossError(absl::StrCat("ring: bad capacity ", cap));
+  }
+  uint64_t head = r->head_.load(std::memory_order_acquire);
+  uint64_t tail = r->tail_.load(std::memory_order_acquire);
+  if (head > tail || tail - head > cap || head % 8 != 0 || tail % 8 != 0) {
+    return absl::DataLossError("ring: indices out of range");
+  }
+  return r;
+}
+
+size_t Ring::BytesUsedApprox() const {
+  uint64_t head = head_.load(std::memory_order_relaxed);
+  uint64_t tail = tail_.load(std::memory_order_relaxed);
+  return tail > head ? static_cast<size_t>(tail - head) : 0;
+}
+
+// The store-fence-load half of the Dekker pair (see ring.h). GCC rejects
+// thread fences under ThreadSanitizer (-Werror=tsan), so a TSan build uses a
+// seq_cst read-modify-write of the waiters word instead, which orders the
+// same way (both sides then RMW that word) at the price of a shared write.
+inline uint32_t LoadWaitersAfterStore(std::atomic<uint32_t>& waiters) {
+#if defined(__SANITIZE_THREAD__)
+  return waiters.fetch_add(0, std::memory_order_seq_cst);
+#else
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return waiters.load(std::memory_order_relaxed);
+#endif
+}
+
+void Ring::WakeConsumers() {
+  if (LoadWaitersAfterStore(consumers_waiting_) != 0) {
+    data_epoch_.fetch_add(1, std::memory_order_release);
+    FutexWakeAll(&data_epoch_);
+  }
+}
+
+void Ring::WakeProducers() {
+  if (LoadWaitersAfterStore(producers_waiting_) != 0) {
+    space_epoch_.fetch_add(1, std::memory_order_release);
+    FutexWakeAll(&space_epoch_);
+  }
+}
+
+void Ring::Close() {
+  closed_.store(1, std::memory_order_seq_cst);
+  data_epoch_.fetch_add(1, std::memory_order_seq_cst);
+  space_epoch_.fetch_add(1, std::memory_order_seq_cst);
+  FutexWakeAll(&data_epoch_);
+  FutexWakeAll(&space_epoch_);
+}
+
+// Returns true when data may be there (re-check), false at the deadline.
+bool Ring::WaitForData(uint64_t /*head*/, Deadline deadline) {
+  // Live indices, not the caller's snapshot: in kMpmc another consumer may
+  // have moved `head` since, and waiting on a stale one would spin.
+  auto has_data = [&] {
+    return tail_.load(std::memory_order_seq_cst) !=
+               head_.load(std::memory_order_relaxed) ||
+           closed();
+  };
+  for (int i = 0; i < kSpinIterations; ++i) {
+    if (has_data()) return true;
+    CpuRelax();
+  }
+  if (deadline.Expired()) return false;
+  uint32_t e = data_epoch_.load(std::memory_order_acquire);
+  consumers_waiting_.fetch_add(1, std::memory_order_seq_cst);
+  bool timed_out = false;
+  if (!has_data()) {
+    timed_out = FutexWait(&data_epoch_, e, deadline) == FutexResult::kTimedOut;
+  }
+  consumers_waiting_.fetch_sub(1, std::memory_order_relaxed);
+  return !timed_out || has_data();
+}
+
+bool Ring::WaitForSpace(uint64_t /*tail*/, size_t need, Deadline deadline) {
+  auto has_room = [&] {
+    return tail_.load(std::memory_order_relaxed) + need -
+                   head_.load(std::memory_order_seq_cst) <=
+               capacity_ ||
+           closed();
+  };
+  for (int i = 0; i < kSpinIterations; ++i) {
+    if (has_room()) return true;
+    CpuRelax();
+  }
+  if (deadline.Expired()) return false;
+  uint32_t e = space_epoch_.load(std::memory_order_acquire);
+  producers_waiting_.fetch_add(1, std::memory_order_seq_cst);
+  bool timed_out = false;
+  if (!has_room()) {
+    timed_out =
+        FutexWait(&space_epoch_, e, deadline) == FutexResult::kTimedOut;
+  }
+  producers_waiting_.fetch_sub(1, std::memory_order_relaxed);
+  return !timed_out || has_room();
+}
+
+absl::Status Ring::Push(const void* data, size_t n, Deadline deadline) {
+  if (n > max_message()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("message of ", n, " bytes exceeds the ring's maximum of ",
+                     max_message(), " bytes"));
+  }
+  if (closed()) return absl::FailedPreconditionError("queue is closed");
+  return PushLocked(data, n, deadline, mode() == RingMode::kMpmc);
+}
+
+absl::Status Ring::PushLocked(const void* src, size_t n, Deadline deadline,
+                              bool mpmc) {
+  const size_t rec = Align8(sizeof(RecordHeader) + n);
+  for (;;) {
+    if (mpmc) {
+      PidLock::Acquired a = producer_lock_.Lock(deadline);
+      if (a == PidLock::Acquired::kNo) {
+        return absl::ResourceExhaustedError("queue is full");
+      }
+      if (a == PidLock::Acquired::kFromDeadHolder &&
+          producer_pending_.load(std::memory_order_relaxed) != 0) {
+        lost_.fetch_add(1, std::memory_order_relaxed);
+        producer_pending_.store(0, std::memory_order_relaxed);
+      }
+    }
+    for (;;) {
+      const uint64_t tail = tail_.load(std::memory_order_relaxed);
+      const size_t off = static_cast<size_t>(tail & mask_);
+      const size_t to_end = capacity_ - off;
+      const bool pad = rec > to_end;
+      const size_t need = pad ? to_end : rec;
+      if (tail + need - head_cache_ > capacity_) {
+        head_cache_ = head_.load(std::memory_order_acquire);
+        if (tail + need - head_cache_ > capacity_) {
+          if (mpmc) producer_lock_.Unlock();
+          if (closed()) {
+            return absl::FailedPreconditionError("queue is closed");
+          }
+          if (!WaitForSpace(tail, need, deadline)) {
+            return absl::ResourceExhaustedError("queue is full");
+          }
+          if (closed()) {
+            return absl::FailedPreconditionError("queue is closed");
+          }
+          if (mpmc) break;  // re-take the lock
+          continue;
+        }
+      }
+      RecordHeader* h = reinterpret_cast<RecordHeader*>(data() + off);
+      if (pad) {
+        h->length = static_cast<uint32_t>(to_end - sizeof(RecordHeader));
+        h->kind = RecordHeader::kPad;
+        tail_.store(tail + to_end, std::memory_order_release);
+        WakeConsumers();
+        continue;
+      }
+      producer_pending_.store(1, std::memory_order_relaxed);
+      h->length = static_cast<uint32_t>(n);
+      h->kind = RecordHeader::kData;
+      if (n != 0) std::memcpy(h + 1, src, n);
+      records_in_.store(records_in_.load(std::memory_order_relaxed) + 1,
+                        std::memory_order_relaxed);
+      tail_.store(tail + rec, std::memory_order_release);
+      producer_pending_.store(0, std::memory_order_relaxed);
+      if (mpmc) producer_lock_.Unlock();
+      WakeConsumers();
+      return absl::OkStatus();
+    }
+  }
+}
+
+absl::Status Ring::Pop(Sink sink, void* ctx, Deadline deadline) {
+  return PopLocked(sink, ctx, deadline, mode() == RingMode::kMpmc);
+}
+
+absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
+                             bool mpmc) {
+  for (;;) {
+    if (mpmc) {
+      // A lock taken over from a dead consumer needs no repair: the record
+      // it was reading is still at `head` and goes to us.
+      if (consumer_lock_.Lock(deadline) == PidLock::Acquired::kNo) {
+        return absl::DeadlineExceededError("queue is empty");
+      }
+    }
+    for (;;) {
+      const uint64_t head = head_.load(std::memory_order_relaxed);
+      if (head == tail_cache_) {
+        tail_cache_ = tail_.load(std::memory_order_acquire);
+        if (head == tail_cache_) {
+          if (mpmc) consumer_lock_.Unlock();
+          if (closed() && tail_.load(std::memory_order_acquire) == head) {
+            return absl::OutOfRangeError("queue is closed");
+          }
+          if (!WaitForData(head, deadline)) {
+            return absl::DeadlineExceededError("queue is empty");
+          }
+          if (mpmc) break;
+          continue;
+        }
+      }
+      const size_t off = static_cast<size_t>(head & mask_);
+      const size_t to_end = capacity_ - off;
+      const RecordHeader* h =
+          reinterpret_cast<const RecordHeader*>(data() + off);
+      const uint32_t len = h->length;
+      const uint32_t kind = h->kind;
+      const size_t rec = Align8(sizeof(RecordHeader) + size_t{len});
+      if ((kind != RecordHeader::kData && kind != RecordHeader::kPad) ||
+          rec > to_end || head + rec > tail_cache_ ||
+          (kind == RecordHeader::kPad && rec != to_end)) {
+        if (mpmc) consumer_lock_.Unlock();
+        return absl::DataLossError("ring: corrupt record header");
+      }
+      if (kind == RecordHeader::kPad) {
+        head_.store(head + rec, std::memory_order_release);
+        WakeProducers();
+        continue;
+      }
+      absl::Status s = sink(ctx, reinterpret_cast<const char*>(h + 1), len);
+      if (!s.ok()) {
+        if (mpmc) consumer_lock_.Unlock();
+        return s;
+      }
+      records_out_.store(records_out_.load(std::memory_order_relaxed) + 1,
+                         std::memory_order_relaxed);
+      head_.store(head + rec, std::memory_order_release);
+      if (mpmc) consumer_lock_.Unlock();
+      WakeProducers();
+      return absl::OkStatus();
+    }
+  }
+}
+
+uint64_t Ring::RecordsApprox() const {
+  uint64_t out = records_out_.load(std::memory_order_relaxed);
+  uint64_t in = records_in_.load(std::memory_order_relaxed);
+  return in > out ? in - out : 0;
+}
+
+}  // namespace mp::queue_internal

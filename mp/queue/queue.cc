@@ -1,0 +1,98 @@
+#include "mp/queue/queue.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace mp::queue_internal {
+namespace {
+
+size_t CapacityFor(const QueueOptions& options) {
+  if (options.maxsize <= 0) return kDefaultCapacity;
+  return Ring::RoundCapacity(static_cast<size_t>(options.maxsize));
+}
+
+absl::Status CheckMode(RingMode mode) {
+  if (mode != RingMode::kSpsc && mode != RingMode::kMpmc) {
+    return absl::InvalidArgumentError("queue: bad mode");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<QueueState>> MakeAnonymousQueue(
+    const QueueOptions& options) {
+  if (absl::Status s = CheckMode(options.mode); !s.ok()) return s;
+  const size_t cap = CapacityFor(options);
+  auto mem = SharedMemory::Anonymous(Ring::BytesFor(cap));
+  if (!mem.ok()) return mem.status();
+  auto state = std::make_shared<QueueState>();
+  state->memory = *std::move(mem);
+  state->ring = Ring::Format(state->memory.data(), cap, options.mode);
+  return state;
+}
+
+absl::StatusOr<std::shared_ptr<QueueState>> CreateNamedQueue(
+    std::string_view name, const QueueOptions& options) {
+  if (absl::Status s = CheckMode(options.mode); !s.ok()) return s;
+  const size_t cap = CapacityFor(options);
+  auto mem = SharedMemory::Create(name, Ring::BytesFor(cap),
+                                  options.permissions);
+  if (!mem.ok()) return mem.status();
+  auto state = std::make_shared<QueueState>();
+  state->memory = *std::move(mem);
+  state->ring = Ring::Format(state->memory.data(), cap, options.mode);
+  return state;
+}
+
+absl::StatusOr<std::shared_ptr<QueueState>> OpenNamedQueue(
+    std::string_view name) {
+  auto mem = SharedMemory::Open(name);
+  if (!mem.ok()) return mem.status();
+  auto ring = Ring::Attach(mem->data(), mem->size());
+  if (!ring.ok()) {
+    return absl::Status(ring.status().code(),
+                        absl::StrCat("queue ", std::string(name), ": ",
+                                     ring.status().message()));
+  }
+  auto state = std::make_shared<QueueState>();
+  state->memory = *std::move(mem);
+  state->ring = *ring;
+  return state;
+}
+
+std::string& EncodeBuffer() {
+  thread_local std::string buf;
+  return buf;
+}
+
+std::string& DecodeBuffer() {
+  thread_local std::string buf;
+  return buf;
+}
+
+absl::Status TaskDone(Ring* ring) {
+  FutexWord& w = ring->unfinished();
+  uint32_t v = w.load(std::memory_order_relaxed);
+  do {
+    if (v == 0) {
+      return absl::InvalidArgumentError("task_done() called too many times");
+    }
+  } while (!w.compare_exchange_weak(v, v - 1, std::memory_order_acq_rel,
+                                    std::memory_order_relaxed));
+  if (v == 1) FutexWakeAll(&w);
+  return absl::OkStatus();
+}
+
+absl::Status JoinTasks(Ring* ring, Deadline deadline) {
+  FutexWord& w = ring->unfinished();
+  for (;;) {
+    uint32_t v = w.load(std::memory_order_acquire);
+    if (v == 0) return absl::OkStatus();
+    if (FutexWait(&w, v, deadline) == FutexResult::kTimedOut) {
+      if (w.load(std::memory_order_acquire) == 0) return absl::OkStatus();
+      return absl::DeadlineExceededError("join: tasks still unfinished");
+    }
+  }
+}
+
+}  // namespace mp::queue_internal

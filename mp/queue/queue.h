@@ -1,0 +1,306 @@
+// mp/queue/queue.h
+// -----------------------------------------------------------------------------
+// Queue<T>, JoinableQueue<T>, SimpleQueue<T>: multiprocessing's queues over a
+// lock-free byte ring in shared memory (internal/ring.h).
+//
+//   mp::Queue<int> q;                       // 1 MiB ring, any number of
+//   mp::Process p([q]() mutable {           //   producers and consumers
+//     MP_CHECK_OK(q.Put(42));
+//   });
+//   MP_CHECK_OK(p.Start());
+//   absl::StatusOr<int> v = q.Get();        // 42
+//
+// Handles: a Queue is a handle to a ring in a MAP_SHARED mapping. Copies share
+// the ring; a queue made before Process::Start() is usable in the child as
+// is. The mapping goes when the last handle in the last process goes.
+//
+// Capacity: `maxsize` is the ring's capacity in BYTES (rounded up to a power
+// of two, at least 64), not in messages: messages vary in size. Each message
+// costs its encoded size plus an 8-byte header, rounded up to 8 bytes; the
+// largest message is capacity - 8 bytes. maxsize <= 0 (Python's "unbounded")
+// gives kDefaultCapacity (1 MiB): a put then blocks only when 1 MiB of
+// messages is waiting.
+//
+// Status codes, the same for every queue in this package:
+//   OK
+//   DeadlineExceeded   Get: still empty at the timeout (block=false: at once)
+//                      -- Python's queue.Empty.
+//   ResourceExhausted  Put: still full at the timeout -- Python's queue.Full.
+//   FailedPrecondition Put after Close() -- Python's "Queue is closed".
+//   OutOfRange         Get on a closed queue once it is drained: the end of
+//                      the stream (use it instead of poison pills).
+//   InvalidArgument    a message larger than the ring; the queue is unchanged.
+//   DataLoss           a message that does not decode, or a corrupt ring.
+// IsEmpty(status) / IsFull(status) / IsClosed(status) name them.
+//
+// Memory ordering: everything a producer did before Put happens-before the
+// return of the Get that takes its message.
+//
+// Messages: see codec.h. A value is encoded on Put and a new value decoded on
+// Get; the queue never holds T objects, so nothing is destroyed in the ring.
+//
+// Crash safety: a producer or consumer SIGKILLed at any point never exposes
+// a torn message, and never blocks the others for long. See ring.h for the
+// mechanism; lost_records() counts messages that died with their producer.
+//
+// There is no feeder thread (puts write the ring directly), so JoinThread()
+// and CancelJoinThread() are no-ops kept for parity with Python.
+
+#ifndef MP_QUEUE_QUEUE_H_
+#define MP_QUEUE_QUEUE_H_
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "mp/core/futex.h"
+#include "mp/core/shared_memory.h"
+#include "mp/queue/codec.h"
+#include "mp/queue/internal/ring.h"
+
+namespace mp {
+
+inline bool IsEmpty(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kDeadlineExceeded;
+}
+inline bool IsFull(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kResourceExhausted;
+}
+inline bool IsClosed(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kOutOfRange ||
+         s.code() == absl::StatusCode::kFailedPrecondition;
+}
+
+struct QueueOptions {
+  // Ring capacity in bytes; <= 0: kDefaultCapacity.
+  long maxsize = 0;
+  // kMpmc (default): any number of producers and consumers, crash-safe as
+  // described in ring.h. kSpsc: exactly one producer and one consumer at a
+  // time (not checked), no lock on either side.
+  queue_internal::RingMode mode = queue_internal::RingMode::kMpmc;
+  // Permissions of a named queue's segment.
+  mode_t permissions = 0600;
+};
+
+namespace queue_internal {
+
+inline constexpr size_t kDefaultCapacity = size_t{1} << 20;
+
+// The mapping and the ring in it, shared by every copy of a handle.
+struct QueueState {
+  SharedMemory memory;
+  Ring* ring = nullptr;
+};
+
+absl::StatusOr<std::shared_ptr<QueueState>> MakeAnonymousQueue(
+    const QueueOptions& options);
+absl::StatusOr<std::shared_ptr<QueueState>> CreateNamedQueue(
+    std::string_view name, const QueueOptions& options);
+absl::StatusOr<std::shared_ptr<QueueState>> OpenNamedQueue(
+    std::string_view name);
+
+// Per-thread scratch for encoding and decoding.
+std::string& EncodeBuffer();
+std::string& DecodeBuffer();
+
+inline Deadline ToDeadline(bool block, std::optional<double> timeout) {
+  if (!block) return Deadline::Past();
+  if (!timeout) return Deadline::Infinite();
+  return Deadline::AfterSeconds(*timeout);
+}
+
+// JoinableQueue's counter (in the ring's header).
+absl::Status TaskDone(Ring* ring);
+absl::Status JoinTasks(Ring* ring, Deadline deadline);
+
+}  // namespace queue_internal
+
+template <class T>
+class Queue {
+ public:
+  static constexpr size_t kDefaultCapacity = queue_internal::kDefaultCapacity;
+
+  // A new anonymous queue whose ring holds `maxsize` bytes (see above).
+  // Throws std::bad_alloc if the mapping cannot be made.
+  explicit Queue(long maxsize = 0) : Queue(QueueOptions{.maxsize = maxsize}) {}
+  explicit Queue(const QueueOptions& options) {
+    auto st = queue_internal::MakeAnonymousQueue(options);
+    if (!st.ok()) throw std::bad_alloc();
+    state_ = *std::move(st);
+  }
+
+  // Named queues, reachable by unrelated processes. Create: AlreadyExists
+  // when the name is taken (O_EXCL, mode options.permissions). Open:
+  // NotFound; DataLoss / InvalidArgument when the segment is not a sane
+  // queue (bad magic, capacity or indices). Unlink removes the name; open
+  // handles stay valid.
+  static absl::StatusOr<Queue> Create(std::string_view name,
+                                      const QueueOptions& options = {}) {
+    auto st = queue_internal::CreateNamedQueue(name, options);
+    if (!st.ok()) return st.status();
+    return Queue(*std::move(st));
+  }
+  static absl::StatusOr<Queue> Open(std::string_view name) {
+    auto st = queue_internal::OpenNamedQueue(name);
+    if (!st.ok()) return st.status();
+    return Queue(*std::move(st));
+  }
+  static absl::Status Unlink(std::string_view name) {
+    return SharedMemory::Unlink(name);
+  }
+
+  // Python's put(obj, block=True, timeout=None): timeout in seconds, nullopt
+  // waits forever; block=false fails at once when full. See the status table.
+  absl::Status Put(const T& value, bool block = true,
+                   std::optional<double> timeout = std::nullopt) {
+    return Put(value, queue_internal::ToDeadline(block, timeout));
+  }
+  absl::Status Put(const T& value, Deadline deadline) {
+    if constexpr (std::is_trivially_copyable_v<T>) {
+      return ring()->Push(&value, sizeof(T), deadline);
+    } else {
+      std::string& buf = queue_internal::EncodeBuffer();
+      EncodeMessage(value, &buf);
+      return ring()->Push(buf.data(), buf.size(), deadline);
+    }
+  }
+  absl::Status PutNowait(const T& value) { return Put(value, false); }
+
+  // Python's get(block=True, timeout=None). See the status table.
+  absl::StatusOr<T> Get(bool block = true,
+                        std::optional<double> timeout = std::nullopt) {
+    return Get(queue_internal::ToDeadline(block, timeout));
+  }
+  absl::StatusOr<T> Get(Deadline deadline) {
+    if constexpr (std::is_trivially_copyable_v<T> &&
+                  std::is_default_constructible_v<T>) {
+      T value;
+      absl::Status s = ring()->Pop(
+          [](void* ctx, const char* bytes, size_t n) -> absl::Status {
+            if (n != sizeof(T)) {
+              return absl::DataLossError("queue: message of the wrong size");
+            }
+            std::memcpy(ctx, bytes, n);
+            return absl::OkStatus();
+          },
+          &value, deadline);
+      if (!s.ok()) return s;
+      return value;
+    } else {
+      std::string& buf = queue_internal::DecodeBuffer();
+      absl::Status s = ring()->Pop(
+          [](void* ctx, const char* bytes, size_t n) -> absl::Status {
+            static_cast<std::string*>(ctx)->assign(bytes, n);
+            return absl::OkStatus();
+          },
+          &buf, deadline);
+      if (!s.ok()) return s;
+      T value{};
+      if (absl::Status d = DecodeMessage(buf.data(), buf.size(), &value);
+          !d.ok()) {
+        return d;
+      }
+      return value;
+    }
+  }
+  absl::StatusOr<T> GetNowait() { return Get(false); }
+
+  // Messages waiting: a racy snapshot (Python's qsize(), named honestly).
+  size_t ApproxSize() const { return ring()->RecordsApprox(); }
+  size_t qsize() const { return ApproxSize(); }
+  // Racy snapshots as well.
+  bool empty() const { return ring()->BytesUsedApprox() == 0; }
+  // True when fewer than a minimal record's bytes are free.
+  bool full() const {
+    return ring()->BytesUsedApprox() + sizeof(queue_internal::RecordHeader) >=
+           ring()->capacity();
+  }
+
+  // Ends the stream, for every handle in every process: later puts fail with
+  // FailedPrecondition, gets drain what is left and then return OutOfRange;
+  // sleepers on either side wake. Idempotent. (Unlike Python's close(), it
+  // is not local to this handle: it is the end-of-stream marker.)
+  void Close() { ring()->Close(); }
+  bool closed() const { return ring()->closed(); }
+  // No feeder thread: nothing to join or cancel.
+  void JoinThread() {}
+  void CancelJoinThread() {}
+
+  // Messages lost because their producer was killed while writing them.
+  uint64_t lost_records() const { return ring()->lost_records(); }
+  size_t capacity() const { return ring()->capacity(); }
+  size_t max_message_bytes() const { return ring()->max_message(); }
+
+ protected:
+  explicit Queue(std::shared_ptr<queue_internal::QueueState> s)
+      : state_(std::move(s)) {}
+  queue_internal::Ring* ring() const { return state_->ring; }
+
+ private:
+  std::shared_ptr<queue_internal::QueueState> state_;
+};
+
+// A Queue whose consumers report each item done; Join() waits until every
+// item put has been reported (Python's JoinableQueue).
+template <class T>
+class JoinableQueue : public Queue<T> {
+ public:
+  explicit JoinableQueue(long maxsize = 0) : Queue<T>(maxsize) {}
+  explicit JoinableQueue(const QueueOptions& options) : Queue<T>(options) {}
+
+  // As Queue::Put; the item counts as unfinished once the put succeeds
+  // (counted before it becomes visible, so a fast TaskDone never underflows).
+  absl::Status Put(const T& value, bool block = true,
+                   std::optional<double> timeout = std::nullopt) {
+    return Put(value, queue_internal::ToDeadline(block, timeout));
+  }
+  absl::Status Put(const T& value, Deadline deadline) {
+    this->ring()->unfinished().fetch_add(1, std::memory_order_relaxed);
+    absl::Status s = Queue<T>::Put(value, deadline);
+    if (!s.ok()) queue_internal::TaskDone(this->ring()).IgnoreError();
+    return s;
+  }
+  absl::Status PutNowait(const T& value) { return Put(value, false); }
+
+  // Marks one item done. InvalidArgument ("task_done() called too many
+  // times", Python's ValueError) when nothing is unfinished. Release: what the
+  // caller did happens-before the return of a Join it lets go.
+  absl::Status TaskDone() { return queue_internal::TaskDone(this->ring()); }
+
+  // Blocks until every item put has had TaskDone. OK, or DeadlineExceeded.
+  absl::Status Join(Deadline deadline = Deadline::Infinite()) {
+    return queue_internal::JoinTasks(this->ring(), deadline);
+  }
+};
+
+// Python's SimpleQueue: put/get/empty/close, no size bound to speak of, no
+// timeouts.
+template <class T>
+class SimpleQueue {
+ public:
+  SimpleQueue() = default;
+  // Blocks while full. FailedPrecondition after Close; InvalidArgument when
+  // the message is larger than the ring.
+  absl::Status Put(const T& value) { return q_.Put(value); }
+  // Blocks until a message arrives; OutOfRange once closed and drained.
+  absl::StatusOr<T> Get() { return q_.Get(); }
+  bool empty() const { return q_.empty(); }
+  void Close() { q_.Close(); }
+
+ private:
+  Queue<T> q_;
+};
+
+}  // namespace mp
+
+#endif  // MP_QUEUE_QUEUE_H_

@@ -1,0 +1,287 @@
+// The codec, named queues, Pipe/Connection and PipeQueue.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "mp/core/process.h"
+#include "mp/core/shared_memory.h"
+#include "mp/core/status_macros.h"
+#include "mp/queue/codec.h"
+#include "mp/queue/connection.h"
+#include "mp/queue/pipe_queue.h"
+#include "mp/queue/queue.h"
+
+namespace {
+
+struct Task {
+  int a = 0;
+  int b = 0;
+  std::string label;
+  std::vector<std::string> tags;
+  bool operator==(const Task&) const = default;
+};
+
+}  // namespace
+
+template <>
+struct mp::Codec<Task> {
+  static void Encode(const Task& t, mp::ByteWriter& out) {
+    out.Put(t.a);
+    out.Put(t.b);
+    out.Put(t.label);
+    out.Put(t.tags);
+  }
+  static absl::Status Decode(mp::ByteReader& in, Task* t) {
+    MP_RETURN_IF_ERROR(in.Get(&t->a));
+    MP_RETURN_IF_ERROR(in.Get(&t->b));
+    MP_RETURN_IF_ERROR(in.Get(&t->label));
+    return in.Get(&t->tags);
+  }
+};
+
+namespace {
+
+template <class T>
+T RoundTrip(const T& v) {
+  std::string bytes;
+  mp::EncodeMessage(v, &bytes);
+  T out{};
+  EXPECT_TRUE(mp::DecodeMessage(bytes.data(), bytes.size(), &out).ok());
+  return out;
+}
+
+TEST(CodecTest, RoundTrips) {
+  EXPECT_EQ(RoundTrip(42), 42);
+  EXPECT_EQ(RoundTrip(std::string("")), "");
+  EXPECT_EQ(RoundTrip(std::string("hello\0world", 11)),
+            std::string("hello\0world", 11));
+  EXPECT_EQ(RoundTrip(std::vector<double>{1.5, -2}),
+            (std::vector<double>{1.5, -2}));
+  EXPECT_EQ(RoundTrip(std::vector<std::string>{"a", "", "ccc"}),
+            (std::vector<std::string>{"a", "", "ccc"}));
+  EXPECT_EQ(RoundTrip(std::optional<std::string>()), std::nullopt);
+  EXPECT_EQ(RoundTrip(std::optional<std::string>("x")), "x");
+  Task t{3, 4, "three by four", {"x", "y"}};
+  EXPECT_EQ(RoundTrip(t), t);
+  EXPECT_EQ(RoundTrip(std::make_pair(std::string("k"), 7)),
+            std::make_pair(std::string("k"), 7));
+}
+
+TEST(CodecTest, MalformedBytesAreRejectedNeverOverread) {
+  Task t{1, 2, "label", {"tag"}};
+  std::string bytes;
+  mp::EncodeMessage(t, &bytes);
+  // Every truncation fails cleanly.
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    std::string cut = bytes.substr(0, n);  // own allocation: ASan sees overreads
+    Task out;
+    EXPECT_EQ(mp::DecodeMessage(cut.data(), cut.size(), &out).code(),
+              absl::StatusCode::kDataLoss)
+        << n;
+  }
+  // Trailing bytes are an error.
+  std::string longer = bytes + "z";
+  Task out;
+  EXPECT_EQ(mp::DecodeMessage(longer.data(), longer.size(), &out).code(),
+            absl::StatusCode::kDataLoss);
+  // Huge counts are rejected before any allocation.
+  std::string evil(8, '\xff');
+  std::vector<std::string> v;
+  EXPECT_EQ(mp::DecodeMessage(evil.data(), evil.size(), &v).code(),
+            absl::StatusCode::kDataLoss);
+  std::string s;
+  EXPECT_EQ(mp::DecodeMessage(evil.data(), evil.size(), &s).code(),
+            absl::StatusCode::kDataLoss);
+  std::string bad_opt("\x02", 1);
+  std::optional<std::string> o;
+  EXPECT_EQ(mp::DecodeMessage(bad_opt.data(), bad_opt.size(), &o).code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST(CodecTest, UserTypeThroughQueueBetweenProcesses) {
+  mp::Queue<Task> q;
+  mp::Process child([q]() mutable {
+    for (int i = 0; i < 100; ++i) {
+      MP_CHECK_OK(q.Put(Task{i, i, "t" + std::to_string(i), {"a"}}));
+    }
+  });
+  ASSERT_TRUE(child.Start().ok());
+  for (int i = 0; i < 100; ++i) {
+    absl::StatusOr<Task> t = q.Get();
+    ASSERT_TRUE(t.ok());
+    EXPECT_EQ(*t, (Task{i, i, "t" + std::to_string(i), {"a"}}));
+  }
+  ASSERT_TRUE(child.Join().ok());
+  EXPECT_EQ(child.exitcode(), 0);
+}
+
+std::string UniqueName(const char* what) {
+  return "/mp_queue_test_" + std::string(what) + "_" + std::to_string(getpid());
+}
+
+class NamedQueueTest : public ::testing::Test {
+ protected:
+  void TearDown() override { mp::SharedMemory::Unlink(name_).IgnoreError(); }
+  std::string name_ = UniqueName("named");
+};
+
+TEST_F(NamedQueueTest, CreateOpenUnlink) {
+  auto q = mp::Queue<int>::Create(name_, {.maxsize = 4096});
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(mp::Queue<int>::Create(name_).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  // An unrelated process (here: a child that opens it by name).
+  std::string name = name_;
+  mp::Process child([name]() {
+    auto q2 = mp::Queue<int>::Open(name);
+    MP_CHECK_OK(q2.status());
+    for (int i = 0; i < 1000; ++i) MP_CHECK_OK(q2->Put(i));
+  });
+  ASSERT_TRUE(child.Start().ok());
+  for (int i = 0; i < 1000; ++i) EXPECT_EQ(*q->Get(), i);
+  ASSERT_TRUE(child.Join().ok());
+  EXPECT_EQ(child.exitcode(), 0);
+  struct stat st;
+  std::string path = "/dev/shm" + name_;
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_TRUE(mp::Queue<int>::Unlink(name_).ok());
+  EXPECT_EQ(mp::Queue<int>::Open(name_).status().code(),
+            absl::StatusCode::kNotFound);
+  ASSERT_TRUE(q->Put(7).ok());  // still mapped
+  EXPECT_EQ(*q->Get(), 7);
+}
+
+TEST_F(NamedQueueTest, CorruptHeadersAreRejected) {
+  // Too small, bad magic, then a valid queue with each field broken.
+  {
+    auto mem = mp::SharedMemory::Create(name_, 100);
+    ASSERT_TRUE(mem.ok());
+    EXPECT_FALSE(mp::Queue<int>::Open(name_).ok());
+    ASSERT_TRUE(mp::SharedMemory::Unlink(name_).ok());
+  }
+  {
+    auto mem = mp::SharedMemory::Create(name_, 8192);
+    ASSERT_TRUE(mem.ok());
+    std::memset(mem->data(), 0x5a, mem->size());
+    EXPECT_EQ(mp::Queue<int>::Open(name_).status().code(),
+              absl::StatusCode::kDataLoss);
+    ASSERT_TRUE(mp::SharedMemory::Unlink(name_).ok());
+  }
+  // Byte offsets in the ring header: mode at 12, capacity at 16, tail at 64,
+  // head at 128 (see ring.h).
+  struct Breakage {
+    size_t offset;
+    uint64_t value;
+  };
+  for (Breakage b : {Breakage{8, 99}, Breakage{12, 7}, Breakage{16, 1 << 20},
+                     Breakage{16, 100}, Breakage{64, 8 * 1024 * 1024},
+                     Breakage{128, 64}}) {
+    auto q = mp::Queue<int>::Create(name_, {.maxsize = 4096});
+    ASSERT_TRUE(q.ok());
+    auto mem = mp::SharedMemory::Open(name_);
+    ASSERT_TRUE(mem.ok());
+    if (b.offset == 8 || b.offset == 12) {
+      uint32_t v = static_cast<uint32_t>(b.value);
+      std::memcpy(static_cast<char*>(mem->data()) + b.offset, &v, 4);
+    } else {
+      std::memcpy(static_cast<char*>(mem->data()) + b.offset, &b.value, 8);
+    }
+    auto opened = mp::Queue<int>::Open(name_);
+    EXPECT_FALSE(opened.ok()) << b.offset;
+    ASSERT_TRUE(mp::SharedMemory::Unlink(name_).ok());
+  }
+}
+
+TEST_F(NamedQueueTest, CorruptRecordIsDataLossNotACrash) {
+  auto q = mp::Queue<int>::Create(name_, {.maxsize = 4096});
+  ASSERT_TRUE(q.ok());
+  ASSERT_TRUE(q->Put(1).ok());
+  auto mem = mp::SharedMemory::Open(name_);
+  ASSERT_TRUE(mem.ok());
+  uint32_t huge = 1u << 30;  // record length far past the ring
+  std::memcpy(static_cast<char*>(mem->data()) + 6 * 64, &huge, 4);
+  EXPECT_EQ(q->Get(false).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(PipeTest, DuplexSendRecv) {
+  auto [a, b] = mp::Pipe();
+  mp::Process child([b]() mutable {
+    absl::StatusOr<std::string> s = b.Recv<std::string>();
+    MP_CHECK_OK(s.status());
+    MP_CHECK_OK(b.Send(*s + " back"));
+    MP_CHECK_OK(b.Send(Task{1, 2, "task", {}}));
+  });
+  ASSERT_TRUE(child.Start().ok());
+  b.Close();
+  ASSERT_TRUE(a.Send(std::string("hello")).ok());
+  EXPECT_TRUE(a.Poll(5.0));
+  EXPECT_EQ(*a.Recv<std::string>(), "hello back");
+  EXPECT_EQ(*a.Recv<Task>(), (Task{1, 2, "task", {}}));
+  ASSERT_TRUE(child.Join().ok());
+  EXPECT_EQ(a.Recv<int>().status().code(), absl::StatusCode::kOutOfRange);
+}
+
+TEST(PipeTest, OneWayAndPoll) {
+  auto [reader, writer] = mp::Pipe(false);
+  EXPECT_FALSE(reader.Poll(0.0));
+  EXPECT_FALSE(reader.Poll(0.01));
+  EXPECT_FALSE(reader.writable());
+  EXPECT_EQ(reader.Send(1).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(writer.Recv<int>().status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(writer.Send(5).ok());
+  EXPECT_TRUE(reader.Poll());
+  EXPECT_EQ(*reader.Recv<int>(), 5);
+}
+
+TEST(PipeTest, RecvBytesIntoTooSmallBufferKeepsTheMessage) {
+  auto [a, b] = mp::Pipe();
+  ASSERT_TRUE(a.SendBytes(std::string(100, 'q')).ok());
+  char small[10];
+  absl::StatusOr<size_t> n = b.RecvBytesInto(absl::MakeSpan(small));
+  EXPECT_EQ(n.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(n.status().message().find("100"), absl::string_view::npos);
+  EXPECT_TRUE(b.Poll(0.0));
+  char big[200];
+  n = b.RecvBytesInto(absl::MakeSpan(big));
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 100u);
+  EXPECT_EQ(std::string(big, 100), std::string(100, 'q'));
+}
+
+TEST(PipeQueueTest, SameInterfaceMultipleWritersAndClose) {
+  mp::PipeQueue<std::string> q;
+  std::vector<std::unique_ptr<mp::Process>> writers;
+  for (int w = 0; w < 3; ++w) {
+    writers.push_back(std::make_unique<mp::Process>([q, w]() mutable {
+      for (int i = 0; i < 500; ++i) {
+        MP_CHECK_OK(q.Put(std::to_string(w) + ":" + std::string(i % 50, 'x')));
+      }
+    }));
+    ASSERT_TRUE(writers.back()->Start().ok());
+  }
+  std::map<char, int> per_writer;
+  for (int i = 0; i < 1500; ++i) {
+    absl::StatusOr<std::string> m = q.Get();
+    ASSERT_TRUE(m.ok()) << m.status();
+    ++per_writer[(*m)[0]];
+  }
+  for (auto& w : writers) ASSERT_TRUE(w->Join().ok());
+  EXPECT_EQ(per_writer['0'], 500);
+  EXPECT_EQ(per_writer['2'], 500);
+  EXPECT_TRUE(mp::IsEmpty(q.Get(false).status()));
+  q.Close();
+  EXPECT_EQ(q.Put("x").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(q.Get().status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(q.Get().status().code(), absl::StatusCode::kOutOfRange);
+}
+
+}  // namespace

@@ -1,0 +1,335 @@
+// Queue, JoinableQueue, SimpleQueue between processes: every message checked.
+#include "mp/queue/queue.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "mp/core/process.h"
+#include "mp/core/status_macros.h"
+#include "tests/queue/test_util.h"
+
+namespace {
+
+using mp::queue_internal::RingMode;
+
+// In a child: a failed expectation ends it with exit code 3.
+#define CHILD_CHECK(cond)                                               \
+  do {                                                                  \
+    if (!(cond)) {                                                      \
+      std::fprintf(stderr, "%s:%d: CHILD_CHECK(%s) failed\n", __FILE__, \
+                   __LINE__, #cond);                                    \
+      mp::Exit(3);                                                      \
+    }                                                                   \
+  } while (0)
+
+void ExpectExitedOk(mp::Process& p) {
+  ASSERT_TRUE(p.Join().ok());
+  EXPECT_EQ(p.exitcode(), 0);
+}
+
+class QueueModeTest : public ::testing::TestWithParam<RingMode> {};
+
+TEST_P(QueueModeTest, MillionIntsBetweenProcessesInOrder) {
+  constexpr uint64_t kCount = 1'000'000;
+  mp::Queue<uint64_t> q(mp::QueueOptions{.maxsize = 64 * 1024,
+                                         .mode = GetParam()});
+  mp::Process producer([q]() mutable {
+    for (uint64_t i = 0; i < kCount; ++i) MP_CHECK_OK(q.Put(i * 7 + 1));
+  });
+  ASSERT_TRUE(producer.Start().ok());
+  for (uint64_t i = 0; i < kCount; ++i) {
+    absl::StatusOr<uint64_t> v = q.Get();
+    ASSERT_TRUE(v.ok()) << v.status();
+    ASSERT_EQ(*v, i * 7 + 1);
+  }
+  ExpectExitedOk(producer);
+  EXPECT_TRUE(q.empty());
+}
+
+TEST_P(QueueModeTest, VariableSizesWithWrapAroundAtEveryOffset) {
+  // Capacity 4096: sizes cycle so the tail visits every 8-byte offset, and
+  // sizes from 1 byte to the largest message are sent.
+  mp::Queue<std::string> q(mp::QueueOptions{.maxsize = 4096,
+                                            .mode = GetParam()});
+  const size_t max_payload = q.max_message_bytes() - 8;  // codec's prefix
+  std::vector<size_t> sizes;
+  for (size_t s = 0; s <= 600; ++s) sizes.push_back(mp_test::kCheckedHeader + s);
+  for (size_t s = max_payload - 64; s <= max_payload; ++s) sizes.push_back(s);
+  std::mt19937 rng(7);
+  for (int i = 0; i < 3000; ++i) sizes.push_back(20 + rng() % 2000);
+  mp::Process producer([q, sizes]() mutable {
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      MP_CHECK_OK(q.Put(mp_test::MakeMessage(1, i, sizes[i])));
+    }
+  });
+  ASSERT_TRUE(producer.Start().ok());
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    absl::StatusOr<std::string> m = q.Get();
+    ASSERT_TRUE(m.ok()) << m.status();
+    uint32_t prod;
+    uint64_t seq;
+    ASSERT_TRUE(mp_test::CheckMessage(*m, &prod, &seq)) << i;
+    ASSERT_EQ(seq, i);
+    ASSERT_EQ(m->size(), sizes[i]);
+  }
+  ExpectExitedOk(producer);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, QueueModeTest,
+                         ::testing::Values(RingMode::kSpsc, RingMode::kMpmc),
+                         [](const auto& info) {
+                           return info.param == RingMode::kSpsc ? "Spsc"
+                                                                : "Mpmc";
+                         });
+
+TEST(QueueTest, MpmcBetweenProcessesEveryMessageExactlyOnce) {
+  constexpr int kProducers = 3;
+  constexpr int kConsumers = 3;
+  constexpr uint64_t kPerProducer = 40'000;
+  mp::Queue<std::string> q(16 * 1024);
+  // Each consumer records what it saw in a shared bitmap of counters.
+  const size_t total = kProducers * kPerProducer;
+  auto* seen = static_cast<std::atomic<uint8_t>*>(
+      mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+           -1, 0));
+  ASSERT_NE(seen, MAP_FAILED);
+  std::vector<std::unique_ptr<mp::Process>> procs;
+  for (int p = 0; p < kProducers; ++p) {
+    procs.push_back(std::make_unique<mp::Process>([q, p]() mutable {
+      for (uint64_t i = 0; i < kPerProducer; ++i) {
+        MP_CHECK_OK(q.Put(mp_test::MakeMessage(p, i, 20 + (i * 13) % 300)));
+      }
+    }));
+  }
+  for (int c = 0; c < kConsumers; ++c) {
+    procs.push_back(std::make_unique<mp::Process>([q, seen]() mutable {
+      for (;;) {
+        absl::StatusOr<std::string> m = q.Get();
+        if (mp::IsClosed(m.status())) return;
+        CHILD_CHECK(m.ok());
+        uint32_t prod;
+        uint64_t seq;
+        CHILD_CHECK(mp_test::CheckMessage(*m, &prod, &seq));
+        CHILD_CHECK(prod < kProducers && seq < kPerProducer);
+        seen[prod * kPerProducer + seq].fetch_add(1);
+      }
+    }));
+  }
+  for (auto& p : procs) ASSERT_TRUE(p->Start().ok());
+  for (int p = 0; p < kProducers; ++p) ExpectExitedOk(*procs[p]);
+  q.Close();
+  for (int c = 0; c < kConsumers; ++c) ExpectExitedOk(*procs[kProducers + c]);
+  for (size_t i = 0; i < total; ++i) ASSERT_EQ(seen[i].load(), 1) << i;
+  munmap(seen, total);
+  EXPECT_EQ(q.lost_records(), 0u);
+}
+
+TEST(QueueTest, NonBlockingAndTimeoutsReportEmptyAndFull) {
+  mp::Queue<uint64_t> q(64);  // 64 bytes: four 16-byte records
+  EXPECT_TRUE(mp::IsEmpty(q.Get(false).status()));
+  EXPECT_TRUE(mp::IsEmpty(q.Get(true, 0.01).status()));
+  int puts = 0;
+  while (q.Put(1, false).ok()) ++puts;
+  EXPECT_EQ(puts, 4);
+  EXPECT_TRUE(q.full());
+  EXPECT_TRUE(mp::IsFull(q.Put(1, false)));
+  EXPECT_TRUE(mp::IsFull(q.Put(1, true, 0.01)));
+  EXPECT_EQ(q.qsize(), 4u);
+  EXPECT_TRUE(q.Get().ok());
+  EXPECT_TRUE(q.Put(2, false).ok());
+}
+
+TEST(QueueTest, BlockedGetIsWokenByAPutFromAnotherProcess) {
+  mp::Queue<int> q;
+  mp::Queue<int> ready;
+  mp::Process child([q, ready]() mutable {
+    MP_CHECK_OK(ready.Put(1));
+    absl::StatusOr<int> v = q.Get();  // sleeps on the futex
+    CHILD_CHECK(v.ok() && *v == 42);
+  });
+  ASSERT_TRUE(child.Start().ok());
+  ASSERT_TRUE(ready.Get().ok());
+  usleep(20000);
+  ASSERT_TRUE(q.Put(42).ok());
+  ExpectExitedOk(child);
+}
+
+TEST(QueueTest, BlockedPutIsWokenByAGet) {
+  mp::Queue<uint64_t> q(64);
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(q.Put(i).ok());
+  mp::Process child([q]() mutable { MP_CHECK_OK(q.Put(99)); });
+  ASSERT_TRUE(child.Start().ok());
+  usleep(20000);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(*q.Get(), uint64_t(i));
+  EXPECT_EQ(*q.Get(), 99u);
+  ExpectExitedOk(child);
+}
+
+TEST(QueueTest, CloseDrainsThenReportsEndOfStream) {
+  mp::Queue<int> q;
+  ASSERT_TRUE(q.Put(1).ok());
+  ASSERT_TRUE(q.Put(2).ok());
+  q.Close();
+  q.Close();  // idempotent
+  EXPECT_EQ(q.Put(3).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(*q.Get(), 1);
+  EXPECT_EQ(*q.Get(), 2);
+  EXPECT_EQ(q.Get().status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(q.Get(false).status().code(), absl::StatusCode::kOutOfRange);
+  q.JoinThread();
+}
+
+TEST(QueueTest, CloseWakesBlockedConsumersInOtherProcesses) {
+  mp::Queue<int> q;
+  std::vector<std::unique_ptr<mp::Process>> kids;
+  for (int i = 0; i < 3; ++i) {
+    kids.push_back(std::make_unique<mp::Process>([q]() mutable {
+      CHILD_CHECK(q.Get().status().code() == absl::StatusCode::kOutOfRange);
+    }));
+    ASSERT_TRUE(kids.back()->Start().ok());
+  }
+  usleep(30000);
+  q.Close();
+  for (auto& k : kids) ExpectExitedOk(*k);
+}
+
+TEST(QueueTest, CloseWakesABlockedProducer) {
+  mp::Queue<uint64_t> q(64);
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(q.Put(i).ok());
+  mp::Process child([q]() mutable {
+    CHILD_CHECK(q.Put(5).code() == absl::StatusCode::kFailedPrecondition);
+  });
+  ASSERT_TRUE(child.Start().ok());
+  usleep(30000);
+  q.Close();
+  ExpectExitedOk(child);
+}
+
+TEST(QueueTest, MessageLargerThanTheRingIsRejectedAndQueueStaysUsable) {
+  mp::Queue<std::string> q(4096);
+  EXPECT_EQ(q.Put(std::string(5000, 'x')).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(q.Put(std::string(q.max_message_bytes() - 7, 'x')).code(),
+            absl::StatusCode::kInvalidArgument);
+  std::string biggest(q.max_message_bytes() - 8, 'y');
+  ASSERT_TRUE(q.Put(biggest).ok());
+  EXPECT_EQ(*q.Get(), biggest);
+  ASSERT_TRUE(q.Put("small").ok());
+  EXPECT_EQ(*q.Get(), "small");
+}
+
+TEST(JoinableQueueTest, JoinWaitsForEveryTaskDone) {
+  mp::JoinableQueue<int> q;
+  mp::Queue<int> done;
+  constexpr int kItems = 200;
+  std::vector<std::unique_ptr<mp::Process>> workers;
+  for (int w = 0; w < 3; ++w) {
+    workers.push_back(std::make_unique<mp::Process>([q, done]() mutable {
+      for (;;) {
+        absl::StatusOr<int> v = q.Get();
+        if (!v.ok()) return;
+        MP_CHECK_OK(done.Put(*v));
+        MP_CHECK_OK(q.TaskDone());
+      }
+    }));
+    ASSERT_TRUE(workers.back()->Start().ok());
+  }
+  for (int i = 0; i < kItems; ++i) ASSERT_TRUE(q.Put(i).ok());
+  ASSERT_TRUE(q.Join().ok());
+  // Every item was reported done, so every result is already in `done`.
+  long sum = 0;
+  for (int i = 0; i < kItems; ++i) {
+    absl::StatusOr<int> v = done.Get(false);
+    ASSERT_TRUE(v.ok()) << i;
+    sum += *v;
+  }
+  EXPECT_EQ(sum, kItems * (kItems - 1) / 2);
+  q.Close();
+  for (auto& w : workers) ExpectExitedOk(*w);
+}
+
+TEST(JoinableQueueTest, TooManyTaskDoneIsAnError) {
+  mp::JoinableQueue<int> q;
+  EXPECT_EQ(q.TaskDone().code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(q.Put(1).ok());
+  ASSERT_TRUE(q.Get().ok());
+  EXPECT_FALSE(q.Join(mp::Deadline::After(std::chrono::milliseconds(10))).ok());
+  EXPECT_TRUE(q.TaskDone().ok());
+  EXPECT_TRUE(q.Join().ok());
+  EXPECT_EQ(q.TaskDone().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(SimpleQueueTest, PutGetEmptyClose) {
+  mp::SimpleQueue<std::string> q;
+  EXPECT_TRUE(q.empty());
+  mp::Process child([q]() mutable {
+    MP_CHECK_OK(q.Put("hello"));
+    MP_CHECK_OK(q.Put("world"));
+    q.Close();
+  });
+  ASSERT_TRUE(child.Start().ok());
+  EXPECT_EQ(*q.Get(), "hello");
+  EXPECT_EQ(*q.Get(), "world");
+  EXPECT_EQ(q.Get().status().code(), absl::StatusCode::kOutOfRange);
+  ExpectExitedOk(child);
+}
+
+// A value type that counts its constructions and destructions.
+struct Counted {
+  static inline int alive = 0;
+  static inline int made = 0;
+  int v = 0;
+  Counted() { ++alive, ++made; }
+  explicit Counted(int x) : v(x) { ++alive, ++made; }
+  Counted(const Counted& o) : v(o.v) { ++alive, ++made; }
+  Counted(Counted&& o) noexcept : v(o.v) { ++alive, ++made; }
+  Counted& operator=(const Counted&) = default;
+  Counted& operator=(Counted&&) = default;
+  ~Counted() { --alive; }
+};
+
+}  // namespace
+
+template <>
+struct mp::Codec<Counted> {
+  static void Encode(const Counted& c, mp::ByteWriter& out) { out.Put(c.v); }
+  static absl::Status Decode(mp::ByteReader& in, Counted* c) {
+    return in.Get(&c->v);
+  }
+};
+
+namespace {
+
+TEST(QueueTest, ValuesAreDestroyedExactlyOnce) {
+  Counted::alive = 0;
+  {
+    mp::Queue<Counted> q;
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(q.Put(Counted(i)).ok());
+    for (int i = 0; i < 50; ++i) {
+      absl::StatusOr<Counted> c = q.Get();
+      ASSERT_TRUE(c.ok());
+      EXPECT_EQ(c->v, i);
+    }
+    // The other 50 stay in the ring as bytes: no object to destroy.
+  }
+  EXPECT_EQ(Counted::alive, 0);
+  EXPECT_GT(Counted::made, 0);
+}
+
+TEST(QueueTest, CopiesShareTheQueue) {
+  mp::Queue<int> a;
+  mp::Queue<int> b = a;
+  ASSERT_TRUE(a.Put(5).ok());
+  EXPECT_EQ(*b.Get(), 5);
+}
+
+}  // namespace

@@ -1,0 +1,97 @@
+// The ring between threads of one process (run under ThreadSanitizer).
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "mp/queue/queue.h"
+#include "tests/queue/test_util.h"
+
+namespace {
+
+using mp::queue_internal::RingMode;
+
+TEST(QueueThreadTest, SpscIntsInOrder) {
+  constexpr uint64_t kCount = 200'000;
+  mp::Queue<uint64_t> q({.maxsize = 4096, .mode = RingMode::kSpsc});
+  std::thread producer([&] {
+    for (uint64_t i = 0; i < kCount; ++i) ASSERT_TRUE(q.Put(i).ok());
+  });
+  for (uint64_t i = 0; i < kCount; ++i) {
+    absl::StatusOr<uint64_t> v = q.Get();
+    ASSERT_TRUE(v.ok());
+    ASSERT_EQ(*v, i);
+  }
+  producer.join();
+}
+
+TEST(QueueThreadTest, SpscVariableSizes) {
+  mp::Queue<std::string> q({.maxsize = 8192, .mode = RingMode::kSpsc});
+  constexpr uint64_t kCount = 20'000;
+  std::thread producer([&] {
+    for (uint64_t i = 0; i < kCount; ++i) {
+      ASSERT_TRUE(q.Put(mp_test::MakeMessage(0, i, 20 + (i * 37) % 3000)).ok());
+    }
+  });
+  for (uint64_t i = 0; i < kCount; ++i) {
+    absl::StatusOr<std::string> m = q.Get();
+    ASSERT_TRUE(m.ok());
+    uint32_t p;
+    uint64_t seq;
+    ASSERT_TRUE(mp_test::CheckMessage(*m, &p, &seq));
+    ASSERT_EQ(seq, i);
+  }
+  producer.join();
+}
+
+TEST(QueueThreadTest, MpmcEveryMessageExactlyOnce) {
+  constexpr int kProducers = 3, kConsumers = 3;
+  constexpr uint64_t kPer = 20'000;
+  mp::Queue<std::string> q(16 * 1024);
+  std::vector<std::atomic<int>> seen(kProducers * kPer);
+  std::vector<std::thread> threads;
+  for (int p = 0; p < kProducers; ++p) {
+    threads.emplace_back([&, p] {
+      for (uint64_t i = 0; i < kPer; ++i) {
+        ASSERT_TRUE(q.Put(mp_test::MakeMessage(p, i, 20 + i % 200)).ok());
+      }
+    });
+  }
+  std::vector<std::thread> consumers;
+  for (int c = 0; c < kConsumers; ++c) {
+    consumers.emplace_back([&] {
+      for (;;) {
+        absl::StatusOr<std::string> m = q.Get();
+        if (mp::IsClosed(m.status())) return;
+        ASSERT_TRUE(m.ok());
+        uint32_t p;
+        uint64_t seq;
+        ASSERT_TRUE(mp_test::CheckMessage(*m, &p, &seq));
+        seen[p * kPer + seq].fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  q.Close();
+  for (auto& t : consumers) t.join();
+  for (auto& s : seen) ASSERT_EQ(s.load(), 1);
+}
+
+TEST(QueueThreadTest, JoinableQueueJoinAndTimeouts) {
+  mp::JoinableQueue<int> q(64);
+  std::thread worker([&] {
+    for (;;) {
+      absl::StatusOr<int> v = q.Get();
+      if (!v.ok()) return;
+      ASSERT_TRUE(q.TaskDone().ok());
+    }
+  });
+  for (int i = 0; i < 10'000; ++i) ASSERT_TRUE(q.Put(i).ok());
+  ASSERT_TRUE(q.Join().ok());
+  q.Close();
+  worker.join();
+  EXPECT_TRUE(mp::IsClosed(q.Get(true, 0.01).status()));
+}
+
+}  // namespace
