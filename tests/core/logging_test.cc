@@ -7,30 +7,12 @@
 
 #include "gtest/gtest.h"
 #include "mp/core/process.h"
+#include "tests/core/child_stderr.h"
 
 namespace mp {
 namespace {
 
-std::string StderrOf(void (*body)()) {
-  int fds[2];
-  if (pipe(fds) != 0) return "";
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fds[1], STDERR_FILENO);
-    close(fds[0]);
-    close(fds[1]);
-    body();
-    std::exit(0);
-  }
-  close(fds[1]);
-  std::string out;
-  char buf[1024];
-  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, n);
-  close(fds[0]);
-  int status;
-  waitpid(pid, &status, 0);
-  return out;
-}
+std::string StderrOf(void (*body)()) { return testing::StderrOfChild(body); }
 
 TEST(LoggingTest, LevelNames) {
   EXPECT_EQ(LevelName(DEBUG), "DEBUG");

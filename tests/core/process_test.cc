@@ -18,33 +18,14 @@
 
 #include "gtest/gtest.h"
 #include "mp/core/shared_memory.h"
+#include "tests/core/child_stderr.h"
 
 namespace mp {
 namespace {
 
 using namespace std::chrono_literals;
 
-// Runs `body` in a forked child with stderr on a pipe; returns what it wrote.
-std::string CaptureStderrOfChild(const std::function<void()>& body,
-                                 int* status) {
-  int fds[2];
-  if (pipe(fds) != 0) return "";
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fds[1], STDERR_FILENO);
-    close(fds[0]);
-    close(fds[1]);
-    body();
-    std::exit(0);
-  }
-  close(fds[1]);
-  std::string out;
-  char buf[1024];
-  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, n);
-  close(fds[0]);
-  waitpid(pid, status, 0);
-  return out;
-}
+using ::mp::testing::StderrOfChild;
 
 TEST(ProcessTest, RunsTargetWithArguments) {
   auto seen = Shared<std::atomic<int>>::Make(0);
@@ -79,7 +60,7 @@ TEST(ProcessTest, ExitCodesFollowPython) {
 
 TEST(ProcessTest, UncaughtExceptionMessageGoesToStderr) {
   int status = 0;
-  std::string err = CaptureStderrOfChild(
+  std::string err = StderrOfChild(
       [] {
         Process p({.name = "raiser"},
                   [] { throw std::invalid_argument("bad thing"); });
