@@ -190,15 +190,20 @@ inline uint32_t LoadWaitersAfterStore(std::atomic<uint32_t>& waiters) {
 #endif
 }
 
+// One wake per sleep episode: the waker clears the flag before waking, so
+// the messages that follow, published while the sleeper is still getting up,
+// make no system call. A sleeper that must sleep again raises the flag again.
 void Ring::WakeConsumers() {
-  if (LoadWaitersAfterStore(consumers_waiting_) != 0) {
+  if (LoadWaitersAfterStore(consumers_waiting_) != 0 &&
+      consumers_waiting_.exchange(0, std::memory_order_acq_rel) != 0) {
     data_epoch_.fetch_add(1, std::memory_order_release);
     FutexWakeAll(&data_epoch_);
   }
 }
 
 void Ring::WakeProducers() {
-  if (LoadWaitersAfterStore(producers_waiting_) != 0) {
+  if (LoadWaitersAfterStore(producers_waiting_) != 0 &&
+      producers_waiting_.exchange(0, std::memory_order_acq_rel) != 0) {
     space_epoch_.fetch_add(1, std::memory_order_release);
     FutexWakeAll(&space_epoch_);
   }
@@ -227,12 +232,11 @@ bool Ring::WaitForData(uint64_t /*head*/, Deadline deadline) {
   }
   if (deadline.Expired()) return false;
   uint32_t e = data_epoch_.load(std::memory_order_acquire);
-  consumers_waiting_.fetch_add(1, std::memory_order_seq_cst);
+  consumers_waiting_.store(1, std::memory_order_seq_cst);
   bool timed_out = false;
   if (!has_data()) {
     timed_out = FutexWait(&data_epoch_, e, deadline) == FutexResult::kTimedOut;
   }
-  consumers_waiting_.fetch_sub(1, std::memory_order_relaxed);
   return !timed_out || has_data();
 }
 
@@ -249,13 +253,12 @@ bool Ring::WaitForSpace(uint64_t /*tail*/, size_t need, Deadline deadline) {
   }
   if (deadline.Expired()) return false;
   uint32_t e = space_epoch_.load(std::memory_order_acquire);
-  producers_waiting_.fetch_add(1, std::memory_order_seq_cst);
+  producers_waiting_.store(1, std::memory_order_seq_cst);
   bool timed_out = false;
   if (!has_room()) {
     timed_out =
         FutexWait(&space_epoch_, e, deadline) == FutexResult::kTimedOut;
   }
-  producers_waiting_.fetch_sub(1, std::memory_order_relaxed);
   return !timed_out || has_room();
 }
 

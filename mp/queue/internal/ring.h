@@ -27,13 +27,19 @@
 //
 // Wake-up protocol (no lost wake-ups, no system call unless someone sleeps)
 //   A consumer that finds the ring empty spins briefly, then:
-//       e = data_epoch (acquire); consumers_waiting += 1 (seq_cst);
+//       e = data_epoch (acquire); consumers_waiting = 1 (seq_cst);
 //       re-read tail (seq_cst); if still empty: FutexWait(data_epoch, e)
 //   A producer, after storing tail:  fence(seq_cst);
-//       if consumers_waiting != 0: data_epoch += 1; FutexWake(data_epoch, all)
+//       if consumers_waiting != 0 and exchange(consumers_waiting, 0) != 0:
+//           data_epoch += 1; FutexWake(data_epoch, all)
 //   Both sides store then fence then load (Dekker): either the producer sees
-//   the waiter or the consumer sees the new tail; a bump of the epoch between
+//   the flag or the consumer sees the new tail; a bump of the epoch between
 //   the consumer's read of `e` and its sleep makes FutexWait return at once.
+//   The flag, not a count, is what keeps the fast path fast: the waker clears
+//   it, so the messages published while the sleeper is still waking up make
+//   no system call (one wake per sleep episode; a sleeper that must sleep
+//   again raises the flag again). A waiter that timed out may leave the flag
+//   up: it costs the next publisher one needless wake, never a lost one.
 //   Producers waiting for space mirror this on `space_epoch` /
 //   `producers_waiting`. Close() bumps both epochs and wakes everyone.
 //
@@ -199,6 +205,7 @@ class Ring {
   std::atomic<uint64_t> records_out_{0};  // written by the lock holder only
 
   // Line 3: consumers sleeping for data.  Line 4: producers for space.
+  // *_waiting_ is a flag (0/1): "someone may be asleep on the epoch".
   alignas(kCacheLine) FutexWord data_epoch_{0};
   std::atomic<uint32_t> consumers_waiting_{0};
   alignas(kCacheLine) FutexWord space_epoch_{0};
