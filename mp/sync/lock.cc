@@ -91,12 +91,18 @@ LockResult ResidentLock::AcquireSlow(void* head, uint32_t tid,
       }
       v |= kWaiters;
     }
+    // Sleep in slices, then look again. The fallback needs them to test the
+    // owner's liveness. The robust path needs them too: a releaser killed
+    // between its exchange and its FUTEX_WAKE, with a fast-path acquirer
+    // slipping in before the kernel's death handling (which then sees a live
+    // owner and wakes nobody), would otherwise strand us on a free lock for
+    // ever (found by verify/lock.pml; glibc's robust mutexes share the gap).
     Deadline until = deadline;
-    if (head == nullptr) {
-      Deadline slice = Deadline::After(std::chrono::milliseconds(10));
-      if (deadline.infinite() || slice.time_point() < deadline.time_point()) {
-        until = slice;
-      }
+    Deadline slice = Deadline::After(head == nullptr
+                                         ? sync_internal::kFallbackSlice
+                                         : sync_internal::kRobustSlice);
+    if (deadline.infinite() || slice.time_point() < deadline.time_point()) {
+      until = slice;
     }
     FutexWait(&word_, v, until);
     slept = true;

@@ -36,6 +36,12 @@
 // slices of 10 ms and test the owner with kill(tid, 0). Its limits: a dead
 // owner is noticed only under contention, up to 10 ms late, and a recycled
 // TID (pid_max wrap-around) looks alive.
+// Even on the robust path a waiter sleeps in slices of 100 ms: a releaser
+// killed between clearing the word and waking a sleeper, while another
+// thread takes the free lock on its fast path, leaves the kernel nobody to
+// wake (it sees a live owner); the slice bounds that stall (the model in
+// verify/lock.pml finds the stranding without slices and proves it gone
+// with them).
 //
 // Fast paths: an uncontended acquire or release is one atomic instruction and
 // no system call (the TID is cached per thread, refreshed after fork). Under

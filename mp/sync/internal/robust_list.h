@@ -11,6 +11,7 @@
 #include <linux/futex.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 
 namespace mp::sync_internal {
@@ -111,6 +112,12 @@ inline constexpr int kSpinIterations = 1000;
 // The lock spins less: a waiter watching the word slows the holder (the
 // line bounces), and lock hand-offs beat batching only for long holds.
 inline constexpr int kLockSpinIterations = 16;
+
+// A lock waiter sleeps at most this long before it looks at the word again:
+// on the fallback path to test the owner's liveness, on the robust path to
+// recover from a releaser killed between its exchange and its wake.
+inline constexpr std::chrono::milliseconds kFallbackSlice{10};
+inline constexpr std::chrono::milliseconds kRobustSlice{100};
 
 }  // namespace mp::sync_internal
 
