@@ -1,0 +1,289 @@
+/* verify/lock.pml
+ * -----------------------------------------------------------------------------
+ * Model of mp::ResidentLock (mp/sync/lock.h, mp/sync/lock.cc) on the kernel
+ * robust-list path (head != nullptr, mp/sync/internal/robust_list.h), with
+ * NPROC processes that each acquire and release the lock ITERS times, and a
+ * killer that may SIGKILL up to KILLS of them at any step.
+ *
+ * The lock word (lock.h:121-123) is kept as three fields that are always read
+ * and written together inside one atomic step, as the hardware does with the
+ * one 32-bit word:   owner (TID, 0 = free) | od (OWNER_DIED, bit 30)
+ *                    | wt (WAITERS, bit 31)
+ *
+ * FUTEX_WAIT(word, v): atomically { if word != v return; else enqueue }, then
+ * block until a FUTEX_WAKE dequeues us (no spurious wake-ups: the stricter
+ * case for liveness). FUTEX_WAKE one: dequeue any one sleeper.
+ *
+ * Death (the kernel's exit_robust_list / handle_futex_death, Linux >= 5.5),
+ * atomic at the dead thread's exit, for this lock:
+ *   owner == dead      -> word = (word & WAITERS) | OWNER_DIED;
+ *                         wake one if WAITERS was set
+ *   list_op_pending == this lock and owner == 0 -> wake one (the kernel's
+ *                         "woken waiter / unlocker killed" case)
+ *   otherwise nothing; a sleeper simply leaves the futex queue.
+ *
+ * Broken twins (one protective step removed, chosen with spin -D...):
+ *   BREAK_RELEASE_WAKE  Release skips FutexWakeOne (lock.h:168)
+ *   BREAK_KERNEL_WAKE   the kernel marks OWNER_DIED but wakes nobody
+ *   BREAK_IGNORE_OD     TakeOver does not report kOwnerDied (lock.cc:364-366)
+ *   BREAK_SLEPT_WAITERS a woken waiter takes the lock without re-setting
+ *                       WAITERS (lock.cc:384 "slept ? kWaiters : 0" dropped)
+ * -------------------------------------------------------------------------- */
+
+#ifndef NPROC
+#define NPROC 3
+#endif
+#ifndef ITERS
+#define ITERS 1
+#endif
+#ifndef KILLS
+#define KILLS 1
+#endif
+
+#define NONE 0
+#define ACQ  1   /* LockResult::kAcquired */
+#define OD   2   /* LockResult::kOwnerDied */
+
+/* lock.h:129 word_ */
+byte owner;            /* bits 0-29: owner TID (process number 1..NPROC) */
+bool odbit;              /* bit 30: OWNER_DIED */
+bool wt;               /* bit 31: WAITERS */
+
+bool asleep[NPROC + 1];   /* in the futex wait queue of word_ */
+bool pending[NPROC + 1];  /* robust list_op_pending == &this lock */
+bool kill[NPROC + 1];     /* SIGKILL sent */
+bool dead[NPROC + 1];     /* exited (kernel exit handling done) */
+bool fin[NPROC + 1];      /* finished all iterations */
+byte kills;
+
+/* Ghosts for the properties */
+byte incs;                /* processes inside the critical section */
+bool in_cs[NPROC + 1];
+bool want[NPROC + 1];     /* inside Acquire, not yet returned */
+byte deaths;              /* holder deaths: the kernel set OWNER_DIED */
+byte reported;            /* Acquire returned kOwnerDied */
+
+#define sleepers (asleep[1] || asleep[2] || (NPROC > 2 && asleep[NPROC]))
+/* Someone sleeps on the futex while nobody (live) holds the lock. */
+#define stranded (sleepers && owner == 0)
+
+/* FUTEX_WAKE(word_, 1): dequeue one sleeper, any. */
+inline futex_wake_one() {
+  if
+  :: asleep[1] -> asleep[1] = 0
+  :: asleep[2] -> asleep[2] = 0
+  :: NPROC > 2 && asleep[NPROC] -> asleep[NPROC] = 0
+  :: else -> skip
+  fi
+}
+
+/* The word equals the snapshot (v_owner, v_od, v_wt). */
+#define word_is_v (owner == v_owner && odbit == v_od && wt == v_wt)
+
+/* Exit of process `me` after SIGKILL: the kernel's robust-list walk. */
+inline kernel_exit() {
+  atomic {
+    dead[me] = 1;
+    want[me] = 0;
+    asleep[me] = 0;                  /* leaves the futex queue */
+    if
+    :: in_cs[me] -> in_cs[me] = 0; incs--
+    :: else -> skip
+    fi;
+    if
+    :: owner == me ->                /* handle_futex_death: holder died */
+       owner = 0; odbit = 1;            /* word = (word & WAITERS) | OWNER_DIED */
+       deaths++;
+#ifndef BREAK_KERNEL_WAKE
+       if
+       :: wt -> futex_wake_one()
+       :: else -> skip
+       fi
+#endif
+    :: owner == 0 && pending[me] ->  /* pending op on a free word: wake one */
+#ifndef BREAK_KERNEL_WAKE
+       futex_wake_one()
+#else
+       skip
+#endif
+    :: else -> skip
+    fi;
+    pending[me] = 0;
+    assert(deaths == reported + odbit)
+  }
+}
+
+proctype P(byte me) {
+  byte v_owner;          /* lock.cc:380 v, the snapshot of the word */
+  bool v_od, v_wt;
+  bool slept;            /* lock.cc:378 */
+  bool old_wt;           /* lock.h:167 old & kWaiters */
+  byte result;
+  byte it;
+  {
+  do
+  :: it < ITERS ->
+     /* ---- Acquire: lock.h:138 ---- */
+     want[me] = 1;
+     pending[me] = 1;                          /* lock.h:141 SetPending */
+     atomic {                                  /* lock.h:143 CAS 0 -> tid */
+       if
+       :: owner == 0 && !odbit && !wt -> owner = me; result = ACQ
+       :: else -> result = NONE
+       fi
+     }
+     if
+     :: result == ACQ ->
+        pending[me] = 0                        /* lock.h:146-147 Enqueue,
+                                                  ClearPending */
+     :: else ->
+        /* lock.cc:371 AcquireSlow. The spin of lock.cc:373-377 only
+           loads the word: abstracted away (the loop below retries). */
+        slept = 0;
+        do
+        :: atomic {                            /* lock.cc:380 load */
+             v_owner = owner; v_od = odbit; v_wt = wt
+           }
+           if
+           :: v_owner == 0 ->                  /* lock.cc:382 free */
+              /* lock.cc:383-385, TakeOver lock.cc:354: CAS v -> tid |
+                 (v & W) | (slept ? W : 0), acquire */
+              atomic {
+                if
+                :: word_is_v ->
+                   owner = me; odbit = 0;
+#ifndef BREAK_SLEPT_WAITERS
+                   wt = v_wt || slept;
+#else
+                   wt = v_wt;
+#endif
+                   if
+#ifndef BREAK_IGNORE_OD
+                   :: v_od -> reported++; result = OD  /* lock.cc:364-366 */
+#endif
+                   :: else -> result = ACQ
+                   fi;
+                   assert(deaths == reported + odbit)
+                :: else -> result = NONE        /* lock.cc:357: retry */
+                fi
+              }
+              if
+              :: result != NONE ->
+                 pending[me] = 0;              /* lock.cc:361-362 Enqueue,
+                                                  ClearPending */
+                 break
+              :: else -> skip                  /* lock.cc:387 continue */
+              fi
+           :: else ->
+              /* lock.cc:389 fallback (head == nullptr) not modelled;
+                 lock.cc:395 infinite deadline never expires */
+              if
+              :: !v_wt ->                      /* lock.cc:396-401 */
+                 atomic {
+                   if
+                   :: word_is_v -> wt = 1; v_wt = 1; result = ACQ
+                   :: else -> result = NONE    /* lock.cc:399 continue */
+                   fi
+                 }
+              :: else -> result = ACQ
+              fi;
+              if
+              :: result == ACQ ->
+                 /* lock.cc:410 FutexWait(&word_, v): the compare and the
+                    enqueue are one atomic step; then block until woken. */
+                 atomic {
+                   if
+                   :: word_is_v -> asleep[me] = 1
+                   :: else -> skip             /* EAGAIN */
+                   fi;
+#ifdef BREAK_UNSLICED_WAIT
+                   !asleep[me]                 /* sleep until woken */
+#else
+                   /* lock.cc AcquireSlow: every sleep is a slice
+                      (kRobustSlice / kFallbackSlice), then look again */
+                   if
+                   :: !asleep[me]
+                   :: asleep[me] -> asleep[me] = 0   /* slice timed out */
+                   fi
+#endif
+                 }
+                 slept = 1                     /* lock.cc:411 */
+              :: else -> skip
+              fi
+           fi
+        od
+     fi;
+     want[me] = 0;
+
+     /* ---- critical section ---- */
+     atomic {
+       in_cs[me] = 1; incs++;
+       assert(incs == 1);                      /* mutual exclusion */
+       assert(owner == me && !odbit)
+     }
+     atomic { in_cs[me] = 0; incs-- }
+
+     /* ---- Release: lock.h:154 ---- */
+     /* lock.h:156-157: the owner check passes (we hold it).
+        lock.h:158-160 owner_died_ = 0: a field of the holder only. */
+     pending[me] = 1;                          /* lock.h:164 SetPending,
+                                                  Dequeue */
+     atomic {                                  /* lock.h:167 exchange 0 */
+       old_wt = wt; owner = 0; odbit = 0; wt = 0
+     }
+#ifndef BREAK_RELEASE_WAKE
+     if                                        /* lock.h:168 */
+     :: old_wt -> atomic { futex_wake_one() }
+     :: else -> skip
+     fi;
+#endif
+     pending[me] = 0;                          /* lock.h:169 ClearPending */
+     it++
+  :: else -> break
+  od;
+  fin[me] = 1
+  } unless { kill[me] -> kernel_exit() }
+}
+
+/* Where a process may be killed. By default anywhere (any step). With
+   KILL_SAFE_POINTS only while it holds the lock (in the critical section)
+   or runs outside Acquire/Release: this excludes the windows where the
+   kernel's robust-list recovery is incomplete (a kill between Release's
+   exchange and its FutexWakeOne, or of a waiter, sleeping or just woken,
+   that swallows a wake-up): see README.md, "Finding". */
+#ifdef KILL_SAFE_POINTS
+#define killable(i) (in_cs[i] || (!want[i] && !pending[i]))
+#else
+#define killable(i) 1
+#endif
+
+active proctype Killer() {
+  do
+  :: atomic { kills < KILLS && !kill[1] && !fin[1] && killable(1) ->
+              kill[1] = 1; kills++ }
+  :: atomic { kills < KILLS && !kill[2] && !fin[2] && killable(2) ->
+              kill[2] = 1; kills++ }
+  :: atomic { NPROC > 2 && kills < KILLS && !kill[NPROC] && !fin[NPROC] &&
+              killable(NPROC) -> kill[NPROC] = 1; kills++ }
+  :: break
+  od
+}
+
+init {
+  byte i = 1;
+  atomic {
+    do
+    :: i <= NPROC -> run P(i); i++
+    :: else -> break
+    od
+  }
+}
+
+/* Liveness, checked with pan -a -f (weak fairness). */
+/* Nobody sleeps forever on the futex while the lock is free. */
+ltl no_stranded { []<> !stranded }
+/* Every process inside Acquire eventually returns (or is killed). */
+ltl acquire_returns {
+  [] ((want[1] -> <> !want[1]) && (want[2] -> <> !want[2]) &&
+      (want[NPROC] -> <> !want[NPROC]))
+}

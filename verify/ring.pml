@@ -1,0 +1,277 @@
+/* verify/ring.pml
+ * -----------------------------------------------------------------------------
+ * Model of the SPSC fast path and the wake-up protocol of mp's shared-memory
+ * ring (mp/queue/internal/ring.h:28-38, ring.cc): one producer pushes MSGS
+ * records through a ring of CAP record slots, one consumer pops them. Both
+ * sides take the sleep path when the ring is empty/full:
+ *     e = epoch; waiters += 1; re-check the indices; FutexWait(epoch, e);
+ *     waiters -= 1
+ * and the wake path after publishing their index:
+ *     store index; fence(seq_cst); if waiters != 0: epoch += 1; FutexWakeAll
+ *
+ * Each record occupies one slot (records of one size: no padding records).
+ * Promela is sequentially consistent, which is what the seq_cst fence buys
+ * for the store-fence-load (Dekker) pair. The broken twin BREAK_NO_FENCE
+ * models the fence's absence by the reordering a store buffer allows: the
+ * read of the waiters count happens BEFORE the index store becomes visible.
+ *
+ * FUTEX_WAIT(epoch, e): atomically { if epoch != e return; else enqueue },
+ * then block until FutexWakeAll dequeues us (no spurious wake-ups).
+ * The spin loops (ring.cc:224-227, 246-249) only re-check the indices: they
+ * are abstracted away (the callers' retry loops re-check anyway). Deadlines
+ * are infinite; Close() is not modelled.
+ *
+ * Ghosts: slot_seq (the record's sequence number, 1..MSGS) and slot_done
+ * (its payload completely written), checked by the consumer.
+ *
+ * Line numbers refer to ring.cc as of commit 7eafba9 (waiters as a
+ * counter: += 1 / -= 1), the default here. WAITERS_FLAG models the protocol
+ * of commit 458dfcd ("one futex wake per sleep episode"), committed while
+ * this model was written: *_waiting is a 0/1 flag set by the sleeper (store
+ * 1, no decrement) and claimed by the waker with exchange(0) before it bumps
+ * the epoch (ring.cc WakeConsumers/WakeProducers, WaitForData/WaitForSpace
+ * of 458dfcd/49a6efb). Both are checked by the suite.
+ *
+ * Broken twins (spin -D...):
+ *   BREAK_NO_FENCE       the waiters count is read before the tail / head
+ *                        store is visible (no fence, ring.cc:184-190)
+ *   BREAK_EARLY_PUBLISH  tail is stored before the payload (ring.cc:324
+ *                        moved above ring.cc:319-321)
+ *   BREAK_NO_RECHECK     a sleeper does not re-check the indices after
+ *                        announcing itself (ring.cc:232 / 254 dropped)
+ * -------------------------------------------------------------------------- */
+
+#ifndef CAP
+#define CAP 2
+#endif
+#ifndef MSGS
+#define MSGS 3
+#endif
+
+/* ring.h:189-205 */
+byte tail;                 /* records published (monotonic; byte offsets
+                              in the C++, one record = one slot here) */
+byte head;                 /* records freed */
+byte data_epoch;           /* ring.h:202 */
+byte consumers_waiting;    /* ring.h:203 */
+byte space_epoch;          /* ring.h:204 */
+byte producers_waiting;    /* ring.h:205 */
+
+bool c_asleep;             /* consumer in the futex queue of data_epoch */
+bool p_asleep;             /* producer in the futex queue of space_epoch */
+
+byte slot_seq[CAP];        /* ghost: record number in the slot */
+bool slot_done[CAP];       /* ghost: payload completely written */
+byte delivered;            /* ghost: records the consumer returned */
+bool p_fin, c_fin;
+
+/* Ring::WakeConsumers, ring.cc:193-198 (after the tail store) */
+inline wake_consumers() {
+  if
+  :: consumers_waiting != 0 ->               /* ring.cc:194 */
+#ifdef WAITERS_FLAG
+     /* working-tree variant: exchange(0) claims the one wake-up */
+     atomic { w = consumers_waiting; consumers_waiting = 0 };
+     if
+     :: w != 0 ->
+#endif
+     atomic {
+       data_epoch++;                         /* ring.cc:195 */
+       c_asleep = 0                          /* ring.cc:196 FutexWakeAll */
+     }
+#ifdef WAITERS_FLAG
+     :: else -> skip
+     fi
+#endif
+  :: else -> skip
+  fi
+}
+
+/* Ring::WakeProducers, ring.cc:200-205 (after the head store) */
+inline wake_producers() {
+  if
+  :: producers_waiting != 0 ->               /* ring.cc:201 */
+#ifdef WAITERS_FLAG
+     atomic { w = producers_waiting; producers_waiting = 0 };
+     if
+     :: w != 0 ->
+#endif
+     atomic {
+       space_epoch++;                        /* ring.cc:202 */
+       p_asleep = 0                          /* ring.cc:203 FutexWakeAll */
+     }
+#ifdef WAITERS_FLAG
+     :: else -> skip
+     fi
+#endif
+  :: else -> skip
+  fi
+}
+
+active proctype Producer() {
+  byte i = 1;              /* sequence number of the next record */
+  byte t;                  /* ring.cc:288 tail */
+  byte head_cache;         /* ring.h:190 */
+  byte e;
+  bool w;                  /* the waiters count read by the wake path */
+  do
+  :: i <= MSGS ->
+     t = tail;                                 /* ring.cc:288 */
+     if
+     :: t + 1 - head_cache > CAP ->            /* ring.cc:293 looks full */
+        head_cache = head;                     /* ring.cc:294 acquire */
+        if
+        :: t + 1 - head_cache > CAP ->         /* ring.cc:295 full */
+           /* ring.cc:300 WaitForSpace */
+           e = space_epoch;                    /* ring.cc:251 */
+#ifdef WAITERS_FLAG
+           producers_waiting = 1;
+#else
+           producers_waiting++;                /* ring.cc:252 seq_cst */
+#endif
+#ifndef BREAK_NO_RECHECK
+           if
+           :: tail + 1 - head > CAP ->         /* ring.cc:254 !has_room */
+#endif
+              atomic {                         /* ring.cc:255 FutexWait */
+                if
+                :: space_epoch == e -> p_asleep = 1
+                :: else -> skip                /* EAGAIN */
+                fi;
+                !p_asleep
+              }
+#ifndef BREAK_NO_RECHECK
+           :: else -> skip
+           fi;
+#endif
+#ifndef WAITERS_FLAG
+           producers_waiting--                 /* ring.cc:258 */
+#else
+           skip
+#endif
+           /* ring.cc:307 continue: retry */
+        :: else -> goto write
+        fi
+     :: else ->
+write:
+        /* ring.cc:318-321: header and payload, plain stores */
+#ifdef BREAK_EARLY_PUBLISH
+        tail = t + 1;
+#endif
+        atomic { slot_done[t % CAP] = 0; slot_seq[t % CAP] = i }
+        slot_done[t % CAP] = 1;                /* memcpy complete */
+#ifndef BREAK_EARLY_PUBLISH
+#ifdef BREAK_NO_FENCE
+        w = (consumers_waiting != 0);          /* load hoisted above the
+                                                  store: no fence */
+        tail = t + 1;                          /* ring.cc:324 */
+#else
+        tail = t + 1;                          /* ring.cc:324 release */
+        w = (consumers_waiting != 0)           /* ring.cc:188-189 fence,
+                                                  then load */
+#endif
+#endif
+        ;
+        /* ring.cc:327 WakeConsumers */
+#ifdef BREAK_NO_FENCE
+        if
+        :: w -> atomic { data_epoch++; c_asleep = 0 }
+        :: else -> skip
+        fi;
+#else
+        wake_consumers();
+#endif
+        i++
+     fi
+  :: else -> break
+  od;
+  p_fin = 1
+}
+
+active proctype Consumer() {
+  byte j = 1;              /* sequence number expected next */
+  byte h;                  /* ring.cc:348 head */
+  byte tail_cache;         /* ring.h:197 */
+  byte e;
+  byte v;
+  bool w;
+  do
+  :: j <= MSGS ->
+     h = head;                                 /* ring.cc:348 */
+     if
+     :: h == tail_cache ->                     /* ring.cc:349 looks empty */
+        tail_cache = tail;                     /* ring.cc:350 acquire */
+        if
+        :: h == tail_cache ->                  /* ring.cc:351 empty */
+           /* ring.cc:356 WaitForData */
+           e = data_epoch;                     /* ring.cc:229 acquire */
+#ifdef WAITERS_FLAG
+           consumers_waiting = 1;
+#else
+           consumers_waiting++;                /* ring.cc:230 seq_cst */
+#endif
+#ifndef BREAK_NO_RECHECK
+           if
+           :: tail == head ->                  /* ring.cc:232 !has_data */
+#endif
+              atomic {                         /* ring.cc:233 FutexWait */
+                if
+                :: data_epoch == e -> c_asleep = 1
+                :: else -> skip                /* EAGAIN */
+                fi;
+                !c_asleep
+              }
+#ifndef BREAK_NO_RECHECK
+           :: else -> skip
+           fi;
+#endif
+#ifndef WAITERS_FLAG
+           consumers_waiting--                 /* ring.cc:235 */
+#else
+           skip
+#endif
+           /* ring.cc:360 continue: retry */
+        :: else -> goto read
+        fi
+     :: else ->
+read:
+        /* ring.cc:365-381: read the header, hand the payload to the sink */
+        atomic {
+          assert(slot_done[h % CAP]);          /* never a torn record */
+          v = slot_seq[h % CAP];
+          assert(v == j)                       /* no duplicate, no skip */
+        }
+        /* the copy-out is not instantaneous: the slot must stay intact
+           until head moves */
+        assert(slot_done[h % CAP] && slot_seq[h % CAP] == v);
+        delivered++;
+#ifdef BREAK_NO_FENCE
+        w = (producers_waiting != 0);          /* load hoisted above the
+                                                  store: no fence */
+        head = h + 1;                          /* ring.cc:388 */
+        if
+        :: w -> atomic { space_epoch++; p_asleep = 0 }
+        :: else -> skip
+        fi;
+#else
+        head = h + 1;                          /* ring.cc:388 release */
+        wake_producers();                      /* ring.cc:390 */
+#endif
+        j++
+     fi
+  :: else -> break
+  od;
+  c_fin = 1;
+  assert(delivered == MSGS)
+}
+
+/* Liveness, checked with pan -a -f (weak fairness). */
+/* No lost wake-up: a side asleep while it could proceed is woken. */
+ltl no_lost_wakeup {
+  [] (((c_asleep && tail != head) -> <> !c_asleep) &&
+      ((p_asleep && tail - head < CAP) -> <> !p_asleep))
+}
+/* Never both sides asleep at once. */
+ltl never_both_asleep { [] !(c_asleep && p_asleep) }
+/* Every record is eventually delivered. */
+ltl all_delivered { <> (delivered == MSGS) }
