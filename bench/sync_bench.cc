@@ -13,6 +13,8 @@
 //       --benchmark_report_aggregates_only=true
 
 #include <pthread.h>
+
+#include <cerrno>
 #include <semaphore.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -65,18 +67,26 @@ struct MpLock {
   void unlock() { (void)l.Release(); }
 };
 
-struct PthreadLock {
+// Robust = the like-for-like peer: the only pthread mutex that, as ours
+// does, survives its holder's death (EOWNERDEAD).
+template <bool kRobust>
+struct PthreadLockT {
   pthread_mutex_t m;
-  PthreadLock() {
+  PthreadLockT() {
     pthread_mutexattr_t a;
     pthread_mutexattr_init(&a);
     pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    if (kRobust) pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
     pthread_mutex_init(&m, &a);
     pthread_mutexattr_destroy(&a);
   }
-  void lock() { pthread_mutex_lock(&m); }
+  void lock() {
+    if (pthread_mutex_lock(&m) == EOWNERDEAD) pthread_mutex_consistent(&m);
+  }
   void unlock() { pthread_mutex_unlock(&m); }
 };
+using PthreadLock = PthreadLockT<false>;
+using PthreadRobustLock = PthreadLockT<true>;
 
 struct BoostLock {
   boost::interprocess::interprocess_mutex m;
@@ -273,6 +283,8 @@ int main(int argc, char** argv) {
                                BM_LockUncontended<MpLock>);
   benchmark::RegisterBenchmark("lock_uncontended/pthread_pshared",
                                BM_LockUncontended<PthreadLock>);
+  benchmark::RegisterBenchmark("lock_uncontended/pthread_pshared_robust",
+                               BM_LockUncontended<PthreadRobustLock>);
   benchmark::RegisterBenchmark("lock_uncontended/boost_interprocess",
                                BM_LockUncontended<BoostLock>);
   benchmark::RegisterBenchmark("lock_contended_2proc/mp",
@@ -280,6 +292,9 @@ int main(int argc, char** argv) {
       ->UseRealTime();
   benchmark::RegisterBenchmark("lock_contended_2proc/pthread_pshared",
                                BM_LockContended2Proc<PthreadLock>)
+      ->UseRealTime();
+  benchmark::RegisterBenchmark("lock_contended_2proc/pthread_pshared_robust",
+                               BM_LockContended2Proc<PthreadRobustLock>)
       ->UseRealTime();
   benchmark::RegisterBenchmark("condvar_pingpong_2proc/mp",
                                BM_CondvarPingPong2Proc<MpCondvar>)
