@@ -18,15 +18,6 @@
 
 namespace {
 
-#define CHILD_CHECK(cond)                                               \
-  do {                                                                  \
-    if (!(cond)) {                                                      \
-      std::fprintf(stderr, "%s:%d: CHILD_CHECK(%s) failed\n", __FILE__, \
-                   __LINE__, #cond);                                    \
-      mp::Exit(3);                                                      \
-    }                                                                   \
-  } while (0)
-
 template <class T>
 T* SharedArray(size_t n) {
   void* p = mmap(nullptr, n * sizeof(T), PROT_READ | PROT_WRITE,

@@ -21,16 +21,6 @@ namespace {
 
 using mp::queue_internal::RingMode;
 
-// In a child: a failed expectation ends it with exit code 3.
-#define CHILD_CHECK(cond)                                               \
-  do {                                                                  \
-    if (!(cond)) {                                                      \
-      std::fprintf(stderr, "%s:%d: CHILD_CHECK(%s) failed\n", __FILE__, \
-                   __LINE__, #cond);                                    \
-      mp::Exit(3);                                                      \
-    }                                                                   \
-  } while (0)
-
 void ExpectExitedOk(mp::Process& p) {
   ASSERT_TRUE(p.Join().ok());
   EXPECT_EQ(p.exitcode(), 0);

@@ -3,9 +3,21 @@
 #define TESTS_QUEUE_TEST_UTIL_H_
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+
+// In a child process: a failed expectation ends it with exit code 3 (the
+// parent asserts on the exit code). Needs mp/core/process.h for mp::Exit.
+#define CHILD_CHECK(cond)                                               \
+  do {                                                                  \
+    if (!(cond)) {                                                      \
+      std::fprintf(stderr, "%s:%d: CHILD_CHECK(%s) failed\n", __FILE__, \
+                   __LINE__, #cond);                                    \
+      mp::Exit(3);                                                      \
+    }                                                                   \
+  } while (0)
 
 namespace mp_test {
 
