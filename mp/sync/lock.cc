@@ -153,29 +153,4 @@ LockResult ResidentRLock::AcquireRestore(uint32_t count) {
   return r;
 }
 
-absl::Status Lock::Release() {
-  if (!state_) return absl::FailedPreconditionError("moved-from mp::Lock");
-  return state_->Release();
-}
-
-void Lock::unlock() {
-  absl::Status s = Release();
-  if (!s.ok()) {
-    sync_internal::Die(("mp::Lock::unlock: " + std::string(s.message())).c_str());
-  }
-}
-
-absl::Status RLock::Release() {
-  if (!state_) return absl::FailedPreconditionError("moved-from mp::RLock");
-  return state_->Release();
-}
-
-void RLock::unlock() {
-  absl::Status s = Release();
-  if (!s.ok()) {
-    sync_internal::Die(
-        ("mp::RLock::unlock: " + std::string(s.message())).c_str());
-  }
-}
-
 }  // namespace mp

@@ -234,11 +234,15 @@ R& Checked(const Shared<R>& s, const char* type) {
 }
 }  // namespace sync_internal
 
-// A handle to a ResidentLock in its own shared mapping. Satisfies Lockable
-// and TimedLockable: std::lock_guard, std::unique_lock, std::scoped_lock.
-class Lock {
+namespace sync_internal {
+
+// The handle behind Lock and RLock: owns a `Resident` in its own shared
+// mapping; copies share it. Satisfies Lockable and TimedLockable, so
+// std::lock_guard, std::unique_lock and std::scoped_lock work.
+template <class Resident, const char* kName>
+class LockHandle {
  public:
-  Lock() : state_(Shared<ResidentLock>::Make()) {}
+  LockHandle() : state_(Shared<Resident>::Make()) {}
 
   LockResult Acquire(Deadline deadline = Deadline::Infinite()) {
     return state().Acquire(deadline);
@@ -249,7 +253,12 @@ class Lock {
   }
   LockResult TryAcquire() { return state().TryAcquire(); }
   // FailedPrecondition if not held by this thread, or on a moved-from handle.
-  absl::Status Release();
+  absl::Status Release() {
+    if (!state_) {
+      return absl::FailedPreconditionError(std::string("moved-from ") + kName);
+    }
+    return state_->Release();
+  }
   bool owner_died() const { return state().owner_died(); }
   bool locked() const { return state().locked(); }
 
@@ -264,51 +273,33 @@ class Lock {
   bool try_lock_until(std::chrono::time_point<Clock, Duration> t) {
     return try_lock_for(t - Clock::now());
   }
-  void unlock();
+  void unlock() {
+    absl::Status s = Release();
+    if (!s.ok()) {
+      Die((std::string(kName) + "::unlock: " + std::string(s.message()))
+              .c_str());
+    }
+  }
 
   // The resident state (for Condition and users who need the raw object).
-  ResidentLock& state() const { return sync_internal::Checked(state_, "mp::Lock"); }
+  Resident& state() const { return Checked(state_, kName); }
 
  private:
-  Shared<ResidentLock> state_;
+  Shared<Resident> state_;
 };
+
+inline constexpr char kLockName[] = "mp::Lock";
+inline constexpr char kRLockName[] = "mp::RLock";
+
+}  // namespace sync_internal
+
+// A handle to a ResidentLock in its own shared mapping (see the banner).
+class Lock : public sync_internal::LockHandle<ResidentLock,
+                                              sync_internal::kLockName> {};
 
 // A handle to a ResidentRLock. Same interface as Lock, re-entrant.
-class RLock {
- public:
-  RLock() : state_(Shared<ResidentRLock>::Make()) {}
-
-  LockResult Acquire(Deadline deadline = Deadline::Infinite()) {
-    return state().Acquire(deadline);
-  }
-  template <class Rep, class Period>
-  LockResult Acquire(std::chrono::duration<Rep, Period> timeout) {
-    return Acquire(Deadline::After(timeout));
-  }
-  LockResult TryAcquire() { return state().TryAcquire(); }
-  absl::Status Release();
-  bool owner_died() const { return state().owner_died(); }
-  bool locked() const { return state().locked(); }
-
-  void lock() { Acquire(); }
-  bool try_lock() { return Acquired(TryAcquire()); }
-  template <class Rep, class Period>
-  bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
-    return Acquired(Acquire(Deadline::After(timeout)));
-  }
-  template <class Clock, class Duration>
-  bool try_lock_until(std::chrono::time_point<Clock, Duration> t) {
-    return try_lock_for(t - Clock::now());
-  }
-  void unlock();
-
-  ResidentRLock& state() const {
-    return sync_internal::Checked(state_, "mp::RLock");
-  }
-
- private:
-  Shared<ResidentRLock> state_;
-};
+class RLock : public sync_internal::LockHandle<ResidentRLock,
+                                               sync_internal::kRLockName> {};
 
 }  // namespace mp
 
