@@ -14,6 +14,14 @@
  * for the store-fence-load (Dekker) pair. The broken twin BREAK_NO_FENCE
  * models the fence's absence by the reordering a store buffer allows: the
  * read of the waiters count happens BEFORE the index store becomes visible.
+ * Since the asymmetric fence (mp/core/fence.h) the fence is split: the
+ * publisher's half is a compiler barrier and the sleeper's a membarrier(2)
+ * GLOBAL_EXPEDITED, which makes every running registered thread execute a
+ * full barrier before the sleeper re-reads the index. For the Dekker pair
+ * that orders exactly as a seq_cst fence on both sides (the membarrier
+ * man page's own use case), so the model is unchanged; BREAK_NO_FENCE is
+ * also what a publisher outside membarrier's reach would do without its
+ * fallback fence (fence.h: such a process fences for real).
  *
  * FUTEX_WAIT(epoch, e): atomically { if epoch != e return; else enqueue },
  * then block until FutexWakeAll dequeues us (no spurious wake-ups).

@@ -176,14 +176,14 @@ TEST_F(NamedQueueTest, CorruptHeadersAreRejected) {
     ASSERT_TRUE(mp::SharedMemory::Unlink(name_).ok());
   }
   // Byte offsets in the ring header: mode at 12, capacity at 16, tail at 64,
-  // head at 128 (see ring.h).
+  // head at 192 (see ring.h).
   struct Breakage {
     size_t offset;
     uint64_t value;
   };
   for (Breakage b : {Breakage{8, 99}, Breakage{12, 7}, Breakage{16, 1 << 20},
                      Breakage{16, 100}, Breakage{64, 8 * 1024 * 1024},
-                     Breakage{128, 64}}) {
+                     Breakage{192, 64}}) {
     auto q = mp::Queue<int>::Create(name_, {.maxsize = 4096});
     ASSERT_TRUE(q.ok());
     auto mem = mp::SharedMemory::Open(name_);
@@ -207,7 +207,10 @@ TEST_F(NamedQueueTest, CorruptRecordIsDataLossNotACrash) {
   auto mem = mp::SharedMemory::Open(name_);
   ASSERT_TRUE(mem.ok());
   uint32_t huge = 1u << 30;  // record length far past the ring
-  std::memcpy(static_cast<char*>(mem->data()) + 6 * 64, &huge, 4);
+  // The first record's header starts right after the ring header.
+  std::memcpy(static_cast<char*>(mem->data()) +
+                  mp::queue_internal::Ring::BytesFor(0),
+              &huge, 4);
   EXPECT_EQ(q->Get(false).status().code(), absl::StatusCode::kDataLoss);
 }
 

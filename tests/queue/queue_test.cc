@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "mp/core/fence.h"
 #include "mp/core/process.h"
 #include "mp/core/status_macros.h"
 #include "tests/queue/test_util.h"
@@ -152,6 +153,46 @@ TEST(QueueTest, BlockedGetIsWokenByAPutFromAnotherProcess) {
   ASSERT_TRUE(q.Put(42).ok());
   ExpectExitedOk(child);
 }
+
+// Many sleep/wake episodes: the producer pauses past the consumer's spin
+// budget before most puts, so the consumer raises its flag and sleeps each
+// time; a lost wake-up hangs the test. Run with the asymmetric fence
+// (membarrier) and with the consumer forced onto the fallback (a real fence
+// and 1 ms sleep slices), as on a kernel without membarrier.
+class SleepWakeTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(SleepWakeTest, EveryEpisodeWakesTheSleeper) {
+  const bool membarrier_in_consumer = GetParam();
+  constexpr int kEpisodes = 300;
+  mp::Queue<int> there(4096);
+  mp::Queue<int> back(4096);
+  mp::Process consumer([there, back, membarrier_in_consumer]() mutable {
+    if (!membarrier_in_consumer) {
+      mp::fence_internal::membarrier_state.store(
+          mp::fence_internal::kUnavailable);
+    }
+    for (int i = 0; i < kEpisodes; ++i) {
+      absl::StatusOr<int> v = there.Get();
+      CHILD_CHECK(v.ok() && *v == i);
+      if (i % 3 == 0) MP_CHECK_OK(back.Put(i));  // wakes the parent too
+    }
+  });
+  ASSERT_TRUE(consumer.Start().ok());
+  std::mt19937 rng(7);
+  for (int i = 0; i < kEpisodes; ++i) {
+    usleep(std::uniform_int_distribution<int>(0, 300)(rng));
+    ASSERT_TRUE(there.Put(i).ok());
+    if (i % 3 == 0) {
+      EXPECT_EQ(*back.Get(), i);
+    }
+  }
+  ExpectExitedOk(consumer);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fence, SleepWakeTest, ::testing::Bool(),
+                         [](const auto& info) {
+                           return info.param ? "Membarrier" : "FallbackFence";
+                         });
 
 TEST(QueueTest, BlockedPutIsWokenByAGet) {
   mp::Queue<uint64_t> q(64);

@@ -15,6 +15,7 @@
 #include <new>
 
 #include "absl/strings/str_cat.h"
+#include "mp/core/fence.h"
 
 namespace mp::queue_internal {
 namespace {
@@ -39,6 +40,9 @@ bool SpinUntil(Ready ready) {
   }
 }
 constexpr int kLockSpinIterations = 100;
+// How long a sleeper whose HeavyFence could not cover the publishers (no
+// membarrier in this process) sleeps before it looks again.
+constexpr auto kUncoveredSlice = std::chrono::milliseconds(1);
 constexpr auto kLivenessSlice = std::chrono::milliseconds(20);
 
 thread_local uint32_t tls_tid = 0;
@@ -195,16 +199,31 @@ size_t Ring::BytesUsedApprox() const {
   return tail > head ? static_cast<size_t>(tail - head) : 0;
 }
 
-// The store-fence-load half of the Dekker pair (see ring.h). GCC rejects
-// thread fences under ThreadSanitizer (-Werror=tsan), so a TSan build uses a
-// seq_cst read-modify-write of the waiters word instead, which orders the
-// same way (both sides then RMW that word) at the price of a shared write.
+// The hot half of the Dekker pair (see ring.h): after publishing, read the
+// waiters flag. LightFence is a compiler barrier (the sleeper pays with
+// HeavyFence). GCC rejects thread fences under ThreadSanitizer (-Werror=tsan)
+// and TSan cannot see membarrier, so a TSan build uses a seq_cst
+// read-modify-write of the waiters word on both sides instead, which orders
+// the same way at the price of a shared write.
 inline uint32_t LoadWaitersAfterStore(std::atomic<uint32_t>& waiters) {
 #if defined(__SANITIZE_THREAD__)
   return waiters.fetch_add(0, std::memory_order_seq_cst);
 #else
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  LightFence();
   return waiters.load(std::memory_order_relaxed);
+#endif
+}
+
+// The sleeper's half: raise the flag, then fence. True when a sleep may be
+// unbounded; false when the fence could not cover the hot sides (no
+// membarrier here), so the sleeper must re-check in short slices.
+inline bool RaiseWaitersBeforeLoad(std::atomic<uint32_t>& waiters) {
+#if defined(__SANITIZE_THREAD__)
+  waiters.exchange(1, std::memory_order_seq_cst);
+  return true;
+#else
+  waiters.store(1, std::memory_order_relaxed);
+  return HeavyFence();
 #endif
 }
 
@@ -247,12 +266,12 @@ bool Ring::WaitForData(uint64_t /*head*/, Deadline deadline) {
   if (SpinUntil(has_data)) return true;
   if (deadline.Expired()) return false;
   uint32_t e = data_epoch_.load(std::memory_order_acquire);
-  consumers_waiting_.store(1, std::memory_order_seq_cst);
-  bool timed_out = false;
-  if (!has_data()) {
-    timed_out = FutexWait(&data_epoch_, e, deadline) == FutexResult::kTimedOut;
-  }
-  return !timed_out || has_data();
+  const bool covered = RaiseWaitersBeforeLoad(consumers_waiting_);
+  if (has_data()) return true;
+  const Deadline until =
+      covered ? deadline : Earlier(deadline, Deadline::After(kUncoveredSlice));
+  if (FutexWait(&data_epoch_, e, until) != FutexResult::kTimedOut) return true;
+  return has_data() || !deadline.Expired();
 }
 
 bool Ring::WaitForSpace(uint64_t /*tail*/, size_t need, Deadline deadline) {
@@ -265,13 +284,14 @@ bool Ring::WaitForSpace(uint64_t /*tail*/, size_t need, Deadline deadline) {
   if (SpinUntil(has_room)) return true;
   if (deadline.Expired()) return false;
   uint32_t e = space_epoch_.load(std::memory_order_acquire);
-  producers_waiting_.store(1, std::memory_order_seq_cst);
-  bool timed_out = false;
-  if (!has_room()) {
-    timed_out =
-        FutexWait(&space_epoch_, e, deadline) == FutexResult::kTimedOut;
+  const bool covered = RaiseWaitersBeforeLoad(producers_waiting_);
+  if (has_room()) return true;
+  const Deadline until =
+      covered ? deadline : Earlier(deadline, Deadline::After(kUncoveredSlice));
+  if (FutexWait(&space_epoch_, e, until) != FutexResult::kTimedOut) {
+    return true;
   }
-  return !timed_out || has_room();
+  return has_room() || !deadline.Expired();
 }
 
 absl::Status Ring::Push(const void* data, size_t n, Deadline deadline) {
@@ -330,14 +350,14 @@ absl::Status Ring::PushLocked(const void* src, size_t n, Deadline deadline,
         WakeConsumers();
         continue;
       }
-      producer_pending_.store(1, std::memory_order_relaxed);
+      if (mpmc) producer_pending_.store(1, std::memory_order_relaxed);
       h->length = static_cast<uint32_t>(n);
       h->kind = RecordHeader::kData;
       if (n != 0) std::memcpy(h + 1, src, n);
       records_in_.store(records_in_.load(std::memory_order_relaxed) + 1,
                         std::memory_order_relaxed);
       tail_.store(tail + rec, std::memory_order_release);
-      producer_pending_.store(0, std::memory_order_relaxed);
+      if (mpmc) producer_pending_.store(0, std::memory_order_relaxed);
       if (mpmc) producer_lock_.Unlock();
       WakeConsumers();
       return absl::OkStatus();

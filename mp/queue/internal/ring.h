@@ -27,14 +27,19 @@
 //
 // Wake-up protocol (no lost wake-ups, no system call unless someone sleeps)
 //   A consumer that finds the ring empty spins briefly, then:
-//       e = data_epoch (acquire); consumers_waiting = 1 (seq_cst);
-//       re-read tail (seq_cst); if still empty: FutexWait(data_epoch, e)
-//   A producer, after storing tail:  fence(seq_cst);
+//       e = data_epoch (acquire); consumers_waiting = 1; HeavyFence();
+//       re-read tail; if still empty: FutexWait(data_epoch, e)
+//   A producer, after storing tail:  LightFence();
 //       if consumers_waiting != 0 and exchange(consumers_waiting, 0) != 0:
 //           data_epoch += 1; FutexWake(data_epoch, all)
-//   Both sides store then fence then load (Dekker): either the producer sees
-//   the flag or the consumer sees the new tail; a bump of the epoch between
-//   the consumer's read of `e` and its sleep makes FutexWait return at once.
+//   Both sides store, fence, then load (Dekker): either the producer sees the
+//   flag or the consumer sees the new tail; a bump of the epoch between the
+//   consumer's read of `e` and its sleep makes FutexWait return at once. The
+//   fence pair is asymmetric (mp/core/fence.h): the producer's half is a
+//   compiler barrier, the sleeper's a membarrier(2) that makes every running
+//   registered thread execute a full barrier, so the per-message path has no
+//   fence instruction; where membarrier is unavailable the sleeper sleeps in
+//   1 ms slices and re-checks.
 //   The flag, not a count, is what keeps the fast path fast: the waker clears
 //   it, so the messages published while the sleeper is still waking up make
 //   no system call (one wake per sleep episode; a sleeper that must sleep
@@ -121,7 +126,7 @@ static_assert(sizeof(RecordHeader) == 8);
 class Ring {
  public:
   static constexpr uint64_t kMagic = 0x6d705f72696e6731ull;  // "mp_ring1"
-  static constexpr uint32_t kVersion = 1;
+  static constexpr uint32_t kVersion = 2;  // 2: tail and head alone
   static constexpr size_t kMinCapacity = 64;
   static constexpr size_t kMaxCapacity = size_t{1} << 31;
 
@@ -190,28 +195,36 @@ class Ring {
   uint64_t capacity_;
   uint64_t mask_;
 
-  // Line 1, producers only: tail (next byte to write, monotonic position),
-  // the producers' cached head, the producer lock and the in-flight marker.
+  // Line 1: tail (next byte to write, a monotonic position), written by the
+  // producer once per record and polled by consumers; nothing else lives
+  // here, so a consumer's poll never steals a line the producer is about to
+  // write again.
   alignas(kCacheLine) std::atomic<uint64_t> tail_{0};
-  uint64_t head_cache_ = 0;
+
+  // Line 2, producers only: their cached head, the producer lock, the
+  // in-flight marker and the record count.
+  alignas(kCacheLine) uint64_t head_cache_ = 0;
   PidLock producer_lock_;
   std::atomic<uint32_t> producer_pending_{0};
   std::atomic<uint64_t> records_in_{0};  // written by the lock holder only
 
-  // Line 2, consumers only: head (next byte to read), cached tail, lock.
+  // Line 3: head (next byte to read), written by the consumer once per
+  // record, polled by producers only when their cached head says full.
   alignas(kCacheLine) std::atomic<uint64_t> head_{0};
-  uint64_t tail_cache_ = 0;
+
+  // Line 4, consumers only: cached tail, consumer lock, record count.
+  alignas(kCacheLine) uint64_t tail_cache_ = 0;
   PidLock consumer_lock_;
   std::atomic<uint64_t> records_out_{0};  // written by the lock holder only
 
-  // Line 3: consumers sleeping for data.  Line 4: producers for space.
+  // Line 5: consumers sleeping for data.  Line 6: producers for space.
   // *_waiting_ is a flag (0/1): "someone may be asleep on the epoch".
   alignas(kCacheLine) FutexWord data_epoch_{0};
   std::atomic<uint32_t> consumers_waiting_{0};
   alignas(kCacheLine) FutexWord space_epoch_{0};
   std::atomic<uint32_t> producers_waiting_{0};
 
-  // Line 5: queue state: closed flag, unfinished tasks, lost records.
+  // Line 7: queue state: closed flag, unfinished tasks, lost records.
   alignas(kCacheLine) FutexWord closed_{0};
   FutexWord unfinished_{0};
   std::atomic<uint64_t> lost_{0};
@@ -221,7 +234,7 @@ static_assert(std::is_standard_layout_v<Ring>);
 static_assert(std::is_trivially_destructible_v<Ring>);
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
-static_assert(sizeof(Ring) == 6 * kCacheLine);
+static_assert(sizeof(Ring) == 8 * kCacheLine);
 static_assert(alignof(Ring) == kCacheLine);
 
 }  // namespace mp::queue_internal
