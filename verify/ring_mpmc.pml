@@ -20,17 +20,23 @@
  * for space as a blocking guard (WaitForSpace, ring.cc:300). The spin loop
  * ring.cc:78-86 is abstracted by the retry loop.
  *
- * The documented limit (ring.h:50-52): a producer killed between its tail
- * store (ring.cc:324) and clearing producer_pending (ring.cc:325) has its
- * delivered record counted as lost too. The ghost `owed` (what an exact
- * count would be) includes that window, so the check is `lost == owed`.
+ * The in-flight marker is `pending_end` (ring.h): where tail will be once the
+ * record is published. The new holder counts a loss iff the marker is set
+ * and tail never reached it, so a producer killed between its tail store and
+ * clearing the marker (fault point ring.put.after_publish) is no loss. The
+ * ghost `owed` counts exactly the records whose writer died before
+ * publishing them, and the check is `lost == owed`. (Until the fault-point
+ * driver found it, the marker was a flag and that window was miscounted;
+ * BREAK_PENDING_FLAG keeps that version and must fail.)
  *
  * Broken twins (spin -D...):
  *   BREAK_EARLY_TAIL    tail stored before the payload is written
  *   BREAK_NO_TAKEOVER   a waiter never takes over a dead holder (ring.cc:107-115
  *                       without the TaskIsDead branch)
- *   BREAK_NO_LOST_COUNT the new holder ignores producer_pending
- *                       (ring.cc:281-285 dropped)
+ *   BREAK_NO_LOST_COUNT the new holder ignores pending_end
+ *                       (the kFromDeadHolder branch of PushLocked dropped)
+ *   BREAK_PENDING_FLAG  the new holder counts a loss whenever the marker is
+ *                       set, as the flag did (publish-then-die miscounted)
  * -------------------------------------------------------------------------- */
 
 #ifndef CAP
@@ -54,7 +60,7 @@ bool l_asleep[3];          /* in the futex queue of the PidLock word */
 
 byte tail;                 /* ring.h:189 (records) */
 byte head;                 /* ring.h:196 */
-bool producer_pending;     /* ring.h:192 */
+byte pending_end;          /* ring.h pending_end_ (records; 0: none) */
 byte lost;                 /* ring.h:210 lost_ */
 
 bool kill[3], dead[3], fin[3];
@@ -66,8 +72,8 @@ bool slot_done[CAP];       /* payload completely written */
 byte published;            /* tail stores */
 byte delivered;
 bool writing[3];           /* between ring.cc:318 and the tail store */
-bool window[3];            /* between the tail store and ring.cc:325 */
-bool lost_rec[3];          /* died with a partial record (or in the window) */
+bool window[3];            /* between the tail store and clearing pending_end */
+bool lost_rec[3];          /* died with a partial record */
 byte owed;                 /* losses an exact count would report */
 
 inline wake_one() {        /* FutexWakeOne(&word) */
@@ -153,9 +159,17 @@ relock:
      /* ---- PushLocked, ring.cc:281-285 ---- */
 #ifndef BREAK_NO_LOST_COUNT
      if
-     :: res == DEAD && producer_pending ->
-        lost++;                                /* ring.cc:283 */
-        producer_pending = 0                   /* ring.cc:284 */
+     :: res == DEAD ->
+        if
+#ifdef BREAK_PENDING_FLAG
+        :: pending_end != 0 ->
+#else
+        :: pending_end != 0 && tail < pending_end ->
+#endif
+           lost++                              /* PushLocked: lost_ += 1 */
+        :: else -> skip
+        fi;
+        pending_end = 0
      :: else -> skip
      fi;
 #endif
@@ -173,7 +187,7 @@ relock:
         goto relock                            /* ring.cc:306 */
      :: else -> skip
      fi;
-     atomic { producer_pending = 1; writing[me] = 1 }   /* ring.cc:318 */
+     atomic { pending_end = t + 1; writing[me] = 1 }    /* pending_end_ = tail + rec */
 #ifdef BREAK_EARLY_TAIL
      atomic { tail = t + 1; published++; writing[me] = 0; window[me] = 1 }
 #endif
@@ -186,7 +200,7 @@ relock:
        tail = t + 1; published++; writing[me] = 0; window[me] = 1
      }
 #endif
-     atomic { producer_pending = 0; window[me] = 0 }    /* ring.cc:325 */
+     atomic { pending_end = 0; window[me] = 0 }         /* pending_end_ = 0 */
      atomic {                                  /* ring.cc:326 Unlock */
        old_w = lw; holder = 0; lw = 0
      }
@@ -203,7 +217,7 @@ relock:
     kill[me] ->
     atomic {                                   /* exit: no robust cleanup */
       dead[me] = 1; l_asleep[me] = 0;
-      lost_rec[me] = writing[me] || window[me]
+      lost_rec[me] = writing[me]   /* died before publishing */
     }
   }
 }
@@ -228,7 +242,7 @@ active proctype Consumer() {
   od;
   assert(delivered == published);
   /* the dead producer's loss is counted exactly once once a live producer
-     has taken the lock over (the window of ring.h:50-52 included in owed) */
+     has taken the lock over, and a published record never */
   assert(lost == owed)
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "mp/core/fault.h"
 
 namespace mp {
 
@@ -42,6 +43,7 @@ absl::StatusOr<int> ResidentBarrier::Wait(Deadline deadline,
   }
   const uint32_t index = count_.load(std::memory_order_relaxed);
   count_.store(index + 1, std::memory_order_relaxed);
+  MP_FAULT_POINT("barrier.wait.after_arrive");
   absl::Status status;
   if (index + 1 == parties_) {
     // Release: run the action, then let everyone go.

@@ -10,6 +10,7 @@
 
 #include "mp/sync/condition.h"
 
+#include "mp/core/fault.h"
 #include "mp/sync/internal/robust_list.h"
 
 namespace mp {
@@ -37,7 +38,9 @@ bool ResidentCondition::WaitImpl(L& lock, Deadline deadline,
   for (;;) {
     const uint32_t seq = seq_.load(std::memory_order_relaxed);
     auto saved = release();
+    MP_FAULT_POINT("condition.wait.after_release");
     const bool moved = SleepWhile(seq, deadline);
+    MP_FAULT_POINT("condition.wait.after_wake");
     reacquire(saved);
     (void)moved;
     uint32_t s = signals_.load(std::memory_order_relaxed);
@@ -75,6 +78,7 @@ void ResidentCondition::Notify(int n) {
   if (k == 0) return;
   waiting_.store(w - k, std::memory_order_relaxed);
   signals_.fetch_add(k, std::memory_order_relaxed);
+  MP_FAULT_POINT("condition.notify.after_signal");
   seq_.fetch_add(1, std::memory_order_release);
   FutexWake(&seq_, static_cast<int>(k));
 }

@@ -1,5 +1,6 @@
 #include "mp/sync/event.h"
 
+#include "mp/core/fault.h"
 #include "mp/sync/internal/robust_list.h"
 
 namespace mp {
@@ -8,6 +9,7 @@ void ResidentEvent::Set() {
   // Clearing WAITERS here is safe: every woken waiter re-sets it before it
   // sleeps again.
   const uint32_t old = word_.exchange(kSet, std::memory_order_release);
+  MP_FAULT_POINT("event.set.after_exchange");
   if ((old & kWaiters) != 0) FutexWakeAll(&word_);
 }
 
@@ -26,6 +28,7 @@ bool ResidentEvent::Wait(Deadline deadline) {
                                      std::memory_order_relaxed)) {
       continue;
     }
+    MP_FAULT_POINT("event.wait.before_sleep");
     FutexWait(&word_, v | kWaiters, deadline);
   }
 }

@@ -47,6 +47,7 @@ LockResult ResidentLock::TakeOver(void* head, uint32_t tid, uint32_t expected,
                                      std::memory_order_relaxed)) {
     return LockResult::kTimedOut;  // lost the race: caller retries
   }
+  MP_FAULT_POINT("lock.acquire.after_takeover");
   (void)tid;
   if (head != nullptr) {
     sync_internal::Enqueue(head, &list_next_);
@@ -104,6 +105,7 @@ LockResult ResidentLock::AcquireSlow(void* head, uint32_t tid,
     if (deadline.infinite() || slice.time_point() < deadline.time_point()) {
       until = slice;
     }
+    MP_FAULT_POINT("lock.acquire.before_sleep");
     FutexWait(&word_, v, until);
     slept = true;
   }

@@ -62,6 +62,7 @@
 #include <type_traits>
 
 #include "absl/status/status.h"
+#include "mp/core/fault.h"
 #include "mp/core/futex.h"
 #include "mp/core/shared_memory.h"
 #include "mp/sync/internal/robust_list.h"
@@ -145,11 +146,14 @@ inline LockResult ResidentLock::Acquire(Deadline deadline) {
   const uint32_t tid = sync_internal::CurrentThread().tid;
   void* head = sync_internal::RobustHead();
   if (head != nullptr) sync_internal::SetPending(head, &list_next_);
+  MP_FAULT_POINT("lock.acquire.after_pending");
   uint32_t expected = 0;
   if (word_.compare_exchange_strong(expected, tid, std::memory_order_acquire,
                                     std::memory_order_relaxed)) {
+    MP_FAULT_POINT("lock.acquire.after_cas");
     if (head != nullptr) {
       sync_internal::Enqueue(head, &list_next_);
+      MP_FAULT_POINT("lock.acquire.after_link");
       sync_internal::ClearPending(head);
     }
     return LockResult::kAcquired;
@@ -170,8 +174,11 @@ inline absl::Status ResidentLock::Release() {
     sync_internal::SetPending(head, &list_next_);
     sync_internal::Dequeue(&list_next_);
   }
+  MP_FAULT_POINT("lock.release.after_unlink");
   const uint32_t old = word_.exchange(0, std::memory_order_release);
+  MP_FAULT_POINT("lock.release.after_exchange");
   if ((old & sync_internal::kWaiters) != 0) FutexWakeOne(&word_);
+  MP_FAULT_POINT("lock.release.after_wake");
   if (head != nullptr) sync_internal::ClearPending(head);
   return absl::OkStatus();
 }

@@ -1,8 +1,10 @@
 #include "mp/sync/semaphore.h"
 
+
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "mp/core/fault.h"
 #include "mp/sync/internal/robust_list.h"
 
 namespace mp {
@@ -37,6 +39,7 @@ bool ResidentSemaphore::Acquire(Deadline deadline) {
   for (;;) {
     waiters_.fetch_add(1, std::memory_order_seq_cst);
     if (count_.load(std::memory_order_seq_cst) == 0) {
+      MP_FAULT_POINT("semaphore.acquire.before_sleep");
       FutexWait(&count_, 0, deadline);
     }
     waiters_.fetch_sub(1, std::memory_order_relaxed);
@@ -60,6 +63,7 @@ absl::Status ResidentSemaphore::Release(int n) {
   } while (!count_.compare_exchange_weak(v, v + static_cast<uint32_t>(n),
                                          std::memory_order_seq_cst,
                                          std::memory_order_relaxed));
+  MP_FAULT_POINT("semaphore.release.after_add");
   if (waiters_.load(std::memory_order_seq_cst) != 0) FutexWake(&count_, n);
   return absl::OkStatus();
 }

@@ -15,6 +15,7 @@
 #include <new>
 
 #include "absl/strings/str_cat.h"
+#include "mp/core/fault.h"
 #include "mp/core/fence.h"
 
 namespace mp::queue_internal {
@@ -267,6 +268,7 @@ bool Ring::WaitForData(uint64_t /*head*/, Deadline deadline) {
   if (deadline.Expired()) return false;
   uint32_t e = data_epoch_.load(std::memory_order_acquire);
   const bool covered = RaiseWaitersBeforeLoad(consumers_waiting_);
+  MP_FAULT_POINT("ring.get.before_sleep");
   if (has_data()) return true;
   const Deadline until =
       covered ? deadline : Earlier(deadline, Deadline::After(kUncoveredSlice));
@@ -285,6 +287,7 @@ bool Ring::WaitForSpace(uint64_t /*tail*/, size_t need, Deadline deadline) {
   if (deadline.Expired()) return false;
   uint32_t e = space_epoch_.load(std::memory_order_acquire);
   const bool covered = RaiseWaitersBeforeLoad(producers_waiting_);
+  MP_FAULT_POINT("ring.put.before_sleep");
   if (has_room()) return true;
   const Deadline until =
       covered ? deadline : Earlier(deadline, Deadline::After(kUncoveredSlice));
@@ -313,12 +316,15 @@ absl::Status Ring::PushLocked(const void* src, size_t n, Deadline deadline,
       if (a == PidLock::Acquired::kNo) {
         return absl::ResourceExhaustedError("queue is full");
       }
-      if (a == PidLock::Acquired::kFromDeadHolder &&
-          producer_pending_.load(std::memory_order_relaxed) != 0) {
-        lost_.fetch_add(1, std::memory_order_relaxed);
-        producer_pending_.store(0, std::memory_order_relaxed);
+      if (a == PidLock::Acquired::kFromDeadHolder) {
+        const uint64_t end = pending_end_.load(std::memory_order_relaxed);
+        if (end != 0 && tail_.load(std::memory_order_relaxed) < end) {
+          lost_.fetch_add(1, std::memory_order_relaxed);
+        }
+        pending_end_.store(0, std::memory_order_relaxed);
       }
     }
+    MP_FAULT_POINT("ring.put.after_lock");
     for (;;) {
       const uint64_t tail = tail_.load(std::memory_order_relaxed);
       const size_t off = static_cast<size_t>(tail & mask_);
@@ -350,15 +356,21 @@ absl::Status Ring::PushLocked(const void* src, size_t n, Deadline deadline,
         WakeConsumers();
         continue;
       }
-      if (mpmc) producer_pending_.store(1, std::memory_order_relaxed);
+      if (mpmc) pending_end_.store(tail + rec, std::memory_order_relaxed);
       h->length = static_cast<uint32_t>(n);
       h->kind = RecordHeader::kData;
+      MP_FAULT_POINT("ring.put.after_header");
       if (n != 0) std::memcpy(h + 1, src, n);
+      MP_FAULT_POINT("ring.put.after_payload");
       records_in_.store(records_in_.load(std::memory_order_relaxed) + 1,
                         std::memory_order_relaxed);
       tail_.store(tail + rec, std::memory_order_release);
-      if (mpmc) producer_pending_.store(0, std::memory_order_relaxed);
-      if (mpmc) producer_lock_.Unlock();
+      MP_FAULT_POINT("ring.put.after_publish");
+      if (mpmc) {
+        pending_end_.store(0, std::memory_order_relaxed);
+        producer_lock_.Unlock();
+      }
+      MP_FAULT_POINT("ring.put.before_wake");
       WakeConsumers();
       return absl::OkStatus();
     }
@@ -379,6 +391,7 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
         return absl::DeadlineExceededError("queue is empty");
       }
     }
+    MP_FAULT_POINT("ring.get.after_lock");
     for (;;) {
       const uint64_t head = head_.load(std::memory_order_relaxed);
       if (head == tail_cache_) {
@@ -418,9 +431,11 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
         if (mpmc) consumer_lock_.Unlock();
         return s;
       }
+      MP_FAULT_POINT("ring.get.after_copy");
       records_out_.store(records_out_.load(std::memory_order_relaxed) + 1,
                          std::memory_order_relaxed);
       head_.store(head + rec, std::memory_order_release);
+      MP_FAULT_POINT("ring.get.after_publish");
       if (mpmc) consumer_lock_.Unlock();
       WakeProducers();
       return absl::OkStatus();

@@ -53,15 +53,16 @@
 //   yet moved: its partial record is invisible. The next producer or a waiter
 //   finds the lock held by a dead task (after a short sleep, kill(tid, 0) ==
 //   ESRCH or /proc/<tid>/stat in state Z/X), takes the lock over, and, if the
-//   dead producer had a record in flight (`producer_pending`), counts it in
-//   `lost_records`. A consumer killed mid-read dies holding `consumer_lock`
-//   with `head` not yet moved: the next consumer takes over and delivers the
-//   same record, so it is delivered exactly once.
+//   dead producer had a record in flight that it never published
+//   (`pending_end` set and `tail` short of it), counts it in `lost_records`.
+//   A consumer killed mid-read dies holding `consumer_lock` with `head` not
+//   yet moved: the next consumer takes over and delivers the same record, so
+//   it is delivered exactly once.
 //   Limits: a pid recycled before the check makes a dead holder look alive
-//   (the waiter then waits for that unrelated task); a task killed in the few
-//   instructions between publishing `tail`/`head` and clearing its marker /
-//   unlocking is miscounted by one (a consumer killed there takes the record
-//   with it); processes in different pid namespaces cannot judge each other.
+//   (the waiter then waits for that unrelated task); a consumer killed between
+//   moving `head` and returning takes its record with it, as a process killed
+//   just after any Get returns would (the record was delivered to it);
+//   processes in different pid namespaces cannot judge each other.
 //   In kSpsc a killed producer never exposes its partial record either, but
 //   nothing counts it.
 
@@ -205,7 +206,10 @@ class Ring {
   // in-flight marker and the record count.
   alignas(kCacheLine) uint64_t head_cache_ = 0;
   PidLock producer_lock_;
-  std::atomic<uint32_t> producer_pending_{0};
+  // Where `tail` will be once the record being written is published; 0 when
+  // none is in flight. A producer taking the lock over from a dead one counts
+  // a loss iff tail never reached it (a death after publishing is no loss).
+  std::atomic<uint64_t> pending_end_{0};
   std::atomic<uint64_t> records_in_{0};  // written by the lock holder only
 
   // Line 3: head (next byte to read), written by the consumer once per
