@@ -31,12 +31,14 @@
 //    the number of producers killed inside Put.
 //  * A consumer killed after taking a record leaves it in its slot; the
 //    parent keeps it and counts it delivered at the end if nobody else did.
-//  * A locker killed while the parent can tell it was inside (its phase, or
-//    the lock's `holder` word) is a *certain* holder death; one killed inside
-//    Acquire or Release is a *possible* one. Every holder death is reported
-//    to exactly one acquirer, which may itself die before counting it (and is
-//    then a possible holder death itself), so
+//  * A locker killed in phase kInside is a *certain* holder death; one
+//    killed inside Acquire or Release is a *possible* one. Every holder death
+//    is reported to exactly one acquirer, which may itself die before
+//    counting it (and is then a possible holder death itself), so
 //      certain <= owner-died seen <= certain + possible.
+//    And by name (state.h, LockArea): every id the acquirers name as a dead
+//    owner is a locker that died, named once, and every locker killed in
+//    phase kInside is named.
 //  * Hangs: a worker whose loop stops turning for --hang_timeout (every call
 //    it makes has a timeout of a second or less), or a kind of worker that
 //    makes no progress for --hang_timeout, ends the run as a failure. At the
@@ -245,8 +247,9 @@ class Soak {
 
  private:
   struct Worker {
-    Kind kind;
-    int slot;
+    Kind kind = Kind::kProducer;
+    int slot = 0;
+    uint32_t id = 0;  // this incarnation's number, from 1
     std::unique_ptr<mp::Process> proc;
     Clock::time_point spawned;
     uint64_t seen_ticks = 0;
@@ -257,8 +260,9 @@ class Soak {
   absl::Status Setup();
   Heartbeat& HeartbeatOf(Kind kind, int slot);
   bool Spawn(Worker& w);
-  // After `w` exited or was killed and reaped: learn what it was doing.
-  void PostMortem(Worker& w);
+  // After `w` was reaped: learn what it was doing. `died`: killed, or exited
+  // by itself with a non-zero code (it may have held the lock).
+  void PostMortem(Worker& w, bool died);
   // Kills and reaps `w`. False if it cannot be reaped (a hang).
   bool KillAndReap(Worker& w);
   void Fail(std::string why);
@@ -296,6 +300,9 @@ class Soak {
   std::vector<std::string> kept_records_;       // from killed consumers
   uint64_t holder_deaths_certain_ = 0;
   uint64_t holder_deaths_possible_ = 0;
+  uint32_t next_id_ = 0;
+  std::set<uint32_t> dead_locker_ids_;
+  std::set<uint32_t> killed_inside_ids_;
   uint64_t unexpected_exits_ = 0;
   uint64_t hangs_ = 0;
   bool marker_put_ = false;
@@ -390,7 +397,11 @@ absl::Status Soak::Setup() {
   resume_.assign(opt_.producers, 0);
   in_flight_deaths_.assign(opt_.producers, {});
   auto add = [&](Kind kind, int n) {
-    for (int i = 0; i < n; ++i) workers_.push_back(Worker{kind, i, {}, {}, 0, {}});
+    for (int i = 0; i < n; ++i) {
+      Worker& w = workers_.emplace_back();
+      w.kind = kind;
+      w.slot = i;
+    }
   };
   add(Kind::kProducer, opt_.producers);
   add(Kind::kConsumer, opt_.consumers);
@@ -403,6 +414,7 @@ absl::Status Soak::Setup() {
 bool Soak::Spawn(Worker& w) {
   Control* ctl = world_.ctl;
   const int slot = w.slot;
+  w.id = ++next_id_;
   std::function<void()> target;
   switch (w.kind) {
     case Kind::kProducer: {
@@ -419,7 +431,9 @@ bool Soak::Spawn(Worker& w) {
       break;
     case Kind::kLocker:
       ctl->lockers[slot].hb.phase.store(kIdle);
-      target = [world = world_, slot] { RunLocker(world, slot); };
+      target = [world = world_, slot, id = w.id] {
+        RunLocker(world, slot, id);
+      };
       break;
     case Kind::kPinger:
       target = [world = world_, slot] { RunPinger(world, slot); };
@@ -443,7 +457,7 @@ bool Soak::Spawn(Worker& w) {
   return true;
 }
 
-void Soak::PostMortem(Worker& w) {
+void Soak::PostMortem(Worker& w, bool died) {
   Control* ctl = world_.ctl;
   switch (w.kind) {
     case Kind::kProducer: {
@@ -471,10 +485,12 @@ void Soak::PostMortem(Worker& w) {
       break;
     }
     case Kind::kLocker: {
+      if (!died) break;
+      dead_locker_ids_.insert(w.id);
       const uint32_t phase = ctl->lockers[w.slot].hb.phase.load();
-      const bool named = ctl->lock_area.holder.load() == w.proc->pid();
-      if (phase == kInside || named) {
+      if (phase == kInside) {
         ++holder_deaths_certain_;
+        killed_inside_ids_.insert(w.id);
       } else if (phase == kAcquiring || phase == kReleasing) {
         ++holder_deaths_possible_;
       }
@@ -495,7 +511,7 @@ bool Soak::KillAndReap(Worker& w) {
                       ") not reaped 5 s after SIGKILL: ", s.ToString()));
     return false;
   }
-  PostMortem(w);
+  PostMortem(w, /*died=*/true);
   return true;
 }
 
@@ -506,7 +522,7 @@ void Soak::CheckExits() {
     Fail(absl::StrCat(w.name(), " (pid ", w.proc->pid(),
                       ") exited by itself with code ",
                       w.proc->exitcode().value_or(-999)));
-    PostMortem(w);
+    PostMortem(w, /*died=*/true);
     w.proc.reset();
   }
 }
@@ -644,7 +660,7 @@ void Soak::StopAndJoin(Worker& w, mp::Deadline deadline, const char* what) {
       Fail(absl::StrCat(w.name(), " (pid ", w.proc->pid(),
                         ") exited with code ", code, " at the end"));
     }
-    PostMortem(w);
+    PostMortem(w, /*died=*/code != 0);
   }
   w.proc.reset();
 }
@@ -696,6 +712,7 @@ void Soak::FinalLockCheck() {
   const uint64_t a0 = la.a0.load();
   const uint64_t a1 = la.a1.load();
   if (r == mp::LockResult::kOwnerDied) {
+    NameDeadHolder(la);
     world_.ctl->owner_died_seen.fetch_add(1);
     if (a0 != a1) {
       world_.ctl->repairs.fetch_add(1);
@@ -793,6 +810,34 @@ int Soak::Summarize() {
   const bool owner_died_ok =
       holder_deaths_certain_ <= owner_died &&
       owner_died <= holder_deaths_certain_ + holder_deaths_possible_;
+  // The owner-died log, by name.
+  const LockArea& la = ctl->lock_area;
+  const uint32_t named_count = la.named_count.load();
+  std::set<uint32_t> named;
+  uint64_t named_alive = 0;
+  uint64_t named_twice = 0;
+  for (uint32_t i = 0; i < named_count; ++i) {
+    const uint32_t id = la.named[i].load();
+    if (!named.insert(id).second) {
+      ++named_twice;
+      Fail(absl::StrCat("owner-died named locker #", id, " twice"));
+    } else if (dead_locker_ids_.count(id) == 0) {
+      ++named_alive;
+      Fail(absl::StrCat("owner-died named locker #", id,
+                        ", which did not die"));
+    }
+  }
+  uint64_t never_named = 0;
+  const bool log_full = named_count >= kMaxNamed;
+  if (!log_full) {
+    for (uint32_t id : killed_inside_ids_) {
+      if (named.count(id) == 0) {
+        ++never_named;
+        Fail(absl::StrCat("locker #", id, " was killed holding the lock and "
+                          "no acquirer reported its death"));
+      }
+    }
+  }
   const bool losses_ok = lost_records_ <= in_flight_total_;
   const uint64_t markers = ctl->markers.load();
   const bool markers_ok = markers == (marker_put_ ? 1u : 0u);
@@ -826,13 +871,17 @@ int Soak::Summarize() {
               u(moved_), ran > 0 ? moved_ / ran : 0.0, u(in_flight_delivered_),
               u(kept_delivered_));
   std::printf("kills               %llu (producers %llu, consumers %llu, "
-              "lockers %llu, signalers %llu)\n",
+              "lockers %llu, signalers %llu; one per %.0f ms)\n",
               u(kills), u(kills_[0]), u(kills_[1]), u(kills_[2]),
-              u(kills_[3] + kills_[4]));
+              u(kills_[3] + kills_[4]), kills > 0 ? ran * 1e3 / kills : 0.0);
   std::printf("owner-died seen     %llu (holders killed: %llu certain, %llu "
               "possible; want certain <= seen <= certain + possible) %s\n",
               u(owner_died), u(holder_deaths_certain_),
               u(holder_deaths_possible_), owner_died_ok ? "ok" : "FAIL");
+  std::printf("owner-died by name  %u named; %llu not a dead locker, %llu "
+              "named twice, %llu killed inside and never named%s\n",
+              named_count, u(named_alive), u(named_twice), u(never_named),
+              log_full ? " (log full: last check skipped)" : "");
   std::printf("losses reported     %llu (lost_records; producers killed in "
               "Put: %llu, their message undelivered: %llu; want reported <= "
               "killed in Put) %s\n",

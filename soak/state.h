@@ -105,20 +105,43 @@ struct alignas(64) LockerSlot {
 enum LockerPhase : uint32_t {
   kIdle = 0,       // not holding (between Release and the next Acquire)
   kAcquiring = 1,  // inside Acquire: holds it only if the CAS already won
-  kInside = 2,     // holds it
+  kInside = 2,     // holds it, and LockArea::holder is its id
   kReleasing = 3,  // inside Release: holds it until the exchange
 };
 
-// The lock every locker takes, and the two words it guards: outside the
-// critical section a0 == a1. A holder does a0++, some work, a1++, so one
-// killed inside leaves a0 == a1 + 1 for the next owner to repair.
-// `holder` is the pid of the holder once it is inside (0 otherwise).
+// The lock every locker takes, and what it guards:
+//  * a0, a1: outside the critical section a0 == a1. A holder does a0++, some
+//    work, a1++, so one killed inside leaves a0 == a1 + 1 for the next owner
+//    to repair.
+//  * holder: the incarnation id (the parent numbers every worker it starts,
+//    from 1) of the locker inside, 0 when none is. Stored right after the
+//    acquire (and after handling owner-died), cleared just before release.
+//  * named[0 .. named_count): the owner-died log. An acquirer that gets
+//    kOwnerDied appends `holder` (the dead owner, when it got as far as
+//    storing its id) unless it is already the last entry: an acquirer killed
+//    before storing its own id leaves `holder` as it was, and the next one
+//    must not name the same death twice. Written under the lock only.
+// So the parent can require: every named id is a locker it killed, named
+// once; every locker it killed in phase kInside is named.
+inline constexpr uint32_t kMaxNamed = 1u << 16;
 struct alignas(64) LockArea {
   mp::ResidentLock lock;
   std::atomic<uint64_t> a0{0};
   std::atomic<uint64_t> a1{0};
-  std::atomic<int32_t> holder{0};
+  std::atomic<uint32_t> holder{0};
+  std::atomic<uint32_t> named_count{0};
+  std::atomic<uint32_t> named[kMaxNamed];
 };
+
+// Called by whoever got kOwnerDied, before storing its own id in `holder`.
+inline void NameDeadHolder(LockArea& la) {
+  const uint32_t h = la.holder.load(std::memory_order_relaxed);
+  const uint32_t n = la.named_count.load(std::memory_order_relaxed);
+  if (h == 0 || n >= kMaxNamed) return;
+  if (n > 0 && la.named[n - 1].load(std::memory_order_relaxed) == h) return;
+  la.named[n].store(h, std::memory_order_relaxed);
+  la.named_count.store(n + 1, std::memory_order_relaxed);
+}
 
 // A pinger and a ponger over two mp::Events (the events are handles, kept
 // by the parent): the pinger publishes token t and sets `ping`; the ponger

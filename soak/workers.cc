@@ -236,12 +236,11 @@ void RunConsumer(const World& w, int slot) {
   }
 }
 
-void RunLocker(const World& w, int slot) {
+void RunLocker(const World& w, int slot, uint32_t id) {
   IgnoreInterrupts();
   Control* ctl = w.ctl;
   LockArea& la = ctl->lock_area;
   LockerSlot& me = ctl->lockers[slot];
-  const int32_t pid = getpid();
   const bool inject_lock = slot == 0 && w.opt.inject == "lock";
   const bool inject_owner_died = w.opt.inject == "owner_died";
   uint64_t sections = 0;
@@ -253,42 +252,41 @@ void RunLocker(const World& w, int slot) {
       Bump(me.hb.ticks);
       continue;
     }
+    // Owner-died is counted before this locker names itself the holder: one
+    // killed in between dies in phase kAcquiring, a "possible" holder death
+    // (see soak.cc), and the next acquirer names the same dead owner.
+    const bool died = r == mp::LockResult::kOwnerDied;
+    if (died && !inject_owner_died) {
+      NameDeadHolder(la);
+      Bump(ctl->owner_died_seen);
+    }
+    la.holder.store(id, std::memory_order_relaxed);
+    me.hb.phase.store(kInside, std::memory_order_release);
+    if (la.lock.owner_died() != died) {
+      Bump(ctl->owner_died_flag_wrong);
+      ReportIncident(ctl, "locker %d: Acquire said %s but owner_died() is %d",
+                     slot, died ? "kOwnerDied" : "kAcquired",
+                     la.lock.owner_died());
+    }
     const uint64_t a0 = la.a0.load(std::memory_order_relaxed);
     const uint64_t a1 = la.a1.load(std::memory_order_relaxed);
-    if (r == mp::LockResult::kOwnerDied) {
-      if (!inject_owner_died) Bump(ctl->owner_died_seen);
-      if (!la.lock.owner_died()) {
-        Bump(ctl->owner_died_flag_wrong);
-        ReportIncident(ctl, "locker %d: kOwnerDied but owner_died() false",
-                       slot);
-      }
-      if (a0 != a1) {
+    if (a0 != a1) {
+      if (died) {
         Bump(ctl->repairs);
-        la.a1.store(a0, std::memory_order_relaxed);
-      }
-    } else {
-      if (la.lock.owner_died()) {
-        Bump(ctl->owner_died_flag_wrong);
-        ReportIncident(ctl, "locker %d: kAcquired but owner_died() true", slot);
-      }
-      if (a0 != a1) {
+      } else {
         Bump(ctl->lock_violations);
         ReportIncident(ctl,
                        "locker %d: invariant broken without owner-died: "
                        "a0 %llu a1 %llu",
                        slot, static_cast<unsigned long long>(a0),
                        static_cast<unsigned long long>(a1));
-        la.a1.store(a0, std::memory_order_relaxed);  // count each break once
       }
+      la.a1.store(a0, std::memory_order_relaxed);  // repair (count it once)
     }
-    la.holder.store(pid, std::memory_order_relaxed);
-    me.hb.phase.store(kInside, std::memory_order_release);
-    la.a0.store(la.a0.load(std::memory_order_relaxed) + 1,
-                std::memory_order_relaxed);
+    la.a0.store(a0 + 1, std::memory_order_relaxed);
     Work();
     if (!(inject_lock && ++sections % kInjectEvery == 0)) {
-      la.a1.store(la.a1.load(std::memory_order_relaxed) + 1,
-                  std::memory_order_relaxed);
+      la.a1.store(a0 + 1, std::memory_order_relaxed);
     }
     me.hb.phase.store(kReleasing, std::memory_order_release);
     la.holder.store(0, std::memory_order_relaxed);

@@ -59,8 +59,9 @@ void RunProducer(const World& w, int slot, uint64_t start);
 // Pops into its slot, checks, records; leaves when the queue is closed and
 // drained (or on abort).
 void RunConsumer(const World& w, int slot);
-// Takes the lock, checks and advances the two-word invariant.
-void RunLocker(const World& w, int slot);
+// Takes the lock, checks and advances the two-word invariant. `id`: this
+// incarnation's number (never 0), stored in LockArea::holder while inside.
+void RunLocker(const World& w, int slot, uint32_t id);
 void RunPinger(const World& w, int pair);
 void RunPonger(const World& w, int pair);
 
