@@ -966,7 +966,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (!error.empty()) {
-    std::fprintf(stderr, "soak: %s\n%s", error.c_str(), soak::kUsage);
+    std::fprintf(stderr, "soak: %s (see --help)\n", error.c_str());
     return 2;
   }
   struct sigaction sa = {};
