@@ -251,7 +251,6 @@ class Soak {
     int slot = 0;
     uint32_t id = 0;  // this incarnation's number, from 1
     std::unique_ptr<mp::Process> proc;
-    Clock::time_point spawned;
     uint64_t seen_ticks = 0;
     Clock::time_point ticks_moved;
     std::string name() const { return absl::StrCat(KindName(kind), " ", slot); }
@@ -289,7 +288,6 @@ class Soak {
   Clock::time_point start_;
   Clock::time_point end_;
   bool failed_ = false;
-  bool running_ = false;
   bool ended_early_full_ = false;
   std::vector<std::string> notes_;  // the parent's incidents
 
@@ -451,9 +449,8 @@ bool Soak::Spawn(Worker& w) {
     w.proc.reset();
     return false;
   }
-  w.spawned = Clock::now();
   w.seen_ticks = HeartbeatOf(w.kind, slot).ticks.load();
-  w.ticks_moved = w.spawned;
+  w.ticks_moved = Clock::now();
   return true;
 }
 
@@ -598,7 +595,6 @@ void Soak::RunPhase() {
   for (int k = 0; k < kKinds; ++k) kind_moved_[k] = start_;
   last_progress_print_ = start_;
   next_progress_ = start_ + FromSeconds(opt_.progress_every_s);
-  running_ = true;
   for (Worker& w : workers_) {
     if (!Spawn(w)) return;
   }
@@ -640,7 +636,6 @@ void Soak::RunPhase() {
     }
   }
   end_ = Clock::now();
-  running_ = false;
 }
 
 // Waits for `w` to leave by itself until `deadline`; a straggler is a hang,
