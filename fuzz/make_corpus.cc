@@ -84,8 +84,9 @@ std::string BytesOf(const T& v) {
 // mode, capacity, mask; line 1: tail, head cache, producer lock, pending;
 // line 2: head, tail cache, consumer lock; line 5: closed).
 constexpr size_t kMagicAt = 0, kVersionAt = 8, kModeAt = 12, kCapacityAt = 16,
-                 kMaskAt = 24, kTailAt = 64, kProducerLockAt = 80,
-                 kProducerPendingAt = 84, kHeadAt = 128, kConsumerLockAt = 144;
+                 kMaskAt = 24, kTailAt = 64, kHeadCacheAt = 72,
+                 kProducerLockAt = 80, kProducerPendingAt = 84, kHeadAt = 128,
+                 kTailCacheAt = 136, kConsumerLockAt = 144;
 static_assert(sizeof(Ring) == 384);
 // A TID above any pid_max: a holder that is certainly dead.
 constexpr uint32_t kDeadTid = 0x3ffffff0;
@@ -183,6 +184,10 @@ void RingCorpus() {
   corrupt("head-after-tail", [](std::string& s) { Put<uint64_t>(s, kHeadAt, 200); });
   corrupt("tail-laps-head", [](std::string& s) { Put<uint64_t>(s, kTailAt, 136); });
   corrupt("tail-unaligned", [](std::string& s) { Put<uint64_t>(s, kTailAt, 41); });
+  // Cached indices ahead of the real ones: a producer would overwrite unread
+  // records, a consumer read bytes never published.
+  corrupt("head-cache-ahead", [](std::string& s) { Put<uint64_t>(s, kHeadCacheAt, 16); });
+  corrupt("tail-cache-ahead", [](std::string& s) { Put<uint64_t>(s, kTailCacheAt, 120); });
   // The first record's header (data area, offset 0): length and kind.
   corrupt("record-length", [](std::string& s) { Put<uint32_t>(s, 384, 0xfffffff0u); });
   corrupt("record-kind", [](std::string& s) { Put<uint32_t>(s, 388, 0x12345678u); });

@@ -181,9 +181,15 @@ absl::StatusOr<Ring*> Ring::Attach(void* base, size_t size) {
       r->mask_ != cap - 1 || cap > size - sizeof(Ring)) {
     return absl::DataLossError(absl::StrCat("ring: bad capacity ", cap));
   }
-  uint64_t head = r->head_.load(std::memory_order_acquire);
-  uint64_t tail = r->tail_.load(std::memory_order_acquire);
-  if (head > tail || tail - head > cap || head % 8 != 0 || tail % 8 != 0) {
+  // Caches before indices: a cache is stored (release) after its index was
+  // loaded (acquire), so reading the cache first (acquire) orders that load
+  // before ours and our index is at least the cached value, live ring or not.
+  const uint64_t head_cache = r->head_cache_.load(std::memory_order_acquire);
+  const uint64_t tail_cache = r->tail_cache_.load(std::memory_order_acquire);
+  const uint64_t head = r->head_.load(std::memory_order_acquire);
+  const uint64_t tail = r->tail_.load(std::memory_order_acquire);
+  if (head > tail || tail - head > cap || head % 8 != 0 || tail % 8 != 0 ||
+      head_cache > head || tail_cache > tail) {
     return absl::DataLossError("ring: indices out of range");
   }
   return r;
@@ -305,9 +311,15 @@ absl::Status Ring::PushLocked(const void* src, size_t n, Deadline deadline,
       const size_t to_end = capacity_ - off;
       const bool pad = rec > to_end;
       const size_t need = pad ? to_end : rec;
-      if (tail + need - head_cache_ > capacity_) {
-        head_cache_ = head_.load(std::memory_order_acquire);
-        if (tail + need - head_cache_ > capacity_) {
+      uint64_t head = head_cache_.load(std::memory_order_relaxed);
+      if (tail + need - head > capacity_) {
+        head = head_.load(std::memory_order_acquire);
+        head_cache_.store(head, std::memory_order_release);  // see Attach
+        if (tail - head > capacity_) {  // head after tail, or lapped
+          if (mpmc) producer_lock_.Unlock();
+          return absl::DataLossError("ring: indices out of range");
+        }
+        if (tail + need - head > capacity_) {
           if (mpmc) producer_lock_.Unlock();
           if (closed()) {
             return absl::FailedPreconditionError("queue is closed");
@@ -361,9 +373,17 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
     }
     for (;;) {
       const uint64_t head = head_.load(std::memory_order_relaxed);
-      if (head == tail_cache_) {
-        tail_cache_ = tail_.load(std::memory_order_acquire);
-        if (head == tail_cache_) {
+      uint64_t tail = tail_cache_.load(std::memory_order_relaxed);
+      // An empty cache, or one no live ring has (behind head or more than a
+      // capacity ahead): look at the real tail.
+      if (head == tail || tail - head > capacity_) {
+        tail = tail_.load(std::memory_order_acquire);
+        tail_cache_.store(tail, std::memory_order_release);  // see Attach
+        if (tail - head > capacity_) {  // head after tail, or lapped
+          if (mpmc) consumer_lock_.Unlock();
+          return absl::DataLossError("ring: indices out of range");
+        }
+        if (head == tail) {
           if (mpmc) consumer_lock_.Unlock();
           if (closed() && tail_.load(std::memory_order_acquire) == head) {
             return absl::OutOfRangeError("queue is closed");
@@ -383,7 +403,7 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
       const uint32_t kind = h->kind;
       const size_t rec = Align8(sizeof(RecordHeader) + size_t{len});
       if ((kind != RecordHeader::kData && kind != RecordHeader::kPad) ||
-          rec > to_end || head + rec > tail_cache_ ||
+          rec > to_end || head + rec > tail ||
           (kind == RecordHeader::kPad && rec != to_end)) {
         if (mpmc) consumer_lock_.Unlock();
         return absl::DataLossError("ring: corrupt record header");

@@ -136,12 +136,17 @@ class Ring {
   static Ring* Format(void* base, size_t capacity, RingMode mode);
   // Validates a ring someone else formatted in `size` bytes at `base`:
   // InvalidArgument / DataLoss for a bad magic, version, capacity, mode or
-  // indices out of range. Never reads outside [base, base + size).
+  // indices out of range (head after tail, more than a capacity apart, not
+  // 8-aligned, or a cached index ahead of its index). Never reads outside
+  // [base, base + size). Whatever the bytes become later, Push and Pop never
+  // touch memory outside the data area; indices found out of range then
+  // are DataLoss.
   static absl::StatusOr<Ring*> Attach(void* base, size_t size);
 
   // Appends one record of `n` bytes. OK; InvalidArgument when n >
   // max_message() (nothing changes); FailedPrecondition when closed;
-  // ResourceExhausted when still full at `deadline` (a past deadline polls).
+  // ResourceExhausted when still full at `deadline` (a past deadline polls);
+  // DataLoss when the indices are corrupt.
   // Release: everything the caller wrote before happens-before the Pop that
   // returns this record.
   absl::Status Push(const void* data, size_t n, Deadline deadline);
@@ -149,7 +154,8 @@ class Ring {
   // Removes the oldest record by handing it to `sink(ctx, bytes, n)`, which
   // copies it out; if the sink returns an error, the record stays and the
   // error is returned. DeadlineExceeded when empty at `deadline`;
-  // OutOfRange when empty and closed; DataLoss on a corrupt record.
+  // OutOfRange when empty and closed; DataLoss on a corrupt record or
+  // indices.
   using Sink = absl::Status (*)(void* ctx, const char* bytes, size_t n);
   absl::Status Pop(Sink sink, void* ctx, Deadline deadline);
 
@@ -192,15 +198,20 @@ class Ring {
 
   // Line 1, producers only: tail (next byte to write, monotonic position),
   // the producers' cached head, the producer lock and the in-flight marker.
+  // The caches are values their index once had, so never ahead of it:
+  // written (release) right after loading the index (acquire), which lets
+  // Attach, reading cache then index, check that in a live ring. A head
+  // cache ahead of head would let a producer overwrite unread records; a
+  // tail cache ahead of tail would let a consumer read unpublished bytes.
   alignas(kCacheLine) std::atomic<uint64_t> tail_{0};
-  uint64_t head_cache_ = 0;
+  std::atomic<uint64_t> head_cache_{0};  // written by the lock holder only
   PidLock producer_lock_;
   std::atomic<uint32_t> producer_pending_{0};
   std::atomic<uint64_t> records_in_{0};  // written by the lock holder only
 
   // Line 2, consumers only: head (next byte to read), cached tail, lock.
   alignas(kCacheLine) std::atomic<uint64_t> head_{0};
-  uint64_t tail_cache_ = 0;
+  std::atomic<uint64_t> tail_cache_{0};  // written by the lock holder only
   PidLock consumer_lock_;
   std::atomic<uint64_t> records_out_{0};  // written by the lock holder only
 
