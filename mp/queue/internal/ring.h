@@ -138,9 +138,11 @@ class Ring {
   // InvalidArgument / DataLoss for a bad magic, version, capacity, mode or
   // indices out of range (head after tail, more than a capacity apart, not
   // 8-aligned, or a cached index ahead of its index). Never reads outside
-  // [base, base + size). Whatever the bytes become later, Push and Pop never
-  // touch memory outside the data area; indices found out of range then
-  // are DataLoss.
+  // [base, base + size). Afterwards the fields Format wrote once (capacity,
+  // mask, mode) are trusted; what processes keep writing (indices, caches,
+  // record headers) is checked where it is read: whatever its values, Push
+  // and Pop never touch memory outside the data area, and indices out of
+  // range are DataLoss.
   static absl::StatusOr<Ring*> Attach(void* base, size_t size);
 
   // Appends one record of `n` bytes. OK; InvalidArgument when n >
