@@ -197,8 +197,11 @@ void RingCorpus() {
 // ---- arena_fuzz: arena segments ------------------------------------------------
 
 // Offsets in a SharedArena, from shared_arena.h: magic u64, version u32,
-// reserved u32, size u64, bump u64, then the free-list heads.
-constexpr size_t kArenaSizeAt = 16, kArenaBumpAt = 24;
+// reserved u32, size u64, bump u64, then the free-list heads (generation
+// << 32 | block index); in a block header (shared_arena.cc), the free-list
+// link is at +16.
+constexpr size_t kArenaSizeAt = 16, kArenaBumpAt = 24, kArenaHeadsAt = 32,
+                 kBlockNextAt = 16;
 
 void ArenaCorpus() {
   const char* t = "arena_fuzz";
@@ -208,14 +211,16 @@ void ArenaCorpus() {
     Write(t, "arena-4096-fresh", std::string(b.data(), b.size()));
   }
   std::string used;
+  uint64_t freed_block = 0;  // offset of the freed block's header
   {
     AlignedBytes b(nullptr, 0, 4096);
     mp::SharedArena* a = mp::SharedArena::Format(b.data(), b.size()).value();
     void* x = a->Allocate(100);
-    void* y = a->Allocate(500);
+    void* y = a->Allocate(500);  // class 2: 512-byte blocks
     void* z = a->Allocate(64);
     Check(x && y && z, "allocate");
     a->Deallocate(y);
+    freed_block = a->OffsetOf(y) - 64;
     used.assign(b.data(), b.size());
     Write(t, "arena-4096-three-blocks-one-freed", used);
   }
@@ -241,6 +246,22 @@ void ArenaCorpus() {
   corrupt("size-beyond-mapping", [](std::string& s) { Put<uint64_t>(s, kArenaSizeAt, 1 << 20); });
   corrupt("bump-unaligned", [](std::string& s) { Put<uint64_t>(s, kArenaBumpAt, 1000); });
   corrupt("bump-beyond-size", [](std::string& s) { Put<uint64_t>(s, kArenaBumpAt, 8192); });
+  // Free lists: a head outside the arena (Attach refuses it); links deeper
+  // down that Attach cannot see: out of range, to the block itself, and a
+  // head naming a block of another class (Allocate must refuse them).
+  corrupt("free-head-out-of-range", [](std::string& s) {
+    Put<uint64_t>(s, kArenaHeadsAt + 8 * 2, uint64_t{1} << 32 | 1000);
+  });
+  const uint64_t freed_index = freed_block / 64;
+  corrupt("free-link-out-of-range", [&](std::string& s) {
+    Put<uint64_t>(s, freed_block + kBlockNextAt, 1000);
+  });
+  corrupt("free-link-to-itself", [&](std::string& s) {
+    Put<uint64_t>(s, freed_block + kBlockNextAt, freed_index);
+  });
+  corrupt("free-head-wrong-class", [&](std::string& s) {
+    Put<uint64_t>(s, kArenaHeadsAt, uint64_t{1} << 32 | freed_index);
+  });
 }
 
 // ---- sync_fuzz: resident sync objects and operations ------------------------------
