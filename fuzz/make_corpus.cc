@@ -387,6 +387,12 @@ void CodecCorpus() {
   tr += BytesOf<int32_t>(5) + "x";
   Write("codec_fuzz", "trailing-byte", tr);
   Write("codec_fuzz", "short-int", std::string(1, kInt32) + "ab");
+  // How an optional<int32_t> used to travel (its raw bytes) with a flag of
+  // 2: a bool that is no bool, once accepted as is.
+  std::string raw_optional(1, static_cast<char>(
+                                  CodecIndexOf<std::optional<int32_t>>()));
+  raw_optional += BytesOf<int32_t>(5) + std::string("\x02\0\0\0", 4);
+  Write("codec_fuzz", "corrupt-raw-optional-flag-2", raw_optional);
 }
 
 // ---- frame_fuzz: byte streams of frames -----------------------------------------

@@ -166,7 +166,7 @@ class Queue {
     return Put(value, queue_internal::ToDeadline(block, timeout));
   }
   absl::Status Put(const T& value, Deadline deadline) {
-    if constexpr (std::is_trivially_copyable_v<T>) {
+    if constexpr (CodecCopiesBytes<T>) {
       return ring()->Push(&value, sizeof(T), deadline);
     } else {
       std::string& buf = queue_internal::EncodeBuffer();
@@ -182,8 +182,7 @@ class Queue {
     return Get(queue_internal::ToDeadline(block, timeout));
   }
   absl::StatusOr<T> Get(Deadline deadline) {
-    if constexpr (std::is_trivially_copyable_v<T> &&
-                  std::is_default_constructible_v<T>) {
+    if constexpr (CodecCopiesBytes<T> && std::is_default_constructible_v<T>) {
       T value;
       absl::Status s = ring()->Pop(
           [](void* ctx, const char* bytes, size_t n) -> absl::Status {
