@@ -429,6 +429,11 @@ void FrameCorpus() {
   const std::string two = Frames({"whole", "cut short"});
   seed("cut-in-body", 5, two.substr(0, two.size() - 3));
   seed("cut-in-length", 5, two.substr(0, 4 + 5 + 2));
+  // PipeQueue's end-of-stream marker; over a Connection, a 4 GiB length
+  // with nothing after it.
+  std::string eos = Frames({"before the end"});
+  eos += BytesOf<uint32_t>(mp::queue_internal::kEndOfStream);
+  seed("end-of-stream-marker", 30, eos);
 }
 
 }  // namespace
