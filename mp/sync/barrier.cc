@@ -2,6 +2,7 @@
 
 #include "mp/sync/barrier.h"
 
+#include <climits>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -12,8 +13,22 @@ namespace {
 absl::Status BrokenError() { return absl::AbortedError("barrier is broken"); }
 }  // namespace
 
-void ResidentBarrier::Lock() {
-  if (lock_.Acquire() == LockResult::kOwnerDied) Break();
+bool ResidentBarrier::Lock(Deadline deadline) {
+  const LockResult r = lock_.Acquire(deadline);
+  if (r == LockResult::kTimedOut) return false;
+  if (r == LockResult::kOwnerDied) Break();
+  return true;
+}
+
+bool ResidentBarrier::Consistent() const {
+  const int32_t s = state_.load(std::memory_order_relaxed);
+  const uint32_t count = count_.load(std::memory_order_relaxed);
+  if (s != kFilling && s != kDraining && s != kResetting && s != kBroken) {
+    return false;
+  }
+  if (parties_ < 1 || parties_ > static_cast<uint32_t>(INT_MAX)) return false;
+  // Filling, the last arrival turns the state to draining: count < parties.
+  return s == kFilling ? count < parties_ : count <= parties_;
 }
 
 void ResidentBarrier::Unlock() { (void)lock_.Release(); }
@@ -25,7 +40,12 @@ void ResidentBarrier::Break() {
 
 absl::StatusOr<int> ResidentBarrier::Wait(Deadline deadline,
                                           const std::function<void()>* action) {
-  Lock();
+  if (!Lock(deadline)) {
+    return absl::DeadlineExceededError(
+        "barrier: its lock is held past the deadline");
+  }
+  // Bytes no barrier holds (another process wrote them): a broken barrier.
+  if (!Consistent()) Break();
   // Enter: block while the previous round drains or resets.
   for (;;) {
     const int32_t s = state_.load(std::memory_order_relaxed);
@@ -84,13 +104,13 @@ absl::StatusOr<int> ResidentBarrier::Wait(Deadline deadline,
 }
 
 void ResidentBarrier::Abort() {
-  Lock();
+  Lock(Deadline::Infinite());
   Break();
   Unlock();
 }
 
 void ResidentBarrier::Reset() {
-  Lock();
+  Lock(Deadline::Infinite());
   if (count_.load(std::memory_order_relaxed) > 0) {
     const int32_t s = state_.load(std::memory_order_relaxed);
     if (s == kFilling || s == kBroken) {
