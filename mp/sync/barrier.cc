@@ -46,14 +46,17 @@ absl::StatusOr<int> ResidentBarrier::Wait(Deadline deadline,
   }
   // Bytes no barrier holds (another process wrote them): a broken barrier.
   if (!Consistent()) Break();
-  // Enter: block while the previous round drains or resets.
+  // Enter: block while the previous round drains or resets. The deadline
+  // is checked on every round, notified or not: a condition whose counts a
+  // writer inflated would otherwise "notify" this loop for ever.
   for (;;) {
     const int32_t s = state_.load(std::memory_order_relaxed);
     if (s != kDraining && s != kResetting) break;
-    if (!cond_.Wait(lock_, deadline) && deadline.Expired()) {
+    if (deadline.Expired()) {
       Break();
       break;
     }
+    cond_.Wait(lock_, deadline);
     if (lock_.owner_died()) Break();
   }
   if (state_.load(std::memory_order_relaxed) < 0) {
@@ -78,13 +81,14 @@ absl::StatusOr<int> ResidentBarrier::Wait(Deadline deadline,
     state_.store(kDraining, std::memory_order_relaxed);
     cond_.NotifyAll();
   } else {
+    // A timeout breaks the barrier for everyone, as in Python.
     while (state_.load(std::memory_order_relaxed) == kFilling) {
-      const bool notified = cond_.Wait(lock_, deadline);
-      if (lock_.owner_died()) Break();
-      if (!notified && deadline.Expired() &&
-          state_.load(std::memory_order_relaxed) == kFilling) {
+      if (deadline.Expired()) {
         Break();
+        break;
       }
+      cond_.Wait(lock_, deadline);
+      if (lock_.owner_died()) Break();
     }
     if (state_.load(std::memory_order_relaxed) < 0) status = BrokenError();
   }
