@@ -164,6 +164,11 @@ void RingCorpus() {
   Put<uint32_t>(dead, kProducerPendingAt, 1);
   Put<uint32_t>(dead, kConsumerLockAt, kDeadTid | 0x80000000u);
   Write(t, "mpmc-128-locks-of-dead-holders", dead);
+  // Locks with the waiters bit and no holder: free locks.
+  std::string waiters = base;
+  Put<uint32_t>(waiters, kProducerLockAt, 0x80000000u);
+  Put<uint32_t>(waiters, kConsumerLockAt, 0x80000000u);
+  Write(t, "mpmc-128-locks-waiters-bit-no-holder", waiters);
 
   // Corrupt headers and indices: Attach must refuse each.
   auto corrupt = [&](const char* name, auto patch) {

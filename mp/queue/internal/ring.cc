@@ -104,8 +104,11 @@ PidLock::Acquired PidLock::Lock(Deadline deadline) {
   }
   for (;;) {
     uint32_t v = word.load(std::memory_order_relaxed);
-    if (v == 0) {
-      // We may have been the woken waiter: keep the bit for the others.
+    if ((v & ~kWaiters) == 0) {
+      // Free. We may have been the woken waiter: keep the bit for the
+      // others. (A waiters bit with no holder is a state no Unlock leaves,
+      // only a writer of the shared bytes; it is a free lock all the same,
+      // not one held by "task 0" that no liveness check could ever free.)
       if (word.compare_exchange_weak(v, me | kWaiters,
                                      std::memory_order_acquire,
                                      std::memory_order_relaxed)) {

@@ -88,8 +88,9 @@ bool TaskIsDead(uint32_t tid);
 //
 // Lock: CAS 0 -> tid; after a short spin, set the waiters bit and sleep on the
 // word in slices of 20 ms; after each slice, if the holder is dead, take the
-// word over by CAS and report it. Unlock: exchange 0; FutexWake if the waiters
-// bit was set. Memory ordering: Lock is acquire, Unlock release.
+// word over by CAS and report it. A word with no holder is free, waiters bit
+// or not. Unlock: exchange 0; FutexWake if the waiters bit was set. Memory
+// ordering: Lock is acquire, Unlock release.
 struct PidLock {
   static constexpr uint32_t kWaiters = 0x80000000u;
   enum class Acquired { kNo, kYes, kFromDeadHolder };
