@@ -17,9 +17,12 @@
 // Capacity: `maxsize` is the ring's capacity in BYTES (rounded up to a power
 // of two, at least 64), not in messages: messages vary in size. Each message
 // costs its encoded size plus an 8-byte header, rounded up to 8 bytes; the
-// largest message is capacity - 8 bytes. maxsize <= 0 (Python's "unbounded")
-// gives kDefaultCapacity (1 MiB): a put then blocks only when 1 MiB of
-// messages is waiting.
+// largest message is capacity - 8 bytes, and it fits whenever the queue
+// holds no messages (except in kSpsc mode, where a message over half the
+// capacity may first need the consumer to skip the end of the ring's lap: a
+// Put with no consumer running then waits for one). maxsize <= 0 (Python's
+// "unbounded") gives kDefaultCapacity (1 MiB): a put then blocks only when
+// 1 MiB of messages is waiting.
 //
 // Status codes, the same for every queue in this package:
 //   OK

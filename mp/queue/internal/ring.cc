@@ -323,6 +323,7 @@ absl::Status Ring::PushLocked(const void* src, size_t n, Deadline deadline,
           return absl::DataLossError("ring: indices out of range");
         }
         if (tail + need - head > capacity_) {
+          if (mpmc && SkipPadsForProducer(tail, deadline)) continue;
           if (mpmc) producer_lock_.Unlock();
           if (closed()) {
             return absl::FailedPreconditionError("queue is closed");
@@ -358,6 +359,34 @@ absl::Status Ring::PushLocked(const void* src, size_t n, Deadline deadline,
       return absl::OkStatus();
     }
   }
+}
+
+bool Ring::SkipPadsForProducer(uint64_t tail, Deadline deadline) {
+  if (consumer_lock_.Lock(deadline) == PidLock::Acquired::kNo) return false;
+  const uint64_t start = head_.load(std::memory_order_relaxed);
+  uint64_t head = start;
+  while (head != tail && tail - head <= capacity_) {
+    const size_t off = static_cast<size_t>(head & mask_);
+    const RecordHeader* h =
+        reinterpret_cast<const RecordHeader*>(data() + off);
+    const size_t rec = Align8(sizeof(RecordHeader) + size_t{h->length});
+    // Only a well-formed pad; anything else is the consumers' to read (or
+    // to report as corrupt).
+    if (h->kind != RecordHeader::kPad || rec != capacity_ - off ||
+        head + rec > tail) {
+      break;
+    }
+    head += rec;
+  }
+  if (head == start) {
+    consumer_lock_.Unlock();
+    return false;
+  }
+  tail_cache_.store(tail, std::memory_order_release);  // see Attach
+  head_.store(head, std::memory_order_release);
+  consumer_lock_.Unlock();
+  WakeProducers();
+  return true;
 }
 
 absl::Status Ring::Pop(Sink sink, void* ctx, Deadline deadline) {

@@ -9,7 +9,11 @@
 //   8-byte header followed by its payload, padded to 8 bytes. A record never
 //   straddles the end of the data area: when it does not fit before the end,
 //   the producer first publishes a padding record that fills the rest of the
-//   lap, and consumers skip it.
+//   lap, and consumers skip it. A record longer than half the capacity can
+//   then find no room behind a pad even in a ring holding no data: in kMpmc
+//   the producer skips the pads at head itself (under the consumer lock), so
+//   any record up to max_message() fits a ring with no data records in it;
+//   in kSpsc only the consumer moves head, and such a record waits for it.
 //
 // Visibility
 //   A record becomes visible only when its producer stores the new `tail`
@@ -190,6 +194,10 @@ class Ring {
   absl::Status PushLocked(const void* src, size_t n, Deadline deadline,
                           bool mpmc);
   absl::Status PopLocked(Sink sink, void* ctx, Deadline deadline, bool mpmc);
+  // kMpmc, producer lock held, `tail` the tail: takes the consumer lock (by
+  // `deadline`) and skips the pad records at head, as a consumer would
+  // before reaching the next record. True if head moved.
+  bool SkipPadsForProducer(uint64_t tail, Deadline deadline);
 
   // Line 0, written once at Format:
   //   magic u64 | version u32 | mode u32 | capacity u64 | mask u64
