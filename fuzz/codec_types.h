@@ -94,7 +94,8 @@ using CodecTypes = std::tuple<
     std::pair<int32_t, double>, std::pair<bool, std::string>,
     std::vector<std::optional<std::string>>,
     std::vector<std::optional<int32_t>>,
-    std::vector<std::pair<std::string, uint64_t>>, Fancy, Job>;
+    std::vector<std::pair<std::string, uint64_t>>, Fancy, Job,
+    std::vector<bool>>;
 
 inline constexpr size_t kCodecTypes = std::tuple_size_v<CodecTypes>;
 
@@ -191,6 +192,9 @@ template <> inline std::vector<std::vector<std::pair<std::string, uint64_t>>> Sa
 template <> inline std::vector<Fancy> Samples() { return {{}, {"Fancy Dan"}}; }
 template <> inline std::vector<Job> Samples() {
   return {{}, {3, 4, "multiply", {"fast", "small"}}};
+}
+template <> inline std::vector<std::vector<bool>> Samples() {
+  return {{}, {true, false, true}};
 }
 
 }  // namespace mp::fuzz
