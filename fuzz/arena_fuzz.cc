@@ -36,8 +36,8 @@ constexpr size_t kBlockHeader = 64;
 
 // Sizes that reach the first few classes, a middle one and two no 4 KiB
 // arena can hold (one beyond the largest class).
-constexpr size_t kSizes[] = {1,    64,    100,    192,     500,
-                             1000, 3000,  5000,   1 << 20, size_t{3} << 30};
+constexpr size_t kSizes[] = {1,    64,   100,  192,     500,
+                             1000, 3000, 5000, 1 << 20, size_t{3} << 30};
 
 struct Block {
   void* p;

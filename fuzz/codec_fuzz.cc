@@ -93,7 +93,8 @@ void Check(const char* p, size_t n) {
 template <size_t... I>
 void Dispatch(size_t which, const char* p, size_t n,
               std::index_sequence<I...>) {
-  ((which == I ? Check<std::tuple_element_t<I, CodecTypes>>(p, n) : void()), ...);
+  ((which == I ? Check<std::tuple_element_t<I, CodecTypes>>(p, n) : void()),
+   ...);
 }
 
 }  // namespace

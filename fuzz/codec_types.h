@@ -125,75 +125,130 @@ std::vector<T> ArithmeticSamples() {
   return v;
 }
 
-template <> inline std::vector<bool> Samples() { return {false, true}; }
-template <> inline std::vector<char> Samples() { return ArithmeticSamples<char>(); }
-template <> inline std::vector<int8_t> Samples() { return ArithmeticSamples<int8_t>(); }
-template <> inline std::vector<uint16_t> Samples() { return ArithmeticSamples<uint16_t>(); }
-template <> inline std::vector<int32_t> Samples() { return ArithmeticSamples<int32_t>(); }
-template <> inline std::vector<uint64_t> Samples() { return ArithmeticSamples<uint64_t>(); }
-template <> inline std::vector<float> Samples() { return ArithmeticSamples<float>(); }
-template <> inline std::vector<double> Samples() { return ArithmeticSamples<double>(); }
-template <> inline std::vector<Color> Samples() { return {Color::kRed, Color::kBlue}; }
-template <> inline std::vector<Point> Samples() { return {{}, {6, 7}, {-1, 1 << 30}}; }
-template <> inline std::vector<std::array<int16_t, 3>> Samples() {
+template <>
+inline std::vector<bool> Samples() {
+  return {false, true};
+}
+template <>
+inline std::vector<char> Samples() {
+  return ArithmeticSamples<char>();
+}
+template <>
+inline std::vector<int8_t> Samples() {
+  return ArithmeticSamples<int8_t>();
+}
+template <>
+inline std::vector<uint16_t> Samples() {
+  return ArithmeticSamples<uint16_t>();
+}
+template <>
+inline std::vector<int32_t> Samples() {
+  return ArithmeticSamples<int32_t>();
+}
+template <>
+inline std::vector<uint64_t> Samples() {
+  return ArithmeticSamples<uint64_t>();
+}
+template <>
+inline std::vector<float> Samples() {
+  return ArithmeticSamples<float>();
+}
+template <>
+inline std::vector<double> Samples() {
+  return ArithmeticSamples<double>();
+}
+template <>
+inline std::vector<Color> Samples() {
+  return {Color::kRed, Color::kBlue};
+}
+template <>
+inline std::vector<Point> Samples() {
+  return {{}, {6, 7}, {-1, 1 << 30}};
+}
+template <>
+inline std::vector<std::array<int16_t, 3>> Samples() {
   return {{}, {{1, -2, 3}}};
 }
-template <> inline std::vector<std::string> Samples() {
-  return {"", "x", "Fancy Dan", std::string(100, 'z'), std::string("\0\xff", 2)};
+template <>
+inline std::vector<std::string> Samples() {
+  return {"", "x", "Fancy Dan", std::string(100, 'z'),
+          std::string("\0\xff", 2)};
 }
-template <> inline std::vector<std::vector<int32_t>> Samples() {
+template <>
+inline std::vector<std::vector<int32_t>> Samples() {
   return {{}, {1}, {1, -2, 3, std::numeric_limits<int32_t>::min()}};
 }
-template <> inline std::vector<std::vector<uint8_t>> Samples() {
+template <>
+inline std::vector<std::vector<uint8_t>> Samples() {
   return {{}, {0, 255, 7}};
 }
-template <> inline std::vector<std::vector<Point>> Samples() {
+template <>
+inline std::vector<std::vector<Point>> Samples() {
   return {{}, {{1, 2}, {3, 4}}};
 }
-template <> inline std::vector<std::vector<std::string>> Samples() {
+template <>
+inline std::vector<std::vector<std::string>> Samples() {
   return {{}, {""}, {"a", "bc", ""}};
 }
-template <> inline std::vector<std::vector<std::vector<int16_t>>> Samples() {
+template <>
+inline std::vector<std::vector<std::vector<int16_t>>> Samples() {
   return {{}, {{}, {1, 2}}, {{-1}}};
 }
-template <> inline std::vector<std::optional<std::string>> Samples() {
+template <>
+inline std::vector<std::optional<std::string>> Samples() {
   return {std::nullopt, "", "some"};
 }
-template <> inline std::vector<std::optional<int32_t>> Samples() {
+template <>
+inline std::vector<std::optional<int32_t>> Samples() {
   return {std::nullopt, 0, 42};
 }
-template <> inline std::vector<std::optional<bool>> Samples() {
+template <>
+inline std::vector<std::optional<bool>> Samples() {
   return {std::nullopt, false, true};
 }
-template <> inline std::vector<std::optional<Point>> Samples() {
+template <>
+inline std::vector<std::optional<Point>> Samples() {
   return {std::nullopt, Point{2, 3}};
 }
-template <> inline std::vector<std::optional<std::vector<std::string>>> Samples() {
-  return {std::nullopt, std::vector<std::string>{}, std::vector<std::string>{"x", "y"}};
+template <>
+inline std::vector<std::optional<std::vector<std::string>>> Samples() {
+  return {std::nullopt, std::vector<std::string>{},
+          std::vector<std::string>{"x", "y"}};
 }
-template <> inline std::vector<std::pair<std::string, int32_t>> Samples() {
+template <>
+inline std::vector<std::pair<std::string, int32_t>> Samples() {
   return {{}, {"key", 7}};
 }
-template <> inline std::vector<std::pair<int32_t, double>> Samples() {
+template <>
+inline std::vector<std::pair<int32_t, double>> Samples() {
   return {{}, {1, 0.5}};
 }
-template <> inline std::vector<std::pair<bool, std::string>> Samples() {
+template <>
+inline std::vector<std::pair<bool, std::string>> Samples() {
   return {{}, {true, "yes"}};
 }
-template <> inline std::vector<std::vector<std::optional<std::string>>> Samples() {
+template <>
+inline std::vector<std::vector<std::optional<std::string>>> Samples() {
   return {{}, {std::nullopt, "a", std::nullopt}};
 }
-template <> inline std::vector<std::vector<std::optional<int32_t>>> Samples() {
+template <>
+inline std::vector<std::vector<std::optional<int32_t>>> Samples() {
   return {{}, {std::nullopt, 5}};
 }
-template <> inline std::vector<std::vector<std::pair<std::string, uint64_t>>> Samples() {
+template <>
+inline std::vector<std::vector<std::pair<std::string, uint64_t>>> Samples() {
   return {{}, {{"a", 1}, {"", 2}}};
 }
-template <> inline std::vector<Fancy> Samples() { return {{}, {"Fancy Dan"}}; }
-template <> inline std::vector<Job> Samples() {
+template <>
+inline std::vector<Fancy> Samples() {
+  return {{}, {"Fancy Dan"}};
+}
+template <>
+inline std::vector<Job> Samples() {
   return {{}, {3, 4, "multiply", {"fast", "small"}}};
 }
-template <> inline std::vector<std::vector<bool>> Samples() {
+template <>
+inline std::vector<std::vector<bool>> Samples() {
   return {{}, {true, false, true}};
 }
 

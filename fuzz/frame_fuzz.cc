@@ -138,7 +138,8 @@ void OverConnection(const char* p, size_t n, uint8_t mode) {
         if (next < want.messages.size()) {
           const std::string& raw = want.messages[next];
           std::string decoded;
-          const bool ok = mp::DecodeMessage(raw.data(), raw.size(), &decoded).ok();
+          const bool ok =
+              mp::DecodeMessage(raw.data(), raw.size(), &decoded).ok();
           FUZZ_CHECK(m.ok() == ok);
           if (!ok) {
             FUZZ_CHECK(m.status().code() == absl::StatusCode::kDataLoss);

@@ -32,14 +32,15 @@ class AlignedBytes {
   AlignedBytes(const void* data, size_t n, size_t size, size_t alignment = 64)
       : size_(size), alignment_(alignment) {
     // operator new(0) still returns a unique block ASan tracks.
-    p_ = static_cast<char*>(::operator new(size_, std::align_val_t{alignment_}));
+    p_ = static_cast<char*>(
+        ::operator new (size_, std::align_val_t{alignment_}));
     const size_t copy = n < size_ ? n : size_;
     if (copy != 0) std::memcpy(p_, data, copy);
     if (size_ > copy) std::memset(p_ + copy, 0, size_ - copy);
   }
   AlignedBytes(const AlignedBytes&) = delete;
   AlignedBytes& operator=(const AlignedBytes&) = delete;
-  ~AlignedBytes() { ::operator delete(p_, std::align_val_t{alignment_}); }
+  ~AlignedBytes() { ::operator delete (p_, std::align_val_t{alignment_}); }
 
   char* data() const { return p_; }
   size_t size() const { return size_; }
@@ -66,11 +67,6 @@ class InputReader {
     --left_;
     return *p_++;
   }
-  uint32_t U32() {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v |= uint32_t{Byte()} << (8 * i);
-    return v;
-  }
   // Up to n bytes into `dst`, zero-filling what the input lacks.
   void Bytes(void* dst, size_t n) {
     const size_t take = n < left_ ? n : left_;
@@ -80,7 +76,6 @@ class InputReader {
     left_ -= take;
   }
   size_t remaining() const { return left_; }
-  const uint8_t* data() const { return p_; }
 
  private:
   const uint8_t* p_;
@@ -89,9 +84,9 @@ class InputReader {
 
 }  // namespace mp::fuzz
 
-#define FUZZ_CHECK(cond)                                       \
-  do {                                                         \
-    if (!(cond)) ::mp::fuzz::Fail(__FILE__, __LINE__, #cond);  \
+#define FUZZ_CHECK(cond)                                      \
+  do {                                                        \
+    if (!(cond)) ::mp::fuzz::Fail(__FILE__, __LINE__, #cond); \
   } while (0)
 
 #endif  // MP_FUZZ_FUZZ_UTIL_H_

@@ -78,7 +78,7 @@ std::string BytesOf(const T& v) {
   return std::string(reinterpret_cast<const char*>(&v), sizeof(T));
 }
 
-// ---- ring_fuzz: ring segments ------------------------------------------------
+// ---- ring_fuzz: ring segments -----------------------------------------------
 
 // Offsets in a Ring, from ring.h's layout comments (line 0: magic, version,
 // mode, capacity, mask; line 1: tail, head cache, producer lock, pending;
@@ -103,13 +103,16 @@ class RingSeed {
     return ring_->Push(m.data(), m.size(), Deadline::Past()).ok();
   }
   void Pop() {
-    Check(ring_->Pop([](void*, const char*, size_t) { return absl::OkStatus(); },
-                     nullptr, Deadline::Past())
+    Check(ring_
+              ->Pop([](void*, const char*, size_t) { return absl::OkStatus(); },
+                    nullptr, Deadline::Past())
               .ok(),
           "pop");
   }
   void Close() { ring_->Close(); }
-  std::string bytes() const { return std::string(bytes_.data(), bytes_.size()); }
+  std::string bytes() const {
+    return std::string(bytes_.data(), bytes_.size());
+  }
 
  private:
   AlignedBytes bytes_;
@@ -138,7 +141,8 @@ void RingCorpus() {
   Write(t, "spsc-128-pad-then-record", pad.bytes());
 
   RingSeed full(256, RingMode::kMpmc);
-  for (int i = 0; full.TryPush(std::string(static_cast<size_t>(i % 30), 'f'));) ++i;
+  for (int i = 0; full.TryPush(std::string(static_cast<size_t>(i % 30), 'f'));)
+    ++i;
   Write(t, "mpmc-256-full", full.bytes());
 
   RingSeed closed(256, RingMode::kSpsc);
@@ -186,20 +190,27 @@ void RingCorpus() {
     Put<uint64_t>(s, kMaskAt, 255);
   });
   corrupt("mask", [](std::string& s) { Put<uint64_t>(s, kMaskAt, 63); });
-  corrupt("head-after-tail", [](std::string& s) { Put<uint64_t>(s, kHeadAt, 200); });
-  corrupt("tail-laps-head", [](std::string& s) { Put<uint64_t>(s, kTailAt, 136); });
-  corrupt("tail-unaligned", [](std::string& s) { Put<uint64_t>(s, kTailAt, 41); });
+  corrupt("head-after-tail",
+          [](std::string& s) { Put<uint64_t>(s, kHeadAt, 200); });
+  corrupt("tail-laps-head",
+          [](std::string& s) { Put<uint64_t>(s, kTailAt, 136); });
+  corrupt("tail-unaligned",
+          [](std::string& s) { Put<uint64_t>(s, kTailAt, 41); });
   // Cached indices ahead of the real ones: a producer would overwrite unread
   // records, a consumer read bytes never published.
-  corrupt("head-cache-ahead", [](std::string& s) { Put<uint64_t>(s, kHeadCacheAt, 16); });
-  corrupt("tail-cache-ahead", [](std::string& s) { Put<uint64_t>(s, kTailCacheAt, 120); });
+  corrupt("head-cache-ahead",
+          [](std::string& s) { Put<uint64_t>(s, kHeadCacheAt, 16); });
+  corrupt("tail-cache-ahead",
+          [](std::string& s) { Put<uint64_t>(s, kTailCacheAt, 120); });
   // The first record's header (data area, offset 0): length and kind.
-  corrupt("record-length", [](std::string& s) { Put<uint32_t>(s, 384, 0xfffffff0u); });
-  corrupt("record-kind", [](std::string& s) { Put<uint32_t>(s, 388, 0x12345678u); });
+  corrupt("record-length",
+          [](std::string& s) { Put<uint32_t>(s, 384, 0xfffffff0u); });
+  corrupt("record-kind",
+          [](std::string& s) { Put<uint32_t>(s, 388, 0x12345678u); });
   corrupt("truncated", [](std::string& s) { s.resize(300); });
 }
 
-// ---- arena_fuzz: arena segments ------------------------------------------------
+// ---- arena_fuzz: arena segments ---------------------------------------------
 
 // Offsets in a SharedArena, from shared_arena.h: magic u64, version u32,
 // reserved u32, size u64, bump u64, then the free-list heads (generation
@@ -248,9 +259,12 @@ void ArenaCorpus() {
   };
   corrupt("magic", [](std::string& s) { s[0] ^= 1; });
   corrupt("version", [](std::string& s) { Put<uint32_t>(s, 8, 9); });
-  corrupt("size-beyond-mapping", [](std::string& s) { Put<uint64_t>(s, kArenaSizeAt, 1 << 20); });
-  corrupt("bump-unaligned", [](std::string& s) { Put<uint64_t>(s, kArenaBumpAt, 1000); });
-  corrupt("bump-beyond-size", [](std::string& s) { Put<uint64_t>(s, kArenaBumpAt, 8192); });
+  corrupt("size-beyond-mapping",
+          [](std::string& s) { Put<uint64_t>(s, kArenaSizeAt, 1 << 20); });
+  corrupt("bump-unaligned",
+          [](std::string& s) { Put<uint64_t>(s, kArenaBumpAt, 1000); });
+  corrupt("bump-beyond-size",
+          [](std::string& s) { Put<uint64_t>(s, kArenaBumpAt, 8192); });
   // Free lists: a head outside the arena (Attach refuses it); links deeper
   // down that Attach cannot see: out of range, to the block itself, and a
   // head naming a block of another class (Allocate must refuse them).
@@ -269,7 +283,7 @@ void ArenaCorpus() {
   });
 }
 
-// ---- sync_fuzz: resident sync objects and operations ------------------------------
+// ---- sync_fuzz: resident sync objects and operations ------------------------
 
 template <class T>
 void SyncSeed(const char* name, uint8_t selector, const T& object,
@@ -353,7 +367,7 @@ void SyncCorpus() {
            mp::queue_internal::PidLock{kDeadTid}, pid_ops);
 }
 
-// ---- codec_fuzz: encodings of every type ------------------------------------------
+// ---- codec_fuzz: encodings of every type ------------------------------------
 
 template <size_t I>
 void CodecSeeds() {
@@ -394,13 +408,13 @@ void CodecCorpus() {
   Write("codec_fuzz", "short-int", std::string(1, kInt32) + "ab");
   // How an optional<int32_t> used to travel (its raw bytes) with a flag of
   // 2: a bool that is no bool, once accepted as is.
-  std::string raw_optional(1, static_cast<char>(
-                                  CodecIndexOf<std::optional<int32_t>>()));
+  std::string raw_optional(
+      1, static_cast<char>(CodecIndexOf<std::optional<int32_t>>()));
   raw_optional += BytesOf<int32_t>(5) + std::string("\x02\0\0\0", 4);
   Write("codec_fuzz", "corrupt-raw-optional-flag-2", raw_optional);
 }
 
-// ---- frame_fuzz: byte streams of frames -----------------------------------------
+// ---- frame_fuzz: byte streams of frames -------------------------------------
 
 // What Connection::SendBytes puts on the wire for `messages`.
 std::string Frames(const std::vector<std::string>& messages) {

@@ -78,8 +78,7 @@ void OpenNamed(const uint8_t* data, size_t size, bool attach_ok) {
   absl::StatusOr<mp::SharedMemory> mem = mp::SharedMemory::Create(name, size);
   FUZZ_CHECK(mem.ok());
   std::memcpy(mem->data(), data, size);
-  absl::StatusOr<mp::Queue<std::string>> q =
-      mp::Queue<std::string>::Open(name);
+  absl::StatusOr<mp::Queue<std::string>> q = mp::Queue<std::string>::Open(name);
   FUZZ_CHECK(mp::SharedMemory::Unlink(name).ok());
   FUZZ_CHECK(q.ok() == attach_ok);
   if (!q.ok()) {

@@ -15,15 +15,17 @@
 // the object. At the end of each input the thread holds no lock and its
 // robust list is as it was.
 
+#include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <climits>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <functional>
-#include <linux/futex.h>
+#include <new>
+#include <type_traits>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -52,8 +54,9 @@ constexpr uint32_t kOwnerDied = mp::sync_internal::kOwnerDied;
 uint32_t MyTid() { return static_cast<uint32_t>(syscall(SYS_gettid)); }
 
 Deadline PastOrTiny(uint8_t op) {
-  return (op & mp::fuzz::kTinyWait) != 0 ? Deadline::After(std::chrono::microseconds(1))
-                          : Deadline::Past();
+  return (op & mp::fuzz::kTinyWait) != 0
+             ? Deadline::After(std::chrono::microseconds(1))
+             : Deadline::Past();
 }
 
 uint32_t LoadWord(const void* p) {
@@ -182,7 +185,7 @@ void RunRLock(InputReader& in, bool own_tid) {
   }
 }
 
-// ---- Condition ----------------------------------------------------------------
+// ---- Condition --------------------------------------------------------------
 
 template <class L>
 void RunCondition(InputReader& in) {
@@ -268,8 +271,8 @@ void RunSemaphore(InputReader& in) {
     const uint32_t before = s.GetValue();
     switch (op % 3) {
       case 0: {
-        const bool got = (op & 0x40) != 0 ? s.TryAcquire()
-                                          : s.Acquire(PastOrTiny(op));
+        const bool got =
+            (op & 0x40) != 0 ? s.TryAcquire() : s.Acquire(PastOrTiny(op));
         // Alone with it: a unit is taken exactly when there is one.
         FUZZ_CHECK(got == (before > 0));
         FUZZ_CHECK(s.GetValue() == (got ? before - 1 : before));
@@ -396,14 +399,30 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (selector & mp::fuzz::kNoRobustList) != 0);
   const uintptr_t robust_first = RobustListFirst();
   switch (selector & 0x07) {
-    case mp::fuzz::kLockType: RunLock(in, own_tid); break;
-    case mp::fuzz::kRLockType: RunRLock(in, own_tid); break;
-    case mp::fuzz::kConditionOverLock: RunCondition<mp::ResidentLock>(in); break;
-    case mp::fuzz::kConditionOverRLock: RunCondition<mp::ResidentRLock>(in); break;
-    case mp::fuzz::kEventType: RunEvent(in); break;
-    case mp::fuzz::kSemaphoreType: RunSemaphore(in); break;
-    case mp::fuzz::kBarrierType: RunBarrier(in, own_tid); break;
-    case mp::fuzz::kPidLockType: RunPidLock(in, own_tid); break;
+    case mp::fuzz::kLockType:
+      RunLock(in, own_tid);
+      break;
+    case mp::fuzz::kRLockType:
+      RunRLock(in, own_tid);
+      break;
+    case mp::fuzz::kConditionOverLock:
+      RunCondition<mp::ResidentLock>(in);
+      break;
+    case mp::fuzz::kConditionOverRLock:
+      RunCondition<mp::ResidentRLock>(in);
+      break;
+    case mp::fuzz::kEventType:
+      RunEvent(in);
+      break;
+    case mp::fuzz::kSemaphoreType:
+      RunSemaphore(in);
+      break;
+    case mp::fuzz::kBarrierType:
+      RunBarrier(in, own_tid);
+      break;
+    case mp::fuzz::kPidLockType:
+      RunPidLock(in, own_tid);
+      break;
   }
   // Every lock taken was released and unlinked: the list is as it was.
   FUZZ_CHECK(RobustListFirst() == robust_first);

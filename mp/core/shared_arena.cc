@@ -198,8 +198,8 @@ void* SharedArena::Allocate(size_t size, size_t alignment) {
 
 SharedArena::BlockHeader* SharedArena::FreeBlock(uint32_t index,
                                                  int klass) const {
-  const uint64_t bump = std::min<uint64_t>(
-      bump_.load(std::memory_order_acquire), size_);
+  const uint64_t bump =
+      std::min<uint64_t>(bump_.load(std::memory_order_acquire), size_);
   if (!BlockInCarvedRegion(index, klass, bump)) return nullptr;
   BlockHeader* b = At<BlockHeader>(uint64_t{index} * kAlignment);
   if (b->magic != kBlockMagic || b->klass != static_cast<uint32_t>(klass) ||

@@ -101,9 +101,11 @@ absl::Status ReadFrameBody(int fd, std::string* out, uint32_t len) {
   out->clear();
   size_t got = 0;
   while (got < len) {
-    const size_t chunk = std::min<size_t>(len - got, std::max(kFirstChunk, got));
+    const size_t chunk =
+        std::min<size_t>(len - got, std::max(kFirstChunk, got));
     out->resize(got + chunk);
-    if (absl::Status s = ReadAll(fd, out->data() + got, chunk, /*eof_ok=*/false);
+    if (absl::Status s =
+            ReadAll(fd, out->data() + got, chunk, /*eof_ok=*/false);
         !s.ok()) {
       return s;
     }
