@@ -1,5 +1,6 @@
 #include "mp/core/shared_arena.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <type_traits>
@@ -43,6 +44,14 @@ uint64_t BlockBytes(int klass) { return uint64_t{128} << klass; }
 uint64_t ArenaHeaderBytes() {
   // The arena object itself, rounded up to a cache line.
   return 64 * ((sizeof(uint64_t) * 4 + sizeof(uint64_t) * 32 + 63) / 64);
+}
+
+// Whether a block of class `klass` at block index `index` lies past the
+// arena's header and wholly below `bump` (what has been carved so far).
+bool BlockInCarvedRegion(uint32_t index, int klass, uint64_t bump) {
+  const uint64_t off = uint64_t{index} * SharedArena::kAlignment;
+  return off >= ArenaHeaderBytes() && off <= bump &&
+         BlockBytes(klass) <= bump - off;
 }
 
 }  // namespace
@@ -89,9 +98,23 @@ absl::StatusOr<SharedArena*> SharedArena::Attach(void* base, size_t size) {
     return absl::DataLossError(absl::StrCat(
         "arena claims ", a->size_, " bytes but the mapping has ", size));
   }
+  // Heads before bump: a block is carved (bump moves past it) before it is
+  // ever freed, and a head names it only after a release CAS, so a live
+  // arena always shows each head's block below the bump read after it.
+  uint64_t heads[kNumClasses];
+  for (int k = 0; k < kNumClasses; ++k) {
+    heads[k] = a->free_heads_[k].load(std::memory_order_acquire);
+  }
   uint64_t bump = a->bump_.load(std::memory_order_acquire);
   if (bump < ArenaHeaderBytes() || bump > a->size_ || bump % kAlignment) {
     return absl::DataLossError("arena bump offset out of range");
+  }
+  for (int k = 0; k < kNumClasses; ++k) {
+    const uint32_t index = static_cast<uint32_t>(heads[k]);
+    if (index != 0 && !BlockInCarvedRegion(index, k, bump)) {
+      return absl::DataLossError(
+          absl::StrCat("arena free list ", k, " starts outside the arena"));
+    }
   }
   return a;
 }
@@ -125,11 +148,21 @@ void* SharedArena::Allocate(size_t size, size_t alignment) {
   BlockHeader* block = nullptr;
   // Pop a recycled block. The generation in the head defeats ABA: a block
   // popped and pushed back between our load and CAS changes the generation.
+  // The list lives in shared memory: a link is followed only to a free
+  // block of this class inside the carved region. Such a block can stop
+  // being one under our feet only if another process pops it, which moves
+  // the head; a head that has not moved and still names something else is
+  // a corrupt list, and the request fails rather than touch it.
   auto& head = free_heads_[klass];
   uint64_t h = head.load(std::memory_order_acquire);
   while (static_cast<uint32_t>(h) != 0) {
-    auto* candidate = At<BlockHeader>(uint64_t{static_cast<uint32_t>(h)} *
-                                      kAlignment);
+    BlockHeader* candidate = FreeBlock(static_cast<uint32_t>(h), klass);
+    if (candidate == nullptr) {
+      const uint64_t now = head.load(std::memory_order_acquire);
+      if (now == h) return nullptr;
+      h = now;
+      continue;
+    }
     uint64_t next = candidate->next.load(std::memory_order_relaxed);
     uint64_t replacement = ((h >> 32) + 1) << 32 | (next & 0xffffffffu);
     if (head.compare_exchange_weak(h, replacement, std::memory_order_acquire,
@@ -152,13 +185,28 @@ void* SharedArena::Allocate(size_t size, size_t alignment) {
     block->next.store(0, std::memory_order_relaxed);
     block->state.store(kAllocated, std::memory_order_relaxed);
   } else {
+    // Checked free by FreeBlock and unchanged since (our CAS on the head
+    // would have failed otherwise): only a writer that ignores the protocol
+    // can make this fail. The block is then lost, not handed out.
     uint32_t expected = kFree;
-    if (block->magic != kBlockMagic ||
-        !block->state.compare_exchange_strong(expected, kAllocated)) {
-      Die("free list corrupt: popped a block that is not free");
+    if (!block->state.compare_exchange_strong(expected, kAllocated)) {
+      return nullptr;
     }
   }
   return reinterpret_cast<char*>(block) + kHeaderBytes;
+}
+
+SharedArena::BlockHeader* SharedArena::FreeBlock(uint32_t index,
+                                                 int klass) const {
+  const uint64_t bump =
+      std::min<uint64_t>(bump_.load(std::memory_order_acquire), size_);
+  if (!BlockInCarvedRegion(index, klass, bump)) return nullptr;
+  BlockHeader* b = At<BlockHeader>(uint64_t{index} * kAlignment);
+  if (b->magic != kBlockMagic || b->klass != static_cast<uint32_t>(klass) ||
+      b->state.load(std::memory_order_acquire) != kFree) {
+    return nullptr;
+  }
+  return b;
 }
 
 void SharedArena::Deallocate(void* p) {

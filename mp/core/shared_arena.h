@@ -48,11 +48,19 @@ class SharedArena {
   static absl::StatusOr<SharedArena*> Format(void* base, size_t size);
   // Validates and returns the arena another process formatted at `base`.
   // InvalidArgument / DataLoss when the header is not a sane arena of at
-  // most `size` bytes (a hostile or corrupt segment is rejected, not used).
+  // most `size` bytes: bad magic, version or size, a bump offset or a free
+  // list head outside the carved region (a hostile or corrupt segment is
+  // rejected, not used).
   static absl::StatusOr<SharedArena*> Attach(void* base, size_t size);
 
   // `size` bytes aligned to `alignment` (at most 64), or nullptr when the
-  // arena is full or the request cannot be met.
+  // arena is full or the request cannot be met. The size Format wrote is
+  // trusted once Attach has checked it; the free lists live in the segment
+  // and every process writes them, so they are checked as they are used:
+  // Allocate follows a link only to a free block of the right class inside
+  // the carved region, and returns nullptr for that class's requests while
+  // its list is corrupt. It never touches memory outside the arena. Blocks
+  // a writer made overlap are not detected.
   void* Allocate(size_t size, size_t alignment = kAlignment);
   // Returns memory from Allocate to the arena. Aborts with a message on a
   // pointer this arena did not hand out or on a double free.
@@ -88,6 +96,9 @@ class SharedArena {
   SharedArena() = default;
   struct BlockHeader;
   BlockHeader* HeaderOf(const void* payload) const;
+  // The block at `index` if it is a free block of class `klass` inside the
+  // carved region, else nullptr.
+  BlockHeader* FreeBlock(uint32_t index, int klass) const;
 
   uint64_t magic_;
   uint32_t version_;

@@ -2,9 +2,13 @@
 // -----------------------------------------------------------------------------
 // How values become bytes on their way through a queue or a pipe.
 //
-//   * A trivially copyable T is copied as its bytes.
+//   * A trivially copyable T is copied as its bytes (Queue<T> skips the
+//     codec for it), except for these, whose codecs check every byte:
+//   * bool is one byte, 0 or 1.
 //   * std::string, std::vector<U>, std::optional<U> and std::pair<A, B> are
-//     length-prefixed / tagged compositions of their parts.
+//     length-prefixed / tagged compositions of their parts, whatever U, A
+//     and B are (an optional's flag or a pair's bool copied as raw bytes
+//     could arrive as a byte that is no bool at all).
 //   * Any other type goes through mp::Codec<T>, which the user specialises:
 //
 //       struct Task { int a, b; std::string label; };
@@ -21,12 +25,20 @@
 //       };
 //
 // Decoders never read past the bytes they were given: a short or malformed
-// input is a DataLoss status, never a crash. Decode needs a default-
-// constructible T. A queue rejects a message whose decoder leaves bytes over.
+// input is a DataLoss status, never a crash, and what they accept is exactly
+// what Encode writes. Decode needs a default-constructible T. A queue
+// rejects a message whose decoder leaves bytes over.
+//
+// Bytes from a peer you do not trust: a type copied as its bytes is only as
+// safe as its every bit pattern is a value. Integers, floating point, enums
+// with a fixed underlying type and structs or arrays of those are; if your
+// trivially copyable type holds a bool or an enum without a fixed type,
+// give it a Codec specialisation that checks them.
 
 #ifndef MP_QUEUE_CODEC_H_
 #define MP_QUEUE_CODEC_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -85,11 +97,44 @@ class ByteReader {
   size_t left_;
 };
 
+namespace codec_internal {
 template <class T>
-struct Codec<T, std::enable_if_t<std::is_trivially_copyable_v<T>>> {
+struct HasOwnCodec : std::false_type {};  // std::optional and std::pair
+template <class U>
+struct HasOwnCodec<std::optional<U>> : std::true_type {};
+template <class A, class B>
+struct HasOwnCodec<std::pair<A, B>> : std::true_type {};
+}  // namespace codec_internal
+
+template <class T>
+struct Codec<T, std::enable_if_t<std::is_trivially_copyable_v<T> &&
+                                 !codec_internal::HasOwnCodec<T>::value>> {
+  // Marks the plain byte copy (see CodecCopiesBytes).
+  static constexpr bool kCopiesBytes = true;
   static void Encode(const T& v, ByteWriter& out) { out.Write(&v, sizeof(T)); }
   static absl::Status Decode(ByteReader& in, T* v) {
     return in.Read(v, sizeof(T));
+  }
+};
+
+// True when Codec<T> is the plain byte copy, so that a T (or an array of
+// them) may be copied in and out without calling it. False for bool, for
+// every std::optional and std::pair, and for types with a user codec.
+template <class T>
+concept CodecCopiesBytes = requires { requires Codec<T>::kCopiesBytes; };
+
+template <>
+struct Codec<bool> {
+  static void Encode(const bool& v, ByteWriter& out) {
+    const uint8_t b = v ? 1 : 0;
+    out.Write(&b, 1);
+  }
+  static absl::Status Decode(ByteReader& in, bool* v) {
+    uint8_t b = 0;
+    if (absl::Status st = in.Read(&b, 1); !st.ok()) return st;
+    if (b > 1) return absl::DataLossError("codec: bad bool byte");
+    *v = b != 0;
+    return absl::OkStatus();
   }
 };
 
@@ -117,7 +162,7 @@ struct Codec<std::vector<U>> {
   static void Encode(const std::vector<U>& v, ByteWriter& out) {
     uint64_t n = v.size();
     out.Write(&n, sizeof(n));
-    if constexpr (std::is_trivially_copyable_v<U>) {
+    if constexpr (CodecCopiesBytes<U>) {
       out.Write(v.data(), v.size() * sizeof(U));
     } else {
       for (const U& u : v) out.Put(u);
@@ -126,17 +171,18 @@ struct Codec<std::vector<U>> {
   static absl::Status Decode(ByteReader& in, std::vector<U>* v) {
     uint64_t n = 0;
     if (absl::Status st = in.Read(&n, sizeof(n)); !st.ok()) return st;
-    // Every element takes at least one byte (or sizeof(U) when trivial), so
-    // a count larger than what is left is malformed: reject before resizing.
+    // Every element takes at least one byte (sizeof(U) when copied as
+    // bytes), so a count larger than what is left is malformed: reject
+    // before resizing.
     const size_t min_each =
-        std::is_trivially_copyable_v<U> ? std::max<size_t>(sizeof(U), 1) : 1;
+        CodecCopiesBytes<U> ? std::max<size_t>(sizeof(U), 1) : 1;
     if (n > in.remaining() / min_each) {
       return absl::DataLossError(
           absl::StrCat("codec: vector of ", n, " elements in ",
                        in.remaining(), " bytes"));
     }
     v->clear();
-    if constexpr (std::is_trivially_copyable_v<U>) {
+    if constexpr (CodecCopiesBytes<U>) {
       v->resize(static_cast<size_t>(n));
       return in.Read(v->data(), static_cast<size_t>(n) * sizeof(U));
     } else {
@@ -152,8 +198,7 @@ struct Codec<std::vector<U>> {
 };
 
 template <class U>
-struct Codec<std::optional<U>,
-             std::enable_if_t<!std::is_trivially_copyable_v<std::optional<U>>>> {
+struct Codec<std::optional<U>> {
   static void Encode(const std::optional<U>& v, ByteWriter& out) {
     uint8_t has = v.has_value() ? 1 : 0;
     out.Write(&has, 1);
@@ -175,8 +220,7 @@ struct Codec<std::optional<U>,
 };
 
 template <class A, class B>
-struct Codec<std::pair<A, B>,
-             std::enable_if_t<!std::is_trivially_copyable_v<std::pair<A, B>>>> {
+struct Codec<std::pair<A, B>> {
   static void Encode(const std::pair<A, B>& v, ByteWriter& out) {
     out.Put(v.first);
     out.Put(v.second);

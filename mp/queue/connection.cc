@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 
@@ -93,8 +94,24 @@ absl::StatusOr<uint32_t> ReadFrameLength(int fd) {
 }
 
 absl::Status ReadFrameBody(int fd, std::string* out, uint32_t len) {
-  out->resize(len);
-  return ReadAll(fd, out->data(), len, /*eof_ok=*/false);
+  // The length is the peer's word: grow the buffer as bytes arrive (in
+  // chunks that double, so copying stays linear) instead of allocating it
+  // up front, or a peer that announces 4 GiB and hangs up costs 4 GiB.
+  constexpr size_t kFirstChunk = 64 * 1024;
+  out->clear();
+  size_t got = 0;
+  while (got < len) {
+    const size_t chunk =
+        std::min<size_t>(len - got, std::max(kFirstChunk, got));
+    out->resize(got + chunk);
+    if (absl::Status s =
+            ReadAll(fd, out->data() + got, chunk, /*eof_ok=*/false);
+        !s.ok()) {
+      return s;
+    }
+    got += chunk;
+  }
+  return absl::OkStatus();
 }
 
 bool PollReadable(int fd, Deadline deadline) {

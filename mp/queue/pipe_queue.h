@@ -40,6 +40,8 @@ namespace queue_internal {
 
 absl::Status WriteFrame(int fd, const char* data, size_t n, bool socket);
 absl::StatusOr<uint32_t> ReadFrameLength(int fd);
+// Reads `len` bytes into `out`; DataLoss if the stream ends first. Memory
+// grows with the bytes that arrive, not with the length announced.
 absl::Status ReadFrameBody(int fd, std::string* out, uint32_t len);
 bool PollReadable(int fd, Deadline deadline);
 absl::Status WriteEndOfStream(int fd);

@@ -17,9 +17,12 @@
 // Capacity: `maxsize` is the ring's capacity in BYTES (rounded up to a power
 // of two, at least 64), not in messages: messages vary in size. Each message
 // costs its encoded size plus an 8-byte header, rounded up to 8 bytes; the
-// largest message is capacity - 8 bytes. maxsize <= 0 (Python's "unbounded")
-// gives kDefaultCapacity (1 MiB): a put then blocks only when 1 MiB of
-// messages is waiting.
+// largest message is capacity - 8 bytes, and it fits whenever the queue
+// holds no messages (except in kSpsc mode, where a message over half the
+// capacity may first need the consumer to skip the end of the ring's lap: a
+// Put with no consumer running then waits for one). maxsize <= 0 (Python's
+// "unbounded") gives kDefaultCapacity (1 MiB): a put then blocks only when
+// 1 MiB of messages is waiting.
 //
 // Status codes, the same for every queue in this package:
 //   OK
@@ -166,7 +169,7 @@ class Queue {
     return Put(value, queue_internal::ToDeadline(block, timeout));
   }
   absl::Status Put(const T& value, Deadline deadline) {
-    if constexpr (std::is_trivially_copyable_v<T>) {
+    if constexpr (CodecCopiesBytes<T>) {
       return ring()->Push(&value, sizeof(T), deadline);
     } else {
       std::string& buf = queue_internal::EncodeBuffer();
@@ -182,8 +185,7 @@ class Queue {
     return Get(queue_internal::ToDeadline(block, timeout));
   }
   absl::StatusOr<T> Get(Deadline deadline) {
-    if constexpr (std::is_trivially_copyable_v<T> &&
-                  std::is_default_constructible_v<T>) {
+    if constexpr (CodecCopiesBytes<T> && std::is_default_constructible_v<T>) {
       T value;
       absl::Status s = ring()->Pop(
           [](void* ctx, const char* bytes, size_t n) -> absl::Status {

@@ -2,6 +2,7 @@
 
 #include "mp/sync/barrier.h"
 
+#include <climits>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -13,8 +14,22 @@ namespace {
 absl::Status BrokenError() { return absl::AbortedError("barrier is broken"); }
 }  // namespace
 
-void ResidentBarrier::Lock() {
-  if (lock_.Acquire() == LockResult::kOwnerDied) Break();
+bool ResidentBarrier::Lock(Deadline deadline) {
+  const LockResult r = lock_.Acquire(deadline);
+  if (r == LockResult::kTimedOut) return false;
+  if (r == LockResult::kOwnerDied) Break();
+  return true;
+}
+
+bool ResidentBarrier::Consistent() const {
+  const int32_t s = state_.load(std::memory_order_relaxed);
+  const uint32_t count = count_.load(std::memory_order_relaxed);
+  if (s != kFilling && s != kDraining && s != kResetting && s != kBroken) {
+    return false;
+  }
+  if (parties_ < 1 || parties_ > static_cast<uint32_t>(INT_MAX)) return false;
+  // Filling, the last arrival turns the state to draining: count < parties.
+  return s == kFilling ? count < parties_ : count <= parties_;
 }
 
 void ResidentBarrier::Unlock() { (void)lock_.Release(); }
@@ -26,15 +41,23 @@ void ResidentBarrier::Break() {
 
 absl::StatusOr<int> ResidentBarrier::Wait(Deadline deadline,
                                           const std::function<void()>* action) {
-  Lock();
-  // Enter: block while the previous round drains or resets.
+  if (!Lock(deadline)) {
+    return absl::DeadlineExceededError(
+        "barrier: its lock is held past the deadline");
+  }
+  // Bytes no barrier holds (another process wrote them): a broken barrier.
+  if (!Consistent()) Break();
+  // Enter: block while the previous round drains or resets. The deadline
+  // is checked on every round, notified or not: a condition whose counts a
+  // writer inflated would otherwise "notify" this loop for ever.
   for (;;) {
     const int32_t s = state_.load(std::memory_order_relaxed);
     if (s != kDraining && s != kResetting) break;
-    if (!cond_.Wait(lock_, deadline) && deadline.Expired()) {
+    if (deadline.Expired()) {
       Break();
       break;
     }
+    cond_.Wait(lock_, deadline);
     if (lock_.owner_died()) Break();
   }
   if (state_.load(std::memory_order_relaxed) < 0) {
@@ -60,13 +83,14 @@ absl::StatusOr<int> ResidentBarrier::Wait(Deadline deadline,
     state_.store(kDraining, std::memory_order_relaxed);
     cond_.NotifyAll();
   } else {
+    // A timeout breaks the barrier for everyone, as in Python.
     while (state_.load(std::memory_order_relaxed) == kFilling) {
-      const bool notified = cond_.Wait(lock_, deadline);
-      if (lock_.owner_died()) Break();
-      if (!notified && deadline.Expired() &&
-          state_.load(std::memory_order_relaxed) == kFilling) {
+      if (deadline.Expired()) {
         Break();
+        break;
       }
+      cond_.Wait(lock_, deadline);
+      if (lock_.owner_died()) Break();
     }
     if (state_.load(std::memory_order_relaxed) < 0) status = BrokenError();
   }
@@ -86,13 +110,13 @@ absl::StatusOr<int> ResidentBarrier::Wait(Deadline deadline,
 }
 
 void ResidentBarrier::Abort() {
-  Lock();
+  Lock(Deadline::Infinite());
   Break();
   Unlock();
 }
 
 void ResidentBarrier::Reset() {
-  Lock();
+  Lock(Deadline::Infinite());
   if (count_.load(std::memory_order_relaxed) > 0) {
     const int32_t s = state_.load(std::memory_order_relaxed);
     if (s == kFilling || s == kBroken) {

@@ -16,6 +16,12 @@
 // A party killed while waiting leaves the others waiting until their
 // timeout: give Wait a deadline (or the Barrier a default timeout) when a
 // peer may die. Reset() returns it to the empty, unbroken state.
+// DeadlineExceeded: Wait could not even take the barrier's internal lock by
+// its deadline (a peer stopped while holding it, or bytes naming a live
+// thread as its holder); the barrier is unchanged. Abort() and Reset() wait
+// for that lock without a deadline, as Python's do. A barrier whose bytes
+// hold no valid state (an unknown state, parties outside 1..INT_MAX, more
+// parties inside than it has) is broken: Wait returns Aborted.
 //
 // `ResidentBarrier` (64 bytes) is Python's algorithm over a ResidentLock and
 // a ResidentCondition: a state (filling, draining, resetting, broken) and
@@ -69,8 +75,12 @@ class ResidentBarrier {
   static constexpr int32_t kResetting = -1;
   static constexpr int32_t kBroken = -2;
 
-  void Lock();     // acquires lock_; breaks the barrier on owner death
+  // Acquires lock_ by `deadline` (false if not); breaks the barrier on
+  // owner death.
+  bool Lock(Deadline deadline);
   void Unlock();
+  // Whether state, count and parties are values a barrier can hold.
+  bool Consistent() const;
   void Break();
 
   // Layout: 0 lock_ (40 bytes), 40 cond_ (12), 52 state_, 56 count_,

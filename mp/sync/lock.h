@@ -133,6 +133,8 @@ class ResidentLock {
   //   24  list_prev_   robust-list links, written only by the owning thread;
   //   32  list_next_   addresses in the owner's address space, read by the
   //                    kernel when that thread dies. Zero when free.
+  //                    Release follows them only for a lock it finds on
+  //                    its own thread's list.
   FutexWord word_{0};
   std::atomic<uint32_t> owner_died_{0};
   uint32_t reserved_[4] = {0, 0, 0, 0};
@@ -168,8 +170,16 @@ inline absl::Status ResidentLock::Release() {
   if (owner_died_.load(std::memory_order_relaxed) != 0) {
     owner_died_.store(0, std::memory_order_relaxed);
   }
-  // Linked iff acquired while the robust list was in use.
+  // Linked iff acquired while the robust list was in use. The links are
+  // bytes in shared memory: follow them only once the lock is found on this
+  // thread's list (a writer may have put our TID in the word and anything
+  // in the links); otherwise they are junk, and cleared.
   void* head = list_next_ != 0 ? id.robust_head : nullptr;
+  if (head != nullptr && !sync_internal::IsLinked(head, &list_next_)) {
+    head = nullptr;
+    list_prev_ = 0;
+    list_next_ = 0;
+  }
   if (head != nullptr) {
     sync_internal::SetPending(head, &list_next_);
     sync_internal::Dequeue(&list_next_);

@@ -1,6 +1,6 @@
 #include "mp/sync/semaphore.h"
 
-
+#include <algorithm>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -53,7 +53,9 @@ absl::Status ResidentSemaphore::Release(int n) {
     return absl::InvalidArgumentError(
         absl::StrCat("release count must be >= 1, got ", n));
   }
-  const uint32_t limit = bound_;
+  // The bound is bytes in shared memory: never above kMaxValue, whatever a
+  // writer left there.
+  const uint32_t limit = std::min(bound_, kMaxValue);
   uint32_t v = count_.load(std::memory_order_relaxed);
   do {
     if (static_cast<uint64_t>(v) + static_cast<uint64_t>(n) > limit) {

@@ -105,6 +105,38 @@ TEST(CodecTest, MalformedBytesAreRejectedNeverOverread) {
             absl::StatusCode::kDataLoss);
 }
 
+// What a peer sends as a bool, or as an optional's flag, is checked: a byte
+// other than 0 or 1 is DataLoss, never a bool holding 2 (undefined
+// behaviour to read). Found by fuzz/codec_fuzz.
+TEST(CodecTest, BoolAndOptionalFlagsAcceptOnlyZeroAndOne) {
+  bool b = false;
+  for (unsigned char c : {2, 0x81, 0xff}) {
+    const char byte = static_cast<char>(c);
+    EXPECT_EQ(mp::DecodeMessage(&byte, 1, &b).code(),
+              absl::StatusCode::kDataLoss);
+  }
+  EXPECT_TRUE(RoundTrip(true));
+  EXPECT_FALSE(RoundTrip(false));
+  // Optionals of trivially copyable types are tagged like the others (one
+  // tag byte, then the value), not copied with their flag as raw bytes.
+  std::string bytes;
+  mp::EncodeMessage(std::optional<int32_t>(5), &bytes);
+  EXPECT_EQ(bytes.size(), 1 + sizeof(int32_t));
+  EXPECT_EQ(RoundTrip(std::optional<int32_t>(5)), 5);
+  EXPECT_EQ(RoundTrip(std::optional<bool>()), std::nullopt);
+  bytes[0] = 2;
+  std::optional<int32_t> o;
+  EXPECT_EQ(mp::DecodeMessage(bytes.data(), bytes.size(), &o).code(),
+            absl::StatusCode::kDataLoss);
+  std::pair<int32_t, bool> p;
+  std::string pair_bytes(4, '\0');
+  pair_bytes.push_back('\x07');
+  EXPECT_EQ(mp::DecodeMessage(pair_bytes.data(), pair_bytes.size(), &p).code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(RoundTrip(std::vector<bool>{true, false, true}),
+            (std::vector<bool>{true, false, true}));
+}
+
 TEST(CodecTest, UserTypeThroughQueueBetweenProcesses) {
   mp::Queue<Task> q;
   mp::Process child([q]() mutable {
@@ -157,6 +189,21 @@ TEST_F(NamedQueueTest, CreateOpenUnlink) {
             absl::StatusCode::kNotFound);
   ASSERT_TRUE(q->Put(7).ok());  // still mapped
   EXPECT_EQ(*q->Get(), 7);
+}
+
+// A Queue<bool> goes through bool's codec, not a raw copy: a record that
+// holds no bool is DataLoss, and the queue goes on working.
+TEST_F(NamedQueueTest, QueueOfBoolRejectsAByteThatIsNoBool) {
+  auto bytes = mp::Queue<uint8_t>::Create(name_, {.maxsize = 4096});
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  ASSERT_TRUE(bytes->Put(2).ok());
+  ASSERT_TRUE(bytes->Put(1).ok());
+  auto bools = mp::Queue<bool>::Open(name_);
+  ASSERT_TRUE(bools.ok()) << bools.status();
+  EXPECT_EQ(bools->Get(false).status().code(), absl::StatusCode::kDataLoss);
+  absl::StatusOr<bool> b = bools->Get(false);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_TRUE(*b);
 }
 
 TEST_F(NamedQueueTest, CorruptHeadersAreRejected) {

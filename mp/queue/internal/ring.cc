@@ -109,8 +109,11 @@ PidLock::Acquired PidLock::Lock(Deadline deadline) {
   }
   for (;;) {
     uint32_t v = word.load(std::memory_order_relaxed);
-    if (v == 0) {
-      // We may have been the woken waiter: keep the bit for the others.
+    if ((v & ~kWaiters) == 0) {
+      // Free. We may have been the woken waiter: keep the bit for the
+      // others. (A waiters bit with no holder is a state no Unlock leaves,
+      // only a writer of the shared bytes; it is a free lock all the same,
+      // not one held by "task 0" that no liveness check could ever free.)
       if (word.compare_exchange_weak(v, me | kWaiters,
                                      std::memory_order_acquire,
                                      std::memory_order_relaxed)) {
@@ -186,12 +189,30 @@ absl::StatusOr<Ring*> Ring::Attach(void* base, size_t size) {
       r->mask_ != cap - 1 || cap > size - sizeof(Ring)) {
     return absl::DataLossError(absl::StrCat("ring: bad capacity ", cap));
   }
-  uint64_t head = r->head_.load(std::memory_order_acquire);
-  uint64_t tail = r->tail_.load(std::memory_order_acquire);
-  if (head > tail || tail - head > cap || head % 8 != 0 || tail % 8 != 0) {
-    return absl::DataLossError("ring: indices out of range");
+  // Caches before indices: a cache is stored (release) after its index was
+  // loaded (acquire), so reading the cache first (acquire) orders that load
+  // before ours and our index is at least the cached value, live ring or not.
+  // In a live ring the four reads are not one snapshot: a consumer and a
+  // producer may both move a lap between our reads of head and tail. Only a
+  // state seen twice in a row with nothing moved is judged.
+  uint64_t last_head = ~uint64_t{0}, last_tail = ~uint64_t{0};
+  for (int attempt = 0;; ++attempt) {
+    const uint64_t head_cache =
+        r->head_cache_.load(std::memory_order_acquire);
+    const uint64_t tail_cache =
+        r->tail_cache_.load(std::memory_order_acquire);
+    const uint64_t head = r->head_.load(std::memory_order_acquire);
+    const uint64_t tail = r->tail_.load(std::memory_order_acquire);
+    if (head <= tail && tail - head <= cap && head % 8 == 0 && tail % 8 == 0 &&
+        head_cache <= head && tail_cache <= tail) {
+      return r;
+    }
+    if ((head == last_head && tail == last_tail) || attempt == 1000) {
+      return absl::DataLossError("ring: indices out of range");
+    }
+    last_head = head;
+    last_tail = tail;
   }
-  return r;
 }
 
 size_t Ring::BytesUsedApprox() const {
@@ -331,9 +352,16 @@ absl::Status Ring::PushLocked(const void* src, size_t n, Deadline deadline,
       const size_t to_end = capacity_ - off;
       const bool pad = rec > to_end;
       const size_t need = pad ? to_end : rec;
-      if (tail + need - head_cache_ > capacity_) {
-        head_cache_ = head_.load(std::memory_order_acquire);
-        if (tail + need - head_cache_ > capacity_) {
+      uint64_t head = head_cache_.load(std::memory_order_relaxed);
+      if (tail + need - head > capacity_) {
+        head = head_.load(std::memory_order_acquire);
+        head_cache_.store(head, std::memory_order_release);  // see Attach
+        if (tail - head > capacity_) {  // head after tail, or lapped
+          if (mpmc) producer_lock_.Unlock();
+          return absl::DataLossError("ring: indices out of range");
+        }
+        if (tail + need - head > capacity_) {
+          if (mpmc && SkipPadsForProducer(tail, deadline)) continue;
           if (mpmc) producer_lock_.Unlock();
           if (closed()) {
             return absl::FailedPreconditionError("queue is closed");
@@ -377,6 +405,34 @@ absl::Status Ring::PushLocked(const void* src, size_t n, Deadline deadline,
   }
 }
 
+bool Ring::SkipPadsForProducer(uint64_t tail, Deadline deadline) {
+  if (consumer_lock_.Lock(deadline) == PidLock::Acquired::kNo) return false;
+  const uint64_t start = head_.load(std::memory_order_relaxed);
+  uint64_t head = start;
+  while (head != tail && tail - head <= capacity_) {
+    const size_t off = static_cast<size_t>(head & mask_);
+    const RecordHeader* h =
+        reinterpret_cast<const RecordHeader*>(data() + off);
+    const size_t rec = Align8(sizeof(RecordHeader) + size_t{h->length});
+    // Only a well-formed pad; anything else is the consumers' to read (or
+    // to report as corrupt).
+    if (h->kind != RecordHeader::kPad || rec != capacity_ - off ||
+        head + rec > tail) {
+      break;
+    }
+    head += rec;
+  }
+  if (head == start) {
+    consumer_lock_.Unlock();
+    return false;
+  }
+  tail_cache_.store(tail, std::memory_order_release);  // see Attach
+  head_.store(head, std::memory_order_release);
+  consumer_lock_.Unlock();
+  WakeProducers();
+  return true;
+}
+
 absl::Status Ring::Pop(Sink sink, void* ctx, Deadline deadline) {
   return PopLocked(sink, ctx, deadline, mode() == RingMode::kMpmc);
 }
@@ -394,9 +450,17 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
     MP_FAULT_POINT("ring.get.after_lock");
     for (;;) {
       const uint64_t head = head_.load(std::memory_order_relaxed);
-      if (head == tail_cache_) {
-        tail_cache_ = tail_.load(std::memory_order_acquire);
-        if (head == tail_cache_) {
+      uint64_t tail = tail_cache_.load(std::memory_order_relaxed);
+      // An empty cache, or one no live ring has (behind head or more than a
+      // capacity ahead): look at the real tail.
+      if (head == tail || tail - head > capacity_) {
+        tail = tail_.load(std::memory_order_acquire);
+        tail_cache_.store(tail, std::memory_order_release);  // see Attach
+        if (tail - head > capacity_) {  // head after tail, or lapped
+          if (mpmc) consumer_lock_.Unlock();
+          return absl::DataLossError("ring: indices out of range");
+        }
+        if (head == tail) {
           if (mpmc) consumer_lock_.Unlock();
           if (closed() && tail_.load(std::memory_order_acquire) == head) {
             return absl::OutOfRangeError("queue is closed");
@@ -416,7 +480,7 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
       const uint32_t kind = h->kind;
       const size_t rec = Align8(sizeof(RecordHeader) + size_t{len});
       if ((kind != RecordHeader::kData && kind != RecordHeader::kPad) ||
-          rec > to_end || head + rec > tail_cache_ ||
+          rec > to_end || head + rec > tail ||
           (kind == RecordHeader::kPad && rec != to_end)) {
         if (mpmc) consumer_lock_.Unlock();
         return absl::DataLossError("ring: corrupt record header");

@@ -9,7 +9,11 @@
 //   8-byte header followed by its payload, padded to 8 bytes. A record never
 //   straddles the end of the data area: when it does not fit before the end,
 //   the producer first publishes a padding record that fills the rest of the
-//   lap, and consumers skip it.
+//   lap, and consumers skip it. A record longer than half the capacity can
+//   then find no room behind a pad even in a ring holding no data: in kMpmc
+//   the producer skips the pads at head itself (under the consumer lock), so
+//   any record up to max_message() fits a ring with no data records in it;
+//   in kSpsc only the consumer moves head, and such a record waits for it.
 //
 // Visibility
 //   A record becomes visible only when its producer stores the new `tail`
@@ -94,8 +98,9 @@ bool TaskIsDead(uint32_t tid);
 //
 // Lock: CAS 0 -> tid; after a short spin, set the waiters bit and sleep on the
 // word in slices of 20 ms; after each slice, if the holder is dead, take the
-// word over by CAS and report it. Unlock: exchange 0; FutexWake if the waiters
-// bit was set. Memory ordering: Lock is acquire, Unlock release.
+// word over by CAS and report it. A word with no holder is free, waiters bit
+// or not. Unlock: exchange 0; FutexWake if the waiters bit was set. Memory
+// ordering: Lock is acquire, Unlock release.
 struct PidLock {
   static constexpr uint32_t kWaiters = 0x80000000u;
   enum class Acquired { kNo, kYes, kFromDeadHolder };
@@ -142,12 +147,19 @@ class Ring {
   static Ring* Format(void* base, size_t capacity, RingMode mode);
   // Validates a ring someone else formatted in `size` bytes at `base`:
   // InvalidArgument / DataLoss for a bad magic, version, capacity, mode or
-  // indices out of range. Never reads outside [base, base + size).
+  // indices out of range (head after tail, more than a capacity apart, not
+  // 8-aligned, or a cached index ahead of its index). Never reads outside
+  // [base, base + size). Afterwards the fields Format wrote once (capacity,
+  // mask, mode) are trusted; what processes keep writing (indices, caches,
+  // record headers) is checked where it is read: whatever its values, Push
+  // and Pop never touch memory outside the data area, and indices out of
+  // range are DataLoss.
   static absl::StatusOr<Ring*> Attach(void* base, size_t size);
 
   // Appends one record of `n` bytes. OK; InvalidArgument when n >
   // max_message() (nothing changes); FailedPrecondition when closed;
-  // ResourceExhausted when still full at `deadline` (a past deadline polls).
+  // ResourceExhausted when still full at `deadline` (a past deadline polls);
+  // DataLoss when the indices are corrupt.
   // Release: everything the caller wrote before happens-before the Pop that
   // returns this record.
   absl::Status Push(const void* data, size_t n, Deadline deadline);
@@ -155,7 +167,8 @@ class Ring {
   // Removes the oldest record by handing it to `sink(ctx, bytes, n)`, which
   // copies it out; if the sink returns an error, the record stays and the
   // error is returned. DeadlineExceeded when empty at `deadline`;
-  // OutOfRange when empty and closed; DataLoss on a corrupt record.
+  // OutOfRange when empty and closed; DataLoss on a corrupt record or
+  // indices.
   using Sink = absl::Status (*)(void* ctx, const char* bytes, size_t n);
   absl::Status Pop(Sink sink, void* ctx, Deadline deadline);
 
@@ -187,6 +200,10 @@ class Ring {
   absl::Status PushLocked(const void* src, size_t n, Deadline deadline,
                           bool mpmc);
   absl::Status PopLocked(Sink sink, void* ctx, Deadline deadline, bool mpmc);
+  // kMpmc, producer lock held, `tail` the tail: takes the consumer lock (by
+  // `deadline`) and skips the pad records at head, as a consumer would
+  // before reaching the next record. True if head moved.
+  bool SkipPadsForProducer(uint64_t tail, Deadline deadline);
 
   // Line 0, written once at Format:
   //   magic u64 | version u32 | mode u32 | capacity u64 | mask u64
@@ -204,7 +221,13 @@ class Ring {
 
   // Line 2, producers only: their cached head, the producer lock, the
   // in-flight marker and the record count.
-  alignas(kCacheLine) uint64_t head_cache_ = 0;
+  // The caches (head_cache_ here, tail_cache_ on line 4) are values their
+  // index once had, so never ahead of it: written (release) right after
+  // loading the index (acquire), which lets Attach, reading cache then
+  // index, check that in a live ring. A head cache ahead of head would let a
+  // producer overwrite unread records; a tail cache ahead of tail would let
+  // a consumer read unpublished bytes.
+  alignas(kCacheLine) std::atomic<uint64_t> head_cache_{0};  // lock holder
   PidLock producer_lock_;
   // Where `tail` will be once the record being written is published; 0 when
   // none is in flight. A producer taking the lock over from a dead one counts
@@ -217,7 +240,7 @@ class Ring {
   alignas(kCacheLine) std::atomic<uint64_t> head_{0};
 
   // Line 4, consumers only: cached tail, consumer lock, record count.
-  alignas(kCacheLine) uint64_t tail_cache_ = 0;
+  alignas(kCacheLine) std::atomic<uint64_t> tail_cache_{0};  // lock holder
   PidLock consumer_lock_;
   std::atomic<uint64_t> records_out_{0};  // written by the lock holder only
 

@@ -91,6 +91,25 @@ inline void Enqueue(void* head_ptr, void* node_ptr) {
   head->list.next = reinterpret_cast<robust_list*>(node);
 }
 
+// The kernel's bound on a robust list walk (ROBUST_LIST_LIMIT).
+inline constexpr int kRobustListLimit = 2048;
+
+// Whether `node_ptr` is on the robust list at `head_ptr` (the calling
+// thread's). A lock's links live in shared memory, where another process may
+// have written anything: Release follows them only for a lock found here.
+// The lock released is nearly always the one taken last, the first node.
+inline bool IsLinked(void* head_ptr, void* node_ptr) {
+  auto* head = static_cast<robust_list_head*>(head_ptr);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(&head->list);
+  const uintptr_t node = reinterpret_cast<uintptr_t>(node_ptr);
+  uintptr_t n = reinterpret_cast<uintptr_t>(head->list.next) & ~1ul;
+  for (int i = 0; i < kRobustListLimit && n != end && n != 0; ++i) {
+    if (n == node) return true;
+    n = NextOf(n) & ~1ul;
+  }
+  return false;
+}
+
 inline void Dequeue(void* node_ptr) {
   const uintptr_t node = reinterpret_cast<uintptr_t>(node_ptr);
   const uintptr_t next = NextOf(node) & ~1ul;

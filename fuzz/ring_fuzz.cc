@@ -1,0 +1,177 @@
+// fuzz/ring_fuzz.cc
+// -----------------------------------------------------------------------------
+// The input is a ring segment as another process left it: the Ring header
+// (sizeof(Ring) bytes) and its data area, copied into a 64-byte aligned heap
+// block of exactly the input's size. Properties checked:
+//
+//  * Ring::Attach accepts it or says InvalidArgument / DataLoss, and never
+//    reads outside the block (AddressSanitizer).
+//  * Opening the same bytes as a named queue (a /dev/shm segment, the path
+//    an unrelated process takes: SharedMemory::Open, Ring::Attach, Get)
+//    accepts exactly what Attach accepts, and its Gets return a clear status.
+//  * Once attached, Pop hands out only bytes inside the data area, each
+//    record at most max_message() long, and returns OK, DeadlineExceeded,
+//    OutOfRange or DataLoss: never a crash, a hang or a read outside.
+//  * When the drain ends with an empty, open ring, the ring works: messages
+//    pushed come back whole and in order (a consumer lock held by a live
+//    task may make an MPMC Pop wait; nothing else may go wrong), a failed
+//    Push means there was no room, a message of up to half the capacity
+//    always fits the empty SPSC ring (a longer one may wait for a consumer
+//    to skip a pad, as queue.h says), and the bytes in use never exceed the
+//    capacity (the producer never laps the consumer).
+//
+// Every wait uses a past deadline: a hostile lock word naming a live task
+// makes a timed wait last until its deadline, which is the contract.
+
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <string>
+
+#include "absl/status/status.h"
+#include "fuzz/fuzz_util.h"
+#include "mp/core/futex.h"
+#include "mp/core/shared_memory.h"
+#include "mp/queue/internal/ring.h"
+#include "mp/queue/queue.h"
+
+namespace {
+
+using mp::Deadline;
+using mp::fuzz::AlignedBytes;
+using mp::queue_internal::RecordHeader;
+using mp::queue_internal::Ring;
+using mp::queue_internal::RingMode;
+
+size_t Align8(size_t n) { return (n + 7) & ~size_t{7}; }
+
+bool IsAttachError(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kInvalidArgument ||
+         s.code() == absl::StatusCode::kDataLoss;
+}
+
+struct PopTarget {
+  const AlignedBytes* segment;
+  size_t capacity;
+  std::string got;
+};
+
+// The sink every Pop uses: the record must lie inside the data area.
+absl::Status CopyOut(void* ctx, const char* bytes, size_t n) {
+  auto* t = static_cast<PopTarget*>(ctx);
+  FUZZ_CHECK(t->segment->Holds(bytes, n, sizeof(Ring)));
+  FUZZ_CHECK(bytes + n <= t->segment->data() + sizeof(Ring) + t->capacity);
+  t->got.assign(bytes, n);
+  return absl::OkStatus();
+}
+
+// The named path: the same bytes in a /dev/shm segment, opened by name as a
+// Queue<std::string>. The name is unlinked as soon as it is opened, so a run
+// leaves nothing behind in /dev/shm.
+void OpenNamed(const uint8_t* data, size_t size, bool attach_ok) {
+  if (size == 0) return;  // a segment cannot be empty
+  static const std::string name = "/mp-fuzz-ring-" + std::to_string(getpid());
+  (void)mp::SharedMemory::Unlink(name);  // a crashed earlier run's leftover
+  absl::StatusOr<mp::SharedMemory> mem = mp::SharedMemory::Create(name, size);
+  FUZZ_CHECK(mem.ok());
+  std::memcpy(mem->data(), data, size);
+  absl::StatusOr<mp::Queue<std::string>> q = mp::Queue<std::string>::Open(name);
+  FUZZ_CHECK(mp::SharedMemory::Unlink(name).ok());
+  FUZZ_CHECK(q.ok() == attach_ok);
+  if (!q.ok()) {
+    FUZZ_CHECK(IsAttachError(q.status()));
+    return;
+  }
+  for (int i = 0; i < 4; ++i) {
+    absl::StatusOr<std::string> v = q->Get(/*block=*/false);
+    if (v.ok()) continue;
+    const absl::StatusCode c = v.status().code();
+    FUZZ_CHECK(c == absl::StatusCode::kDeadlineExceeded ||
+               c == absl::StatusCode::kOutOfRange ||
+               c == absl::StatusCode::kDataLoss);
+    break;
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  AlignedBytes segment(data, size, size);
+  absl::StatusOr<Ring*> attached = Ring::Attach(segment.data(), size);
+  OpenNamed(data, size, attached.ok());
+  if (!attached.ok()) {
+    FUZZ_CHECK(IsAttachError(attached.status()));
+    return 0;
+  }
+  Ring* ring = *attached;
+  const size_t cap = ring->capacity();
+  FUZZ_CHECK(static_cast<void*>(ring) == segment.data());
+  FUZZ_CHECK(cap >= Ring::kMinCapacity && (cap & (cap - 1)) == 0);
+  FUZZ_CHECK(cap <= size - sizeof(Ring));
+  const bool mpmc = ring->mode() == RingMode::kMpmc;
+
+  // Drain what the other process left. Every record or pad takes at least
+  // 8 bytes of a ring holding at most `cap`, so this many Pops must end it.
+  PopTarget target{&segment, cap, {}};
+  absl::Status last;
+  for (size_t i = 0; i <= cap / 8 + 1; ++i) {
+    last = ring->Pop(&CopyOut, &target, Deadline::Past());
+    if (!last.ok()) break;
+    FUZZ_CHECK(target.got.size() <= ring->max_message());
+  }
+  FUZZ_CHECK(!last.ok());
+  FUZZ_CHECK(last.code() == absl::StatusCode::kDeadlineExceeded ||
+             last.code() == absl::StatusCode::kOutOfRange ||
+             last.code() == absl::StatusCode::kDataLoss);
+  FUZZ_CHECK(ring->BytesUsedApprox() <= cap);
+  if (last.code() != absl::StatusCode::kDeadlineExceeded || ring->closed()) {
+    return 0;
+  }
+
+  // The ring is empty (or, in kMpmc, its consumer lock is held by a live
+  // task): fill it with messages cut from the input, then drain them.
+  std::deque<std::string> pushed;
+  size_t at = 0;
+  for (size_t i = 0; i <= cap / 8 + 1; ++i) {
+    const size_t want = size == 0 ? 0 : data[(i * 7) % size] % 97;
+    const size_t len = want < ring->max_message() ? want : ring->max_message();
+    std::string msg;
+    for (size_t k = 0; k < len; ++k) {
+      msg.push_back(static_cast<char>(size == 0 ? k : data[(at + k) % size]));
+    }
+    at += len + 1;
+    const size_t rec = Align8(sizeof(RecordHeader) + msg.size());
+    absl::Status s = ring->Push(msg.data(), msg.size(), Deadline::Past());
+    if (!s.ok()) {
+      FUZZ_CHECK(s.code() == absl::StatusCode::kResourceExhausted);
+      // Without a lock in the way, "full" means the record did not fit,
+      // and into the empty ring, one of up to half the capacity always fits.
+      if (!mpmc) {
+        FUZZ_CHECK(ring->BytesUsedApprox() + rec > cap);
+        FUZZ_CHECK(!pushed.empty() || rec > cap / 2);
+      }
+      break;
+    }
+    FUZZ_CHECK(ring->BytesUsedApprox() <= cap);
+    pushed.push_back(std::move(msg));
+  }
+
+  for (size_t i = 0; i <= cap / 8 + 1; ++i) {
+    absl::Status s = ring->Pop(&CopyOut, &target, Deadline::Past());
+    if (s.ok()) {
+      FUZZ_CHECK(!pushed.empty());
+      FUZZ_CHECK(target.got == pushed.front());
+      pushed.pop_front();
+      continue;
+    }
+    FUZZ_CHECK(s.code() == absl::StatusCode::kDeadlineExceeded);
+    // Only a held consumer lock may keep what was pushed from coming back.
+    FUZZ_CHECK(pushed.empty() || mpmc);
+    break;
+  }
+  FUZZ_CHECK(ring->BytesUsedApprox() <= cap);
+  return 0;
+}
