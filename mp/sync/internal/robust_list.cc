@@ -60,4 +60,16 @@ bool ThreadIsDead(uint32_t tid) {
   return kill(static_cast<pid_t>(tid), 0) != 0 && errno == ESRCH;
 }
 
+bool IsLinkedPastFirst(void* head_ptr, void* node_ptr) {
+  auto* head = static_cast<robust_list_head*>(head_ptr);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(&head->list);
+  const uintptr_t node = reinterpret_cast<uintptr_t>(node_ptr);
+  uintptr_t n = reinterpret_cast<uintptr_t>(head->list.next) & ~1ul;
+  for (int i = 0; i < kRobustListLimit && n != end && n != 0; ++i) {
+    if (n == node) return true;
+    n = NextOf(n) & ~1ul;
+  }
+  return false;
+}
+
 }  // namespace mp::sync_internal

@@ -98,16 +98,14 @@ inline constexpr int kRobustListLimit = 2048;
 // thread's). A lock's links live in shared memory, where another process may
 // have written anything: Release follows them only for a lock found here.
 // The lock released is nearly always the one taken last, the first node.
+bool IsLinkedPastFirst(void* head_ptr, void* node_ptr);
 inline bool IsLinked(void* head_ptr, void* node_ptr) {
   auto* head = static_cast<robust_list_head*>(head_ptr);
-  const uintptr_t end = reinterpret_cast<uintptr_t>(&head->list);
-  const uintptr_t node = reinterpret_cast<uintptr_t>(node_ptr);
-  uintptr_t n = reinterpret_cast<uintptr_t>(head->list.next) & ~1ul;
-  for (int i = 0; i < kRobustListLimit && n != end && n != 0; ++i) {
-    if (n == node) return true;
-    n = NextOf(n) & ~1ul;
+  if ((reinterpret_cast<uintptr_t>(head->list.next) & ~1ul) ==
+      reinterpret_cast<uintptr_t>(node_ptr)) {
+    return true;
   }
-  return false;
+  return IsLinkedPastFirst(head_ptr, node_ptr);
 }
 
 inline void Dequeue(void* node_ptr) {
