@@ -2,6 +2,7 @@
 #include "mp/queue/queue.h"
 
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -193,6 +194,34 @@ INSTANTIATE_TEST_SUITE_P(Fence, SleepWakeTest, ::testing::Bool(),
                          [](const auto& info) {
                            return info.param ? "Membarrier" : "FallbackFence";
                          });
+
+// An idle blocked consumer sleeps: over half a second of waiting it burns
+// only its brief spin, never a core (a busy-waiting one would use ~500 ms).
+TEST(QueueTest, IdleBlockedConsumerUsesNoCpu) {
+  mp::Queue<int> q;
+  mp::Queue<int> ready;
+  mp::Process consumer([q, ready]() mutable {
+    auto cpu_now = [] {
+      timespec ts;
+      clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+      return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;  // ms
+    };
+    MP_CHECK_OK(ready.Put(1));
+    const double before = cpu_now();
+    absl::StatusOr<int> v = q.Get();
+    const double used = cpu_now() - before;
+    CHILD_CHECK(v.ok() && *v == 7);
+    if (used > 50) {
+      std::fprintf(stderr, "blocked Get used %.1f ms of CPU\n", used);
+      _exit(1);
+    }
+  });
+  ASSERT_TRUE(consumer.Start().ok());
+  ASSERT_TRUE(ready.Get().ok());
+  usleep(500000);
+  ASSERT_TRUE(q.Put(7).ok());
+  ExpectExitedOk(consumer);
+}
 
 TEST(QueueTest, BlockedPutIsWokenByAGet) {
   mp::Queue<uint64_t> q(64);
