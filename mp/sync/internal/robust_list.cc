@@ -12,7 +12,7 @@
 
 namespace mp::sync_internal {
 
-thread_local ThreadIdentity tls_identity;
+constinit thread_local ThreadIdentity tls_identity;
 std::atomic<bool> robust_list_disabled{false};
 
 namespace {

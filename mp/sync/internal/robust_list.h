@@ -33,7 +33,7 @@ struct ThreadIdentity {
 };
 
 ThreadIdentity& CurrentThreadSlow();
-extern thread_local ThreadIdentity tls_identity;
+extern constinit thread_local ThreadIdentity tls_identity;
 
 inline ThreadIdentity& CurrentThread() {
   ThreadIdentity& id = tls_identity;
