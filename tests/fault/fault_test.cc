@@ -101,6 +101,26 @@ std::string Describe(int status) {
   return absl::StrCat("signal ", WTERMSIG(status));
 }
 
+// Waits up to 2 s for the victim; true if it died at its point. One that
+// never got there is killed (not a hit).
+bool VictimDiedAtPoint(pid_t victim) {
+  const int status = WaitFor(victim, std::chrono::seconds(2));
+  if (status == -1) KillAndReap(victim);
+  return KilledAtPoint(status);
+}
+
+// Waits up to `timeout` for a survivor that must exit 0; a hung one is killed.
+// Records the first failure in `failure`.
+void ExpectExitsCleanly(pid_t pid, std::chrono::milliseconds timeout,
+                        const char* who, std::string* failure) {
+  const int status = WaitFor(pid, timeout);
+  if (status == -1) KillAndReap(pid);
+  if (failure->empty() &&
+      (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
+    *failure = absl::StrCat(who, ": ", Describe(status));
+  }
+}
+
 template <class T>
 T* MapShared() {
   void* p = mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE,
@@ -176,9 +196,7 @@ Round LockRound(std::string_view point, uint64_t nth) {
     }
     return kOk;
   });
-  int vs = WaitFor(victim, seconds(2));
-  round.hit = KilledAtPoint(vs);
-  if (vs == -1) KillAndReap(victim);
+  round.hit = VictimDiedAtPoint(victim);
   s->stop.store(1);
   int cs = WaitFor(contender, kHang);
   if (cs == -1) {
@@ -264,9 +282,7 @@ Round ConditionRound(std::string_view point, uint64_t nth) {
     }
     return kOk;
   });
-  int vs = WaitFor(victim, seconds(2));
-  round.hit = KilledAtPoint(vs);
-  if (vs == -1) KillAndReap(victim);
+  round.hit = VictimDiedAtPoint(victim);
   if (victim_notifies) {
     // The peer waits; nobody notifies any more: a notifier of our own.
     pid_t notifier = Fork([&] { return NotifyLoop(s); });
@@ -294,12 +310,7 @@ Round ConditionRound(std::string_view point, uint64_t nth) {
     }
     s->stop.store(1);
   }
-  int ps = WaitFor(peer, kHang);
-  if (ps == -1) KillAndReap(peer);
-  if (round.failure.empty() &&
-      (ps == -1 || !WIFEXITED(ps) || WEXITSTATUS(ps) != kOk)) {
-    round.failure = "peer: " + Describe(ps);
-  }
+  ExpectExitsCleanly(peer, kHang, "peer", &round.failure);
   // Notify runs under the lock: a notifier killed there dies holding it.
   const uint32_t want = round.hit && victim_notifies ? 1 : 0;
   if (round.failure.empty() && s->owner_died_seen.load() != want) {
@@ -348,9 +359,7 @@ Round SemaphoreRound(std::string_view point, uint64_t nth) {
     return victim_releases ? releaser() : acquirer();
   });
   pid_t peer = Fork([&] { return victim_releases ? acquirer() : releaser(); });
-  int vs = WaitFor(victim, seconds(2));
-  round.hit = KilledAtPoint(vs);
-  if (vs == -1) KillAndReap(victim);
+  round.hit = VictimDiedAtPoint(victim);
   // The survivor side still works: units released now are acquired.
   for (int i = 0; i < 3; ++i) {
     if (!s->sem.Release(1).ok()) round.failure = "release after the death";
@@ -358,12 +367,7 @@ Round SemaphoreRound(std::string_view point, uint64_t nth) {
   }
   usleep(2000);
   s->stop.store(1);
-  int ps = WaitFor(peer, kHang);
-  if (ps == -1) KillAndReap(peer);
-  if (round.failure.empty() &&
-      (ps == -1 || !WIFEXITED(ps) || WEXITSTATUS(ps) != kOk)) {
-    round.failure = "peer: " + Describe(ps);
-  }
+  ExpectExitsCleanly(peer, kHang, "peer", &round.failure);
   // Units are conserved; a releaser killed after its add made one unit it
   // never recorded.
   const uint64_t unrecorded = round.hit && victim_releases ? 1 : 0;
@@ -408,15 +412,9 @@ Round EventRound(std::string_view point, uint64_t nth) {
     }
     return kOk;
   });
-  int vs = WaitFor(victim, seconds(2));
-  round.hit = KilledAtPoint(vs);
-  if (vs == -1) KillAndReap(victim);
+  round.hit = VictimDiedAtPoint(victim);
   s->stop.store(1);
-  int ps = WaitFor(peer, kHang);
-  if (ps == -1) KillAndReap(peer);
-  if (ps == -1 || !WIFEXITED(ps) || WEXITSTATUS(ps) != kOk) {
-    round.failure = "peer: " + Describe(ps);
-  }
+  ExpectExitsCleanly(peer, kHang, "peer", &round.failure);
   // A waiter now is woken by a set from here.
   pid_t waiter = Fork([&] {
     return s->event.Wait(mp::Deadline::After(kHang)) ? kOk : kHung;
@@ -453,14 +451,10 @@ Round BarrierRound(std::string_view point, uint64_t nth) {
     return party();
   });
   pid_t peer = Fork(party);
-  int vs = WaitFor(victim, seconds(2));
-  round.hit = KilledAtPoint(vs);
-  if (vs == -1) KillAndReap(victim);
-  int ps = WaitFor(peer, kHang + seconds(2));
-  if (ps == -1) KillAndReap(peer);
-  if (ps == -1 || !WIFEXITED(ps) || WEXITSTATUS(ps) != kOk) {
-    round.failure = "surviving party: " + Describe(ps);
-  } else if (round.hit && !s->barrier.Broken()) {
+  round.hit = VictimDiedAtPoint(victim);
+  ExpectExitsCleanly(peer, kHang + seconds(2), "surviving party",
+                     &round.failure);
+  if (round.failure.empty() && round.hit && !s->barrier.Broken()) {
     round.failure = "barrier not broken after a party died in it";
   }
   Unmap(s);
@@ -629,12 +623,8 @@ Round ConsumerRound(std::string_view point, uint64_t nth) {
       round.failure.empty()) {
     round.failure = "put of the stop message";
   }
-  int ps = WaitFor(peer, kHang + seconds(1));
-  if (ps == -1) KillAndReap(peer);
-  if (round.failure.empty() &&
-      (ps == -1 || !WIFEXITED(ps) || WEXITSTATUS(ps) != kOk)) {
-    round.failure = "surviving consumer: " + Describe(ps);
-  }
+  ExpectExitsCleanly(peer, kHang + seconds(1), "surviving consumer",
+                     &round.failure);
   if (round.failure.empty()) {
     uint64_t missing = 0, duplicated = 0;
     for (uint64_t i = 0; i < sent; ++i) {
