@@ -277,6 +277,25 @@ void Ring::Close() {
 }
 
 // Returns true when data may be there (re-check), false at the deadline.
+// The sleep half of the wake-up protocol (ring.h), for either side: spin
+// until `ready()`, then raise `waiters`, fence, re-check and sleep on
+// `epoch`. `after_raise` is the side's fault point. True when `ready()` may
+// hold (the caller re-checks), false at the deadline.
+template <class Ready, class AfterRaise>
+bool SleepUntil(FutexWord& epoch, std::atomic<uint32_t>& waiters, Ready ready,
+                AfterRaise after_raise, Deadline deadline) {
+  if (SpinUntil(ready)) return true;
+  if (deadline.Expired()) return false;
+  const uint32_t e = epoch.load(std::memory_order_acquire);
+  const bool covered = RaiseWaitersBeforeLoad(waiters);
+  after_raise();
+  if (ready()) return true;
+  const Deadline until =
+      covered ? deadline : Earlier(deadline, Deadline::After(kUncoveredSlice));
+  if (FutexWait(&epoch, e, until) != FutexResult::kTimedOut) return true;
+  return ready() || !deadline.Expired();
+}
+
 bool Ring::WaitForData(uint64_t /*head*/, Deadline deadline) {
   // Live indices, not the caller's snapshot: in kMpmc another consumer may
   // have moved `head` since, and waiting on a stale one would spin.
@@ -285,16 +304,9 @@ bool Ring::WaitForData(uint64_t /*head*/, Deadline deadline) {
                head_.load(std::memory_order_relaxed) ||
            closed();
   };
-  if (SpinUntil(has_data)) return true;
-  if (deadline.Expired()) return false;
-  uint32_t e = data_epoch_.load(std::memory_order_acquire);
-  const bool covered = RaiseWaitersBeforeLoad(consumers_waiting_);
-  MP_FAULT_POINT("ring.get.before_sleep");
-  if (has_data()) return true;
-  const Deadline until =
-      covered ? deadline : Earlier(deadline, Deadline::After(kUncoveredSlice));
-  if (FutexWait(&data_epoch_, e, until) != FutexResult::kTimedOut) return true;
-  return has_data() || !deadline.Expired();
+  return SleepUntil(
+      data_epoch_, consumers_waiting_, has_data,
+      [] { MP_FAULT_POINT("ring.get.before_sleep"); }, deadline);
 }
 
 bool Ring::WaitForSpace(uint64_t /*tail*/, size_t need, Deadline deadline) {
@@ -304,18 +316,9 @@ bool Ring::WaitForSpace(uint64_t /*tail*/, size_t need, Deadline deadline) {
                capacity_ ||
            closed();
   };
-  if (SpinUntil(has_room)) return true;
-  if (deadline.Expired()) return false;
-  uint32_t e = space_epoch_.load(std::memory_order_acquire);
-  const bool covered = RaiseWaitersBeforeLoad(producers_waiting_);
-  MP_FAULT_POINT("ring.put.before_sleep");
-  if (has_room()) return true;
-  const Deadline until =
-      covered ? deadline : Earlier(deadline, Deadline::After(kUncoveredSlice));
-  if (FutexWait(&space_epoch_, e, until) != FutexResult::kTimedOut) {
-    return true;
-  }
-  return has_room() || !deadline.Expired();
+  return SleepUntil(
+      space_epoch_, producers_waiting_, has_room,
+      [] { MP_FAULT_POINT("ring.put.before_sleep"); }, deadline);
 }
 
 absl::Status Ring::Push(const void* data, size_t n, Deadline deadline) {
