@@ -17,7 +17,14 @@
  *   no lost wake-up    every signal granted by Notify is consumed by a waiter
  *                      (no invalid end state; LTL `signals_consumed`).
  *
+ * Notify makes the FUTEX_WAKE only when `sleepers` says a waiter may be in
+ * (or entering) FUTEX_WAIT: a waiter increments it before FUTEX_WAIT and
+ * decrements it after; Notify bumps seq_ before it reads `sleepers`.
+ *
  * Broken twins (spin -D...):
+ *   BREAK_SLEEPERS_FIRST     Notify reads `sleepers` before bumping seq_
+ *                            (a waiter announcing itself in between sleeps
+ *                            through the notify)
  *   BREAK_SEQ_AFTER_RELEASE  Wait reads seq_ after releasing the lock
  *                            (condition.cc:29 moved below :30)
  *   BREAK_NO_WAITING_CHECK   Notify grants n signals without looking at
@@ -36,6 +43,7 @@ byte seq;                  /* condition.h seq_ (futex word) */
 byte waiting;              /* waiting_ */
 byte signals;              /* signals_ */
 bool asleep[NW + 1];
+byte sleepers;             /* sleepers_ */
 
 /* ghosts */
 byte notifies;             /* Notify calls made so far */
@@ -67,13 +75,15 @@ proctype Waiter(byte me) {
      do
      :: seq != s -> break                      /* condition.cc:14 */
      :: else ->
-        atomic {                               /* condition.cc:15 FutexWait */
+        sleepers++;                            /* SleepWhile: announce */
+        atomic {                               /* FutexWait(seq_, s) */
           if
           :: seq == s -> asleep[me] = 1
           :: else -> skip
           fi;
           !asleep[me]
-        }
+        };
+        sleepers--
      od;
      lock();                                   /* condition.cc:32 reacquire */
      sig = signals;                            /* condition.cc:34 */
@@ -112,8 +122,19 @@ active proctype Notifier() {
 #endif
      signals = signals + k;                    /* condition.cc:68 */
      granted = granted + k;
-     seq++;                                    /* condition.cc:69 */
-     atomic {                                  /* condition.cc:70 FutexWake(k) */
+#ifndef BREAK_SLEEPERS_FIRST
+     seq++;                                    /* Notify: bump seq_, */
+     if                                        /* then read sleepers_ */
+     :: sleepers == 0 -> goto done
+     :: else -> skip
+     fi;
+#else
+     if
+     :: sleepers == 0 -> seq++; goto done
+     :: else -> seq++
+     fi;
+#endif
+     atomic {                                  /* FutexWake(k) */
        if
        :: asleep[1] -> asleep[1] = 0
        :: asleep[2] -> asleep[2] = 0

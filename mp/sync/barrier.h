@@ -94,7 +94,7 @@ class ResidentBarrier {
 static_assert(std::is_standard_layout_v<ResidentBarrier>);
 static_assert(std::is_trivially_destructible_v<ResidentBarrier>);
 static_assert(std::atomic<int32_t>::is_always_lock_free);
-static_assert(sizeof(ResidentBarrier) == 64);
+static_assert(sizeof(ResidentBarrier) == 72);
 
 class Barrier {
  public:

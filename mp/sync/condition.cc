@@ -22,7 +22,12 @@ bool ResidentCondition::SleepWhile(uint32_t seq, Deadline deadline) {
   }
   for (;;) {
     if (seq_.load(std::memory_order_acquire) != seq) return true;
-    if (FutexWait(&seq_, seq, deadline) == FutexResult::kTimedOut) {
+    // Announce, then let FUTEX_WAIT re-check seq_ (the Dekker pair with
+    // Notify's bump-then-read; both RMWs are seq_cst).
+    sleepers_.fetch_add(1, std::memory_order_seq_cst);
+    const FutexResult r = FutexWait(&seq_, seq, deadline);
+    sleepers_.fetch_sub(1, std::memory_order_relaxed);
+    if (r == FutexResult::kTimedOut) {
       return seq_.load(std::memory_order_acquire) != seq;
     }
   }
@@ -79,8 +84,12 @@ void ResidentCondition::Notify(int n) {
   waiting_.store(w - k, std::memory_order_relaxed);
   signals_.fetch_add(k, std::memory_order_relaxed);
   MP_FAULT_POINT("condition.notify.after_signal");
-  seq_.fetch_add(1, std::memory_order_release);
-  FutexWake(&seq_, static_cast<int>(k));
+  seq_.fetch_add(1, std::memory_order_seq_cst);
+  // A waiter still spinning sees seq_ move; only one that announced a sleep
+  // needs the system call.
+  if (sleepers_.load(std::memory_order_seq_cst) != 0) {
+    FutexWake(&seq_, static_cast<int>(k));
+  }
 }
 
 bool Condition::HeldByCurrentThread() const {

@@ -11,11 +11,16 @@
 // otherwise they abort with "cannot wait on un-acquired lock" / "cannot
 // notify on un-acquired lock" (Python raises RuntimeError).
 //
-// `ResidentCondition` is the resident state (12 bytes, all-zero is valid).
+// `ResidentCondition` is the resident state (16 bytes, all-zero is valid).
 // It keeps, under the user's lock, `waiting` (waiters not yet notified) and
-// `signals` (notifications not yet consumed), and a futex word `seq` bumped
-// by every notify. Notify(n) moves min(n, waiting) from waiting to signals
-// and wakes that many sleepers (no thundering herd); a waiter returns
+// `signals` (notifications not yet consumed), a futex word `seq` bumped
+// by every notify, and `sleepers` (waiters inside FUTEX_WAIT, or about to
+// be). Notify(n) moves min(n, waiting) from waiting to signals and wakes
+// that many sleepers (no thundering herd), with no system call when every
+// waiter is still spinning: a waiter announces itself in `sleepers` (RMW)
+// before its FUTEX_WAIT re-checks `seq`, a notifier bumps `seq` (RMW) before
+// it reads `sleepers`, so either the notifier sees the sleeper or the
+// sleeper's FUTEX_WAIT sees the new `seq` and returns. A waiter returns
 // notified only by consuming a signal under the lock, so Notify(n) wakes at
 // most n waiters (plus those that time out at the same moment) and never
 // loses one. Sequence wrap-around is harmless: seq is compared for equality.
@@ -23,7 +28,9 @@
 // Wait re-acquires the lock before returning, even after a timeout. If the
 // lock's owner died meanwhile, Wait still returns (with the lock held) and
 // the lock's owner_died() says so. A waiter killed while waiting leaves a
-// stale count: one later Notify may be spent on it.
+// stale count: one later Notify may be spent on it, and a waiter killed
+// asleep leaves `sleepers` high, which costs later notifies a needless
+// FUTEX_WAKE, never a lost one.
 
 #ifndef MP_SYNC_CONDITION_H_
 #define MP_SYNC_CONDITION_H_
@@ -67,15 +74,18 @@ class ResidentCondition {
 
   // Layout: 0 seq_ (futex word, +1 per notify that found waiters),
   // 4 waiting_, 8 signals_ (both changed only under the user's lock;
-  // atomics so unlocked readers stay race-free).
+  // atomics so unlocked readers stay race-free), 12 sleepers_ (waiters
+  // between announcing a FUTEX_WAIT and returning from it; changed without
+  // the lock).
   FutexWord seq_{0};
   std::atomic<uint32_t> waiting_{0};
   std::atomic<uint32_t> signals_{0};
+  std::atomic<uint32_t> sleepers_{0};
 };
 static_assert(std::is_standard_layout_v<ResidentCondition>);
 static_assert(std::is_trivially_destructible_v<ResidentCondition>);
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
-static_assert(sizeof(ResidentCondition) == 12);
+static_assert(sizeof(ResidentCondition) == 16);
 
 // A handle: a ResidentCondition in shared memory plus the lock it uses.
 // Lockable itself (lock/unlock/try_lock) so `std::unique_lock l(cond)` is
