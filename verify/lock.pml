@@ -137,8 +137,7 @@ proctype P(byte me) {
         pending[me] = 0                        /* lock.h:146-147 Enqueue,
                                                   ClearPending */
      :: else ->
-        /* lock.cc:371 AcquireSlow. The spin of lock.cc:373-377 only
-           loads the word: abstracted away (the loop below retries). */
+        /* AcquireSlow (lock.cc): no spin, straight to the loop. */
         slept = 0;
         do
         :: atomic {                            /* lock.cc:380 load */

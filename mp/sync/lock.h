@@ -45,8 +45,9 @@
 //
 // Fast paths: an uncontended acquire or release is one atomic instruction and
 // no system call (the TID is cached per thread, refreshed after fork). Under
-// contention a waiter spins briefly, then sleeps on the futex; release wakes
-// only when the WAITERS bit says someone may sleep.
+// contention a waiter sleeps on the futex at once (a spinning waiter steals
+// the line from the holder); release wakes only when the WAITERS bit says
+// someone may sleep.
 //
 // Memory ordering: Acquire has acquire semantics and Release release
 // semantics, as std::mutex.
@@ -95,7 +96,7 @@ class ResidentLock {
   // Acquiring a lock the calling thread already holds deadlocks until the
   // deadline, as Python's Lock does.
   LockResult Acquire(Deadline deadline = Deadline::Infinite());
-  // One attempt, no waiting (it may spin for a few cycles).
+  // One attempt, no waiting.
   LockResult TryAcquire() { return Acquire(Deadline::Past()); }
   // FailedPrecondition if the calling thread does not hold the lock
   // ("release unlocked lock"); the lock is unchanged then.
@@ -118,7 +119,7 @@ class ResidentLock {
   static constexpr uint32_t kTidMaskPublic = 0x3fffffff;
 
   LockResult AcquireSlow(void* head, uint32_t tid, Deadline deadline);
-  absl::Status ReleaseError(uint32_t word) const;
+  absl::Status ReleaseSlow(void* head, uint32_t word);
   LockResult TakeOver(void* head, uint32_t tid, uint32_t expected,
                       uint32_t desired, bool died);
 
@@ -143,15 +144,20 @@ class ResidentLock {
 };
 
 // The fast paths, inline: one CAS (acquire) or one exchange (release) on the
-// lock word, and the robust-list bookkeeping in thread-local memory.
+// lock word, and the robust-list bookkeeping in thread-local memory. The
+// thread's identity is read once; anything unusual goes out of line.
 inline LockResult ResidentLock::Acquire(Deadline deadline) {
-  const uint32_t tid = sync_internal::CurrentThread().tid;
-  void* head = sync_internal::RobustHead();
+  const sync_internal::ThreadIdentity& id = sync_internal::CurrentThread();
+  const uint32_t tid = id.tid;
+  void* head = sync_internal::RobustHeadOf(id);
   if (head != nullptr) sync_internal::SetPending(head, &list_next_);
   MP_FAULT_POINT("lock.acquire.after_pending");
   uint32_t expected = 0;
-  if (word_.compare_exchange_strong(expected, tid, std::memory_order_acquire,
-                                    std::memory_order_relaxed)) {
+  if (__builtin_expect(
+          word_.compare_exchange_strong(expected, tid,
+                                        std::memory_order_acquire,
+                                        std::memory_order_relaxed),
+          1)) {
     MP_FAULT_POINT("lock.acquire.after_cas");
     if (head != nullptr) {
       sync_internal::Enqueue(head, &list_next_);
@@ -163,33 +169,32 @@ inline LockResult ResidentLock::Acquire(Deadline deadline) {
   return AcquireSlow(head, tid, deadline);
 }
 
+// The common release (held by this thread, no owner-died flag, the lock the
+// first node of this thread's robust list) inline; the rest in
+// ReleaseSlow, which also reports misuse.
 inline absl::Status ResidentLock::Release() {
   const sync_internal::ThreadIdentity& id = sync_internal::CurrentThread();
+  // The thread's list even while the fallback is forced (tests): a lock
+  // linked before that must still come off it.
+  void* head = id.robust_head;
   const uint32_t v = word_.load(std::memory_order_relaxed);
-  if ((v & sync_internal::kTidMask) != id.tid) return ReleaseError(v);
-  if (owner_died_.load(std::memory_order_relaxed) != 0) {
-    owner_died_.store(0, std::memory_order_relaxed);
+  if (__builtin_expect((v & sync_internal::kTidMask) != id.tid ||
+                           owner_died_.load(std::memory_order_relaxed) != 0 ||
+                           head == nullptr ||
+                           !sync_internal::IsFirstNode(head, &list_next_),
+                       0)) {
+    return ReleaseSlow(head, v);
   }
-  // Linked iff acquired while the robust list was in use. The links are
-  // bytes in shared memory: follow them only once the lock is found on this
-  // thread's list (a writer may have put our TID in the word and anything
-  // in the links); otherwise they are junk, and cleared.
-  void* head = list_next_ != 0 ? id.robust_head : nullptr;
-  if (head != nullptr && !sync_internal::IsLinked(head, &list_next_)) {
-    head = nullptr;
-    list_prev_ = 0;
-    list_next_ = 0;
-  }
-  if (head != nullptr) {
-    sync_internal::SetPending(head, &list_next_);
-    sync_internal::Dequeue(&list_next_);
-  }
+  sync_internal::SetPending(head, &list_next_);
+  sync_internal::Dequeue(&list_next_);
   MP_FAULT_POINT("lock.release.after_unlink");
   const uint32_t old = word_.exchange(0, std::memory_order_release);
   MP_FAULT_POINT("lock.release.after_exchange");
-  if ((old & sync_internal::kWaiters) != 0) FutexWakeOne(&word_);
+  if (__builtin_expect((old & sync_internal::kWaiters) != 0, 0)) {
+    FutexWakeOne(&word_);
+  }
   MP_FAULT_POINT("lock.release.after_wake");
-  if (head != nullptr) sync_internal::ClearPending(head);
+  sync_internal::ClearPending(head);
   return absl::OkStatus();
 }
 

@@ -49,12 +49,13 @@ void SetRobustListDisabledForTesting(bool disabled);
 extern std::atomic<bool> robust_list_disabled;
 
 // The calling thread's robust-list head, or null when the fallback is used.
-inline void* RobustHead() {
+inline void* RobustHeadOf(const ThreadIdentity& id) {
   if (__builtin_expect(robust_list_disabled.load(std::memory_order_relaxed), 0)) {
     return nullptr;
   }
-  return CurrentThread().robust_head;
+  return id.robust_head;
 }
+inline void* RobustHead() { return RobustHeadOf(CurrentThread()); }
 
 // Robust-list operations on a node (the address of a lock's list_next word),
 // same thread only. Mirrors glibc's doubly linked protocol (the prev word
@@ -99,13 +100,14 @@ inline constexpr int kRobustListLimit = 2048;
 // have written anything: Release follows them only for a lock found here.
 // The lock released is nearly always the one taken last, the first node.
 bool IsLinkedPastFirst(void* head_ptr, void* node_ptr);
-inline bool IsLinked(void* head_ptr, void* node_ptr) {
+inline bool IsFirstNode(void* head_ptr, void* node_ptr) {
   auto* head = static_cast<robust_list_head*>(head_ptr);
-  if ((reinterpret_cast<uintptr_t>(head->list.next) & ~1ul) ==
-      reinterpret_cast<uintptr_t>(node_ptr)) {
-    return true;
-  }
-  return IsLinkedPastFirst(head_ptr, node_ptr);
+  return (reinterpret_cast<uintptr_t>(head->list.next) & ~1ul) ==
+         reinterpret_cast<uintptr_t>(node_ptr);
+}
+inline bool IsLinked(void* head_ptr, void* node_ptr) {
+  return IsFirstNode(head_ptr, node_ptr) ||
+         IsLinkedPastFirst(head_ptr, node_ptr);
 }
 
 inline void Dequeue(void* node_ptr) {
@@ -126,9 +128,6 @@ bool ThreadIsDead(uint32_t tid);
 // about 20 ns here): long enough to cover a peer's reply over a shared cache
 // line, short next to a futex sleep/wake round trip.
 inline constexpr int kSpinIterations = 1000;
-// The lock spins less: a waiter watching the word slows the holder (the
-// line bounces), and lock hand-offs beat batching only for long holds.
-inline constexpr int kLockSpinIterations = 16;
 
 // A lock waiter sleeps at most this long before it looks at the word again:
 // on the fallback path to test the owner's liveness, on the robust path to
