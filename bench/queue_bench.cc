@@ -11,8 +11,9 @@
 // pipe (mp::PipeQueue: length-framed pipe with locks, the baseline),
 // unix_socket (AF_UNIX SOCK_SEQPACKET pair), posix_mq (mq_open, 10 slots:
 // the default /proc/sys/fs/mqueue/msg_max), boost_mq
-// (boost::interprocess::message_queue), spin_limit (a minimal busy-spin
-// fixed-slot SPSC ring: what the hardware allows).
+// (boost::interprocess::message_queue), spin_limit (what the hardware
+// allows: for SPSC a minimal busy-spin fixed-slot ring; for MPMC a lock-free
+// fixed-slot queue with per-slot sequence numbers that spins and yields).
 //
 // Throughput cases time a batch of messages per iteration (manual time from
 // "go" to the last child reaped) and report items_per_second and
@@ -213,6 +214,71 @@ struct SpinLimitChan {
   Shm* shm;
 };
 
+// The MPMC reference: a bounded lock-free queue of fixed slots, each with a
+// sequence number (Vyukov's design); producers and consumers claim slots with
+// a CAS on their index. No sleeping: a side with nothing to do spins, and
+// yields its core every 64 failed polls, since the MPMC case runs four
+// processes on however few cores the machine has and a pure spinner would
+// burn a whole time slice waiting for a preempted peer.
+template <size_t N>
+struct SpinLimitMpmcChan {
+  static constexpr uint64_t kSlots = 4096;
+  struct alignas(64) Cell {
+    std::atomic<uint64_t> seq;
+    Msg<N> msg;
+  };
+  struct Shm {
+    alignas(64) std::atomic<uint64_t> enqueue{0};
+    alignas(64) std::atomic<uint64_t> dequeue{0};
+    Cell cells[kSlots];
+  };
+  explicit SpinLimitMpmcChan(bool) {
+    shm = MapShared<Shm>();
+    for (uint64_t i = 0; i < kSlots; ++i) shm->cells[i].seq.store(i);
+  }
+  ~SpinLimitMpmcChan() { munmap(shm, sizeof(Shm)); }
+  static void Backoff(int& polls) {
+    if (++polls % 64 == 0) {
+      sched_yield();
+    } else {
+      __builtin_ia32_pause();
+    }
+  }
+  // Claims the next slot of `index` (its position in *pos) once the slot's
+  // sequence number says `*pos + ready`.
+  Cell* Claim(std::atomic<uint64_t>& index, uint64_t ready, uint64_t* pos) {
+    int polls = 0;
+    uint64_t p = index.load(std::memory_order_relaxed);
+    for (;;) {
+      Cell* c = &shm->cells[p % kSlots];
+      const int64_t diff = static_cast<int64_t>(
+          c->seq.load(std::memory_order_acquire) - (p + ready));
+      if (diff == 0) {
+        if (index.compare_exchange_weak(p, p + 1, std::memory_order_relaxed)) {
+          *pos = p;
+          return c;
+        }
+      } else {
+        if (diff < 0) Backoff(polls);  // full (producer) or empty (consumer)
+        p = index.load(std::memory_order_relaxed);
+      }
+    }
+  }
+  void Send(const Msg<N>& m) {
+    uint64_t pos;
+    Cell* c = Claim(shm->enqueue, 0, &pos);
+    c->msg = m;
+    c->seq.store(pos + 1, std::memory_order_release);
+  }
+  void Recv(Msg<N>* m) {
+    uint64_t pos;
+    Cell* c = Claim(shm->dequeue, 1, &pos);
+    *m = c->msg;
+    c->seq.store(pos + kSlots, std::memory_order_release);
+  }
+  Shm* shm;
+};
+
 // ---- runners ---------------------------------------------------------------
 
 struct Control {
@@ -357,6 +423,8 @@ void RegisterAll() {
   AddThroughput<PipeChan, 64>("queue_mpmc_64B_2p2c", "pipe", 2, 2, kBatch64);
   AddThroughput<BoostMqChan, 64>("queue_mpmc_64B_2p2c", "boost_mq", 2, 2,
                                  kBatch64);
+  AddThroughput<SpinLimitMpmcChan, 64>("queue_mpmc_64B_2p2c", "spin_limit", 2,
+                                       2, kBatch64);
 
   AddPingPong<MpRingChan>("mp_ring");
   AddPingPong<PipeChan>("pipe");
