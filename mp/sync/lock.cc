@@ -12,8 +12,9 @@
 // first (as glibc's default mutex): a waiter polling the word takes the line
 // from the holder at every poll, and two processes hammering one lock then
 // run about 10% slower (bench/sync_bench lock_contended_2proc) with no gain
-// elsewhere (condvar_pingpong's re-acquire included). A thread that has slept takes the lock with WAITERS set (it cannot
-// know whether others still sleep), as mutex3 takes state 2.
+// elsewhere (condvar_pingpong's re-acquire included). A thread that has
+// slept takes the lock with WAITERS set (it cannot know whether others
+// still sleep), as mutex3 takes state 2.
 // Release: exchange -> 0 and wake one sleeper if WAITERS was set.
 // Robust list: list_op_pending is set around every CAS and unlink, as glibc
 // does, so a death between the word change and the list change is still
@@ -131,17 +132,8 @@ absl::Status ResidentLock::ReleaseSlow(void* head, uint32_t v) {
   if (head == nullptr) {
     list_prev_ = 0;
     list_next_ = 0;
-  } else {
-    sync_internal::SetPending(head, &list_next_);
-    sync_internal::Dequeue(&list_next_);
   }
-  MP_FAULT_POINT("lock.release.after_unlink");
-  const uint32_t old = word_.exchange(0, std::memory_order_release);
-  MP_FAULT_POINT("lock.release.after_exchange");
-  if ((old & kWaiters) != 0) FutexWakeOne(&word_);
-  MP_FAULT_POINT("lock.release.after_wake");
-  if (head != nullptr) sync_internal::ClearPending(head);
-  return absl::OkStatus();
+  return Unlock(head);
 }
 
 bool ResidentLock::HeldByCurrentThread() const {

@@ -120,6 +120,7 @@ class ResidentLock {
 
   LockResult AcquireSlow(void* head, uint32_t tid, Deadline deadline);
   absl::Status ReleaseSlow(void* head, uint32_t word);
+  absl::Status Unlock(void* head);
   LockResult TakeOver(void* head, uint32_t tid, uint32_t expected,
                       uint32_t desired, bool died);
 
@@ -185,8 +186,16 @@ inline absl::Status ResidentLock::Release() {
                        0)) {
     return ReleaseSlow(head, v);
   }
-  sync_internal::SetPending(head, &list_next_);
-  sync_internal::Dequeue(&list_next_);
+  return Unlock(head);
+}
+
+// Held by this thread: unlink (when `head`, the list it is on), clear the
+// word, wake a sleeper if WAITERS was set.
+inline absl::Status ResidentLock::Unlock(void* head) {
+  if (head != nullptr) {
+    sync_internal::SetPending(head, &list_next_);
+    sync_internal::Dequeue(&list_next_);
+  }
   MP_FAULT_POINT("lock.release.after_unlink");
   const uint32_t old = word_.exchange(0, std::memory_order_release);
   MP_FAULT_POINT("lock.release.after_exchange");
@@ -194,7 +203,7 @@ inline absl::Status ResidentLock::Release() {
     FutexWakeOne(&word_);
   }
   MP_FAULT_POINT("lock.release.after_wake");
-  sync_internal::ClearPending(head);
+  if (head != nullptr) sync_internal::ClearPending(head);
   return absl::OkStatus();
 }
 
