@@ -81,14 +81,13 @@ std::string BytesOf(const T& v) {
 // ---- ring_fuzz: ring segments -----------------------------------------------
 
 // Offsets in a Ring, from ring.h's layout comments (line 0: magic, version,
-// mode, capacity, mask; line 1: tail alone; line 2: head cache, producer
-// lock, pending end, records in; line 3: head alone; line 4: tail cache,
-// consumer lock; line 7: closed).
+// mode, capacity, mask; line 1: tail, head cache, producer lock, records in;
+// line 2: head alone; line 3: consumer lock; the data area after line 6).
 constexpr size_t kMagicAt = 0, kVersionAt = 8, kModeAt = 12, kCapacityAt = 16,
-                 kMaskAt = 24, kTailAt = 64, kHeadCacheAt = 128,
-                 kProducerLockAt = 136, kPendingEndAt = 144, kHeadAt = 192,
-                 kTailCacheAt = 256, kConsumerLockAt = 264;
-static_assert(sizeof(Ring) == 512);
+                 kMaskAt = 24, kTailAt = 64, kHeadCacheAt = 72,
+                 kProducerLockAt = 80, kHeadAt = 128, kConsumerLockAt = 192,
+                 kDataAt = 448;
+static_assert(sizeof(Ring) == kDataAt);
 // A TID above any pid_max: a holder that is certainly dead.
 constexpr uint32_t kDeadTid = 0x3ffffff0;
 
@@ -163,12 +162,25 @@ void RingCorpus() {
   laps.Push("z");
   Write(t, "mpmc-1024-after-500-laps", laps.bytes());
 
-  // Locks left by dead holders, the producer's with a record in flight.
+  // Locks left by dead holders.
   std::string dead = base;
   Put<uint32_t>(dead, kProducerLockAt, kDeadTid);
-  Put<uint64_t>(dead, kPendingEndAt, 64);  // past tail: never published
   Put<uint32_t>(dead, kConsumerLockAt, kDeadTid | 0x80000000u);
   Write(t, "mpmc-128-locks-of-dead-holders", dead);
+  // A claim published by a producer that died before committing it: the
+  // three records (48 bytes), then 16 claimed bytes; consumers skip them
+  // and count one lost record.
+  for (RingMode mode : {RingMode::kMpmc, RingMode::kSpsc}) {
+    std::string claim = base;
+    Put<uint32_t>(claim, kModeAt, static_cast<uint32_t>(mode));
+    Put<uint64_t>(claim, kDataAt + 48,
+                  mp::queue_internal::RecordHeader::Claim(kDeadTid, 5));
+    Put<uint64_t>(claim, kTailAt, 64);
+    Write(t,
+          mode == RingMode::kMpmc ? "mpmc-128-claim-of-dead-producer"
+                                  : "spsc-128-claim-of-dead-producer",
+          claim);
+  }
   // Locks with the waiters bit and no holder: free locks.
   std::string waiters = base;
   Put<uint32_t>(waiters, kProducerLockAt, 0x80000000u);
@@ -197,17 +209,17 @@ void RingCorpus() {
           [](std::string& s) { Put<uint64_t>(s, kTailAt, 136); });
   corrupt("tail-unaligned",
           [](std::string& s) { Put<uint64_t>(s, kTailAt, 41); });
-  // Cached indices ahead of the real ones: a producer would overwrite unread
-  // records, a consumer read bytes never published.
+  // A cached head ahead of the real one: a producer would overwrite unread
+  // records.
   corrupt("head-cache-ahead",
           [](std::string& s) { Put<uint64_t>(s, kHeadCacheAt, 16); });
-  corrupt("tail-cache-ahead",
-          [](std::string& s) { Put<uint64_t>(s, kTailCacheAt, 120); });
-  // The first record's header (data area, offset 0): length and kind.
-  corrupt("record-length",
-          [](std::string& s) { Put<uint32_t>(s, 384, 0xfffffff0u); });
-  corrupt("record-kind",
-          [](std::string& s) { Put<uint32_t>(s, 388, 0x12345678u); });
+  // The first record's header (data area, offset 0): length and state.
+  corrupt("record-length", [](std::string& s) {
+    Put<uint32_t>(s, kDataAt, 0xfffffff0u);
+  });
+  corrupt("record-state", [](std::string& s) {
+    Put<uint32_t>(s, kDataAt + 4, 0x12345678u);
+  });
   corrupt("truncated", [](std::string& s) { s.resize(300); });
 }
 

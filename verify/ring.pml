@@ -1,27 +1,31 @@
 /* verify/ring.pml
  * -----------------------------------------------------------------------------
  * Model of the SPSC fast path and the wake-up protocol of mp's shared-memory
- * ring (mp/queue/internal/ring.h:28-38, ring.cc): one producer pushes MSGS
- * records through a ring of CAP record slots, one consumer pops them. Both
- * sides take the sleep path when the ring is empty/full:
- *     e = epoch; waiters += 1; re-check the indices; FutexWait(epoch, e);
- *     waiters -= 1
- * and the wake path after publishing their index:
- *     store index; fence(seq_cst); if waiters != 0: epoch += 1; FutexWakeAll
+ * ring (mp/queue/internal/ring.h, "Claim, write, commit" and "Wake-up
+ * protocol"; ring.cc PushLocked, PopLocked, WaitForClaim, WaitForCommit,
+ * WaitForSpace, WakeConsumers, WakeProducers): one producer pushes MSGS
+ * records through a ring of CAP record slots, one consumer pops them. The
+ * producer claims (stores tail), writes the payload and commits the slot's
+ * header (its position + 1, the commit tag); the consumer takes the record
+ * at head once the header there carries head's tag. Both sides take the
+ * sleep path when they cannot proceed:
+ *     e = epoch; waiters += 1 (or = 1); re-check; FutexWait(epoch, e)
+ * and the wake path after their commit / head store:
+ *     store; fence(seq_cst); if waiters != 0: epoch += 1; FutexWakeAll
  *
  * Each record occupies one slot (records of one size: no padding records).
  * Promela is sequentially consistent, which is what the seq_cst fence buys
  * for the store-fence-load (Dekker) pair. The broken twin BREAK_NO_FENCE
  * models the fence's absence by the reordering a store buffer allows: the
- * read of the waiters count happens BEFORE the index store becomes visible.
- * Since the asymmetric fence (mp/core/fence.h) the fence is split: the
- * publisher's half is a compiler barrier and the sleeper's a membarrier(2)
- * GLOBAL_EXPEDITED, which makes every running registered thread execute a
- * full barrier before the sleeper re-reads the index. For the Dekker pair
- * that orders exactly as a seq_cst fence on both sides (the membarrier
- * man page's own use case), so the model is unchanged; BREAK_NO_FENCE is
- * also what a publisher outside membarrier's reach would do without its
- * fallback fence (fence.h: such a process fences for real).
+ * read of the waiters flag happens BEFORE the commit store becomes visible.
+ * The fence is asymmetric (mp/core/fence.h): the publisher's half is a
+ * compiler barrier and the sleeper's a membarrier(2) GLOBAL_EXPEDITED,
+ * which makes every running registered thread execute a full barrier before
+ * the sleeper re-reads. For the Dekker pair that orders exactly as a seq_cst
+ * fence on both sides (the membarrier man page's own use case), so the
+ * model is unchanged; BREAK_NO_FENCE is also what a publisher outside
+ * membarrier's reach would do without its fallback fence (fence.h: such a
+ * process fences for real).
  *
  * FUTEX_WAIT(epoch, e): atomically { if epoch != e return; else enqueue },
  * then block until FutexWakeAll dequeues us (no spurious wake-ups).
@@ -32,21 +36,17 @@
  * Ghosts: slot_seq (the record's sequence number, 1..MSGS) and slot_done
  * (its payload completely written), checked by the consumer.
  *
- * Line numbers refer to ring.cc as of commit 7eafba9 (waiters as a
- * counter: += 1 / -= 1), the default here. WAITERS_FLAG models the protocol
- * of commit 458dfcd ("one futex wake per sleep episode"), committed while
- * this model was written: *_waiting is a 0/1 flag set by the sleeper (store
- * 1, no decrement) and claimed by the waker with exchange(0) before it bumps
- * the epoch (ring.cc WakeConsumers/WakeProducers, WaitForData/WaitForSpace
- * of 458dfcd/49a6efb). Both are checked by the suite.
+ * The waiters word is a counter (+= 1 / -= 1) by default; WAITERS_FLAG
+ * models the protocol the code uses since commit 458dfcd ("one futex wake
+ * per sleep episode"): *_waiting is a 0/1 flag set by the sleeper (store 1,
+ * no decrement) and claimed by the waker with exchange(0) before it bumps
+ * the epoch. Both are checked by the suite.
  *
  * Broken twins (spin -D...):
- *   BREAK_NO_FENCE       the waiters count is read before the tail / head
- *                        store is visible (no fence, ring.cc:184-190)
- *   BREAK_EARLY_PUBLISH  tail is stored before the payload (ring.cc:324
- *                        moved above ring.cc:319-321)
- *   BREAK_NO_RECHECK     a sleeper does not re-check the indices after
- *                        announcing itself (ring.cc:232 / 254 dropped)
+ *   BREAK_NO_FENCE       the waiters flag is read before the commit / head
+ *                        store is visible (no fence)
+ *   BREAK_EARLY_PUBLISH  the commit is stored before the payload
+ *   BREAK_NO_RECHECK     a sleeper does not re-check after announcing itself
  * -------------------------------------------------------------------------- */
 
 #ifndef CAP
@@ -68,6 +68,9 @@ byte producers_waiting;    /* ring.h:205 */
 bool c_asleep;             /* consumer in the futex queue of data_epoch */
 bool p_asleep;             /* producer in the futex queue of space_epoch */
 
+byte slot_tag[CAP];        /* the header's commit: position + 1 (0: none);
+                              a slot keeps the previous lap's until the
+                              next commit, and it must not pass */
 byte slot_seq[CAP];        /* ghost: record number in the slot */
 bool slot_done[CAP];       /* ghost: payload completely written */
 byte delivered;            /* ghost: records the consumer returned */
@@ -162,9 +165,11 @@ active proctype Producer() {
         fi
      :: else ->
 write:
-        /* ring.cc:318-321: header and payload, plain stores */
-#ifdef BREAK_EARLY_PUBLISH
+        /* PushLocked: the claim (header "claimed", tail stored), then the
+           payload (plain stores), then the commit (release) */
         tail = t + 1;
+#ifdef BREAK_EARLY_PUBLISH
+        slot_tag[t % CAP] = t + 1;
 #endif
         atomic { slot_done[t % CAP] = 0; slot_seq[t % CAP] = i }
         slot_done[t % CAP] = 1;                /* memcpy complete */
@@ -172,11 +177,10 @@ write:
 #ifdef BREAK_NO_FENCE
         w = (consumers_waiting != 0);          /* load hoisted above the
                                                   store: no fence */
-        tail = t + 1;                          /* ring.cc:324 */
+        slot_tag[t % CAP] = t + 1;             /* the commit */
 #else
-        tail = t + 1;                          /* ring.cc:324 release */
-        w = (consumers_waiting != 0)           /* ring.cc:188-189 fence,
-                                                  then load */
+        slot_tag[t % CAP] = t + 1;             /* the commit, release */
+        w = (consumers_waiting != 0)           /* LightFence, then load */
 #endif
 #endif
         ;
@@ -199,48 +203,45 @@ write:
 active proctype Consumer() {
   byte j = 1;              /* sequence number expected next */
   byte h;                  /* ring.cc:348 head */
-  byte tail_cache;         /* ring.h:197 */
   byte e;
   byte v;
   bool w;
   do
   :: j <= MSGS ->
-     h = head;                                 /* ring.cc:348 */
+     h = head;
      if
-     :: h == tail_cache ->                     /* ring.cc:349 looks empty */
-        tail_cache = tail;                     /* ring.cc:350 acquire */
-        if
-        :: h == tail_cache ->                  /* ring.cc:351 empty */
-           /* ring.cc:356 WaitForData */
-           e = data_epoch;                     /* ring.cc:229 acquire */
+     :: slot_tag[h % CAP] != h + 1 ->          /* not committed at head */
+        /* PopLocked: nothing claimed -> WaitForClaim (indices); claimed,
+           not committed -> WaitForCommit (the header). Same epoch, same
+           flag; each re-checks its own condition after raising the flag. */
+        e = data_epoch;
 #ifdef WAITERS_FLAG
-           consumers_waiting = 1;
+        consumers_waiting = 1;
 #else
-           consumers_waiting++;                /* ring.cc:230 seq_cst */
+        consumers_waiting++;
 #endif
 #ifndef BREAK_NO_RECHECK
-           if
-           :: tail == head ->                  /* ring.cc:232 !has_data */
+        if
+        :: (tail == h && tail == head) ||
+           (tail != h && slot_tag[h % CAP] != h + 1) ->
 #endif
-              atomic {                         /* ring.cc:233 FutexWait */
-                if
-                :: data_epoch == e -> c_asleep = 1
-                :: else -> skip                /* EAGAIN */
-                fi;
-                !c_asleep
-              }
+           atomic {                            /* FutexWait */
+             if
+             :: data_epoch == e -> c_asleep = 1
+             :: else -> skip                   /* EAGAIN */
+             fi;
+             !c_asleep
+           }
 #ifndef BREAK_NO_RECHECK
-           :: else -> skip
-           fi;
+        :: else -> skip
+        fi;
 #endif
 #ifndef WAITERS_FLAG
-           consumers_waiting--                 /* ring.cc:235 */
+        consumers_waiting--
 #else
-           skip
+        skip
 #endif
-           /* ring.cc:360 continue: retry */
-        :: else -> goto read
-        fi
+        /* retry */
      :: else ->
 read:
         /* ring.cc:365-381: read the header, hand the payload to the sink */
@@ -274,9 +275,10 @@ read:
 }
 
 /* Liveness, checked with pan -a -f (weak fairness). */
-/* No lost wake-up: a side asleep while it could proceed is woken. */
+/* No lost wake-up: a side asleep while it could proceed is woken (the
+   consumer once a record is committed at head). */
 ltl no_lost_wakeup {
-  [] (((c_asleep && tail != head) -> <> !c_asleep) &&
+  [] (((c_asleep && slot_tag[head % CAP] == head + 1) -> <> !c_asleep) &&
       ((p_asleep && tail - head < CAP) -> <> !p_asleep))
 }
 /* Never both sides asleep at once. */

@@ -1,42 +1,49 @@
 /* verify/ring_mpmc.pml
  * -----------------------------------------------------------------------------
- * Model of the kMpmc producer side of mp's ring (mp/queue/internal/ring.cc:
- * PidLock::Lock/Unlock 71-124, PushLocked 272-331) with two producers that
- * push PER records each through a ring of CAP slots, one consumer, and a
- * killer that may SIGKILL one producer at any step. It checks the crash
- * safety claims of ring.h:40-55: a killed producer's partial record is never
- * delivered, the next producer takes the PidLock over from the dead holder,
- * and the lost record is counted in `lost_` exactly once.
+ * Model of the kMpmc producer side of mp's ring and the consumer's handling
+ * of claims (mp/queue/internal/ring.cc: PidLock::Lock/Unlock, PushLocked,
+ * PopLocked, SkipDeadClaim) with two producers that push PER records each
+ * through a ring of CAP slots, one consumer, and a killer that may SIGKILL
+ * one producer at any step. It checks the crash-safety claims of ring.h
+ * ("Claim, write, commit" and "Crash safety"): a record is delivered only
+ * once committed and whole, never one left from an earlier lap; the next
+ * producer takes the PidLock over from a dead holder; a claim published by
+ * a producer that died before committing it is skipped by the consumer and
+ * counted in `lost_` exactly once; nobody waits for ever.
  *
- * PidLock word (ring.cc:80-81): holder (0: free) | WAITERS. Waiters sleep in
- * slices (ring.cc:105-106): FutexWait may return on a wake or, at any time,
- * by timeout; after a timeout a dead holder (TaskIsDead, ring.cc:108) is
- * taken over by CAS (ring.cc:109-112). A PidLock word is not robust: the
- * kernel does nothing for it when its holder dies.
+ * PidLock word: holder (0: free) | WAITERS. Waiters sleep in slices:
+ * FutexWait may return on a wake or, at any time, by timeout; after a
+ * timeout a dead holder (TaskIsDead) is taken over by CAS. A PidLock word is
+ * not robust: the kernel does nothing for it when its holder dies.
  *
- * Abstractions: the consumer side and both sleep/wake paths on the epochs are
- * verified in ring.pml; here the consumer pops whenever tail != head (one
- * consumer: no consumer_lock) and a producer that finds the ring full waits
- * for space as a blocking guard (WaitForSpace, ring.cc:300). The spin loop
- * ring.cc:78-86 is abstracted by the retry loop.
+ * The record header is one 64-bit word, stored whole (a claim naming its
+ * producer, or a commit carrying its position and kind): here hdr_tag (the
+ * committed position + 1; 0 for a claim), hdr_kind and hdr_tid, changed
+ * together in one atomic step. Slots are fixed (one record = one slot), so
+ * the C++'s zeroed word after each record, which keeps stale payload bytes
+ * from passing for a header, has no counterpart: a slot here only ever holds
+ * a header; the previous lap's header is modelled, and its tag must not
+ * pass (BREAK_NO_TAG).
  *
- * The in-flight marker is `pending_end` (ring.h): where tail will be once the
- * record is published. The new holder counts a loss iff the marker is set
- * and tail never reached it, so a producer killed between its tail store and
- * clearing the marker (fault point ring.put.after_publish) is no loss. The
- * ghost `owed` counts exactly the records whose writer died before
- * publishing them, and the check is `lost == owed`. (Until the fault-point
- * driver found it, the marker was a flag and that window was miscounted;
- * BREAK_PENDING_FLAG keeps that version and must fail.)
+ * Abstractions: the sleep/wake paths on the epochs are verified in ring.pml;
+ * here the consumer's waits are blocking guards, and its liveness check of
+ * a claimer may happen at any time (the 20 ms slice is not modelled, so the
+ * check is exercised at every interleaving). A producer that finds the ring
+ * full waits for space as a blocking guard. The spin loop of PidLock::Lock
+ * is abstracted by the retry loop.
+ *
+ * Ghosts: `owed` counts the claims whose producer died before committing
+ * them (what an exact count reports); the check is `lost == owed`.
  *
  * Broken twins (spin -D...):
- *   BREAK_EARLY_TAIL    tail stored before the payload is written
- *   BREAK_NO_TAKEOVER   a waiter never takes over a dead holder (ring.cc:107-115
- *                       without the TaskIsDead branch)
- *   BREAK_NO_LOST_COUNT the new holder ignores pending_end
- *                       (the kFromDeadHolder branch of PushLocked dropped)
- *   BREAK_PENDING_FLAG  the new holder counts a loss whenever the marker is
- *                       set, as the flag did (publish-then-die miscounted)
+ *   BREAK_EARLY_COMMIT  the commit is stored before the payload is written
+ *   BREAK_NO_TAG        the consumer takes any committed header, whatever
+ *                       its position (a header from the previous lap)
+ *   BREAK_NO_TAKEOVER   a waiter never takes over a dead holder
+ *   BREAK_NO_SKIP       the consumer never skips a dead producer's claim
+ *   BREAK_SKIP_UNCLAIMED the consumer skips the header at head without
+ *                       checking that tail is past it (a claim the dead
+ *                       holder never published, overwritten by the next)
  * -------------------------------------------------------------------------- */
 
 #ifndef CAP
@@ -53,15 +60,22 @@
 #define YES  1
 #define DEAD 2   /* Acquired::kFromDeadHolder */
 
-/* PidLock producer_lock_ (ring.h:191) */
-byte holder;               /* bits 30..0: holder (producer 1 or 2; 0 free) */
-bool lw;                   /* bit 31: waiters */
+#define DATA 1
+#define LOST 3
+
+/* PidLock producer_lock_ */
+byte holder;               /* holder (producer 1 or 2; 0 free) */
+bool lw;                   /* waiters bit */
 bool l_asleep[3];          /* in the futex queue of the PidLock word */
 
-byte tail;                 /* ring.h:189 (records) */
-byte head;                 /* ring.h:196 */
-byte pending_end;          /* ring.h pending_end_ (records; 0: none) */
-byte lost;                 /* ring.h:210 lost_ */
+byte tail;                 /* claimed records (monotonic) */
+byte head;
+byte lost;                 /* lost_ */
+
+/* the record headers */
+byte hdr_tag[CAP];         /* committed: position + 1; 0: a claim */
+byte hdr_kind[CAP];        /* DATA or LOST when committed */
+byte hdr_tid[CAP];         /* the claimer, for a claim */
 
 bool kill[3], dead[3], fin[3];
 byte kills;
@@ -69,17 +83,23 @@ byte kills;
 /* Ghosts */
 byte slot_id[CAP];         /* record in the slot: producer * 8 + k */
 bool slot_done[CAP];       /* payload completely written */
-byte published;            /* tail stores */
+byte committed;            /* data commits */
 byte delivered;
-bool writing[3];           /* between ring.cc:318 and the tail store */
-bool window[3];            /* between the tail store and clearing pending_end */
-bool lost_rec[3];          /* died with a partial record */
-byte owed;                 /* losses an exact count would report */
+bool claimed_open[3];      /* between the claim's tail store and the commit */
+byte owed;                 /* claims whose producer died uncommitted */
 
 inline wake_one() {        /* FutexWakeOne(&word) */
   if
   :: l_asleep[1] -> l_asleep[1] = 0
   :: l_asleep[2] -> l_asleep[2] = 0
+  :: else -> skip
+  fi
+}
+
+inline unlock() {          /* PidLock::Unlock: exchange 0, wake if WAITERS */
+  atomic { old_w = lw; holder = 0; lw = 0 }
+  if
+  :: old_w -> atomic { wake_one() }
   :: else -> skip
   fi
 }
@@ -92,8 +112,8 @@ proctype Producer(byte me) {
   do
   :: k <= PER ->
 relock:
-     /* ---- PidLock::Lock, ring.cc:71 ---- */
-     atomic {                                  /* ring.cc:74 CAS 0 -> me */
+     /* ---- PidLock::Lock ---- */
+     atomic {                                  /* CAS 0 -> me */
        if
        :: holder == 0 && !lw -> holder = me; res = YES
        :: else -> res = NO
@@ -102,9 +122,9 @@ relock:
      do
      :: res != NO -> break
      :: else ->
-        atomic { vh = holder; vw = lw }        /* ring.cc:88 */
+        atomic { vh = holder; vw = lw }
         if
-        :: vh == 0 ->                          /* ring.cc:89-96 */
+        :: vh == 0 ->                          /* free: take it, keep WAITERS */
            atomic {
              if
              :: holder == vh && lw == vw -> holder = me; lw = 1; res = YES
@@ -113,18 +133,18 @@ relock:
            }
         :: else ->
            if
-           :: !vw ->                           /* ring.cc:98-104 */
+           :: !vw ->                           /* set WAITERS */
               atomic {
                 if
                 :: holder == vh && lw == vw -> lw = 1; vw = 1
-                :: else -> skip                /* continue */
+                :: else -> skip
                 fi
               }
            :: else -> skip
            fi;
            if
            :: vw ->
-              /* ring.cc:105-106 FutexWait(&word, v, 20 ms slice) */
+              /* FutexWait(&word, v, 20 ms slice) */
               atomic {
                 if
                 :: holder == vh && lw -> l_asleep[me] = 1
@@ -137,78 +157,51 @@ relock:
               }
 #ifndef BREAK_NO_TAKEOVER
               if
-              :: timedout && dead[vh] ->       /* ring.cc:107-108 */
-                 atomic {                      /* ring.cc:109-112 */
+              :: timedout && dead[vh] ->       /* TaskIsDead(holder) */
+                 atomic {
                    if
                    :: holder == vh && lw == vw ->
-                      holder = me; lw = 1; res = DEAD;
-                      if                       /* ghost: what is owed */
-                      :: lost_rec[vh] -> owed++
-                      :: else -> skip
-                      fi
-                   :: else -> skip             /* ring.cc:114 continue */
+                      holder = me; lw = 1; res = DEAD
+                   :: else -> skip
                    fi
                  }
-              :: else -> skip                  /* ring.cc:116: no deadline */
+              :: else -> skip
               fi
 #endif
            :: else -> skip
            fi
         fi
      od;
-     /* ---- PushLocked, ring.cc:281-285 ---- */
-#ifndef BREAK_NO_LOST_COUNT
+     /* ---- PushLocked: the claim, under the lock ---- */
+     t = tail;
      if
-     :: res == DEAD ->
-        if
-#ifdef BREAK_PENDING_FLAG
-        :: pending_end != 0 ->
-#else
-        :: pending_end != 0 && tail < pending_end ->
-#endif
-           lost++                              /* PushLocked: lost_ += 1 */
-        :: else -> skip
-        fi;
-        pending_end = 0
+     :: t + 1 - head > CAP ->                  /* full */
+        unlock();
+        tail + 1 - head <= CAP;                /* WaitForSpace */
+        goto relock
      :: else -> skip
      fi;
-#endif
-     t = tail;                                 /* ring.cc:288 */
-     if
-     :: t + 1 - head > CAP ->                  /* ring.cc:293-295 full */
-        atomic {                               /* ring.cc:296 Unlock */
-          old_w = lw; holder = 0; lw = 0
-        }
-        if
-        :: old_w -> atomic { wake_one() }
-        :: else -> skip
-        fi;
-        tail + 1 - head <= CAP;                /* ring.cc:300 WaitForSpace */
-        goto relock                            /* ring.cc:306 */
-     :: else -> skip
-     fi;
-     atomic { pending_end = t + 1; writing[me] = 1 }    /* pending_end_ = tail + rec */
-#ifdef BREAK_EARLY_TAIL
-     atomic { tail = t + 1; published++; writing[me] = 0; window[me] = 1 }
-#endif
-     atomic {                                  /* ring.cc:319-321 */
+     atomic {                                  /* header = Claim(me, n) */
+       hdr_tag[t % CAP] = 0; hdr_tid[t % CAP] = me;
        slot_done[t % CAP] = 0; slot_id[t % CAP] = me * 8 + k
      }
-     slot_done[t % CAP] = 1;                   /* memcpy done */
-#ifndef BREAK_EARLY_TAIL
-     atomic {                                  /* ring.cc:324 release */
-       tail = t + 1; published++; writing[me] = 0; window[me] = 1
+     atomic { tail = t + 1; claimed_open[me] = 1 }  /* tail_.store, release */
+     unlock();
+     /* ---- outside the lock: payload, then commit ---- */
+#ifdef BREAK_EARLY_COMMIT
+     atomic {
+       hdr_tag[t % CAP] = t + 1; hdr_kind[t % CAP] = DATA;
+       committed++; claimed_open[me] = 0
      }
 #endif
-     atomic { pending_end = 0; window[me] = 0 }         /* pending_end_ = 0 */
-     atomic {                                  /* ring.cc:326 Unlock */
-       old_w = lw; holder = 0; lw = 0
+     slot_done[t % CAP] = 1;                   /* memcpy done */
+#ifndef BREAK_EARLY_COMMIT
+     atomic {                                  /* the commit, release */
+       hdr_tag[t % CAP] = t + 1; hdr_kind[t % CAP] = DATA;
+       committed++; claimed_open[me] = 0
      }
-     if
-     :: old_w -> atomic { wake_one() }
-     :: else -> skip
-     fi;
-     /* ring.cc:327 WakeConsumers: see ring.pml */
+#endif
+     /* WakeConsumers: see ring.pml */
      k++
   :: else -> break
   od;
@@ -217,32 +210,71 @@ relock:
     kill[me] ->
     atomic {                                   /* exit: no robust cleanup */
       dead[me] = 1; l_asleep[me] = 0;
-      lost_rec[me] = writing[me]   /* died before publishing */
+      if
+      :: claimed_open[me] -> owed++; claimed_open[me] = 0
+      :: else -> skip
+      fi
     }
   }
 }
 
 active proctype Consumer() {
-  byte h, id;
+  byte h, id, t, who;
   byte last[3];
   do
-  :: tail != head ->                           /* ring.cc:349-351 */
-     h = head;
-     atomic {                                  /* ring.cc:365-381 */
-       assert(slot_done[h % CAP]);             /* never a partial record */
-       id = slot_id[h % CAP];
-       assert(id % 8 == last[id / 8] + 1);     /* per-producer FIFO, no
+  :: atomic {
+#ifdef BREAK_NO_TAG
+       hdr_tag[head % CAP] != 0 ->
+#else
+       hdr_tag[head % CAP] == head + 1 ->      /* IsCommittedAt(w, head) */
+#endif
+       h = head
+     };
+     if
+     :: hdr_kind[h % CAP] == DATA ->
+        atomic {                               /* the sink copies it out */
+          assert(slot_done[h % CAP]);          /* never a partial record */
+          id = slot_id[h % CAP];
+          assert(id % 8 == last[id / 8] + 1);  /* per-producer FIFO, no
                                                   duplicate, no gap */
-       last[id / 8] = id % 8
-     }
-     assert(slot_done[h % CAP] && slot_id[h % CAP] == id);
-     delivered++;
-     head = h + 1                              /* ring.cc:388 */
-  :: tail == head && (fin[1] || dead[1]) && (fin[2] || dead[2]) -> break
+          last[id / 8] = id % 8
+        }
+        assert(slot_done[h % CAP] && slot_id[h % CAP] == id);
+        delivered++
+     :: else -> skip                           /* a lost record: skipped */
+     fi;
+     head = h + 1
+  :: atomic {                                  /* not committed: a claim */
+       hdr_tag[head % CAP] == 0 && dead[hdr_tid[head % CAP]] ->
+       h = head
+     };
+#ifndef BREAK_NO_SKIP
+     t = tail;                                 /* tail, then the header */
+     if
+#ifdef BREAK_SKIP_UNCLAIMED
+     :: true ->
+#else
+     :: t != h ->
+#endif
+        atomic {                               /* SkipDeadClaim: CAS */
+          who = hdr_tid[h % CAP];
+          if
+          :: hdr_tag[h % CAP] == 0 && dead[who] ->
+             hdr_tag[h % CAP] = h + 1; hdr_kind[h % CAP] = LOST; lost++
+          :: else -> skip
+          fi
+        }
+     :: else -> skip
+     fi
+#else
+     skip
+#endif
+  :: atomic {
+       tail == head && (fin[1] || dead[1]) && (fin[2] || dead[2])
+     } -> break
   od;
-  assert(delivered == published);
-  /* the dead producer's loss is counted exactly once once a live producer
-     has taken the lock over, and a published record never */
+  assert(delivered == committed);
+  /* every published claim is delivered or counted, once */
   assert(lost == owed)
 }
 
@@ -259,8 +291,9 @@ init {
 }
 
 /* Liveness (pan -a -f, weak fairness): every producer finishes or dies, so
-   a dead holder never blocks the others for ever, and every published
-   record is delivered. */
+   a dead holder never blocks the others for ever, and the consumer gets
+   past every claim: every record committed is delivered. */
 ltl all_finish {
-  <> ((fin[1] || dead[1]) && (fin[2] || dead[2]) && delivered == published)
+  <> ((fin[1] || dead[1]) && (fin[2] || dead[2]) && tail == head &&
+      delivered == committed)
 }

@@ -58,11 +58,10 @@ inline constexpr std::string_view kPoints[] = {
     // mp/sync/barrier.cc: ResidentBarrier.
     "barrier.wait.after_arrive",     // counted as arrived, holding its lock
     // mp/queue/internal/ring.cc: Ring (MPMC and SPSC).
-    "ring.put.after_lock",           // producer lock held; nothing written
-    "ring.put.after_header",         // in-flight marked, header written
-    "ring.put.after_payload",        // payload written; tail not published
-    "ring.put.after_publish",        // tail published; lock still held
-    "ring.put.before_wake",          // lock released; consumers not woken
+    "ring.put.after_lock",           // producer lock held; nothing claimed
+    "ring.put.after_claim",          // claim published (tail moved); lock held
+    "ring.put.after_payload",        // lock released, payload written; no commit
+    "ring.put.after_publish",        // record committed; consumers not woken
     "ring.put.before_sleep",         // waiting-for-space flag raised
     "ring.get.after_lock",           // consumer lock held; nothing read
     "ring.get.after_copy",           // record copied out; head not moved

@@ -495,10 +495,10 @@ struct RingArena {
 // Whether a producer killed at `point` loses (and counts) its record, and
 // whether the record was published before the death.
 bool ProducerLosesAt(std::string_view point) {
-  return point == "ring.put.after_header" || point == "ring.put.after_payload";
+  return point == "ring.put.after_claim" || point == "ring.put.after_payload";
 }
 bool ProducerPublishedAt(std::string_view point) {
-  return point == "ring.put.after_publish" || point == "ring.put.before_wake";
+  return point == "ring.put.after_publish";
 }
 
 Round ProducerRound(std::string_view point, uint64_t nth) {
@@ -539,8 +539,8 @@ Round ProducerRound(std::string_view point, uint64_t nth) {
     round.hit = KilledAtPoint(vs);
   }
   // Make room (the victim may have died waiting for it), then put: the put
-  // must not hang on the dead producer's lock, and taking that lock over
-  // settles the loss count.
+  // must not hang on the dead producer's lock, and the gets after it must
+  // skip (and count) a claim the victim published and never committed.
   while (round.failure.empty() && take(mp::Deadline::Past()).ok()) {
   }
   Msg stop = MakeMsg(kStop);

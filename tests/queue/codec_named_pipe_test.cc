@@ -1,8 +1,10 @@
 // The codec, named queues, Pipe/Connection and PipeQueue.
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <map>
 #include <optional>
 #include <string>
@@ -223,14 +225,14 @@ TEST_F(NamedQueueTest, CorruptHeadersAreRejected) {
     ASSERT_TRUE(mp::SharedMemory::Unlink(name_).ok());
   }
   // Byte offsets in the ring header: mode at 12, capacity at 16, tail at 64,
-  // head at 192 (see ring.h).
+  // head at 128 (see ring.h).
   struct Breakage {
     size_t offset;
     uint64_t value;
   };
   for (Breakage b : {Breakage{8, 99}, Breakage{12, 7}, Breakage{16, 1 << 20},
                      Breakage{16, 100}, Breakage{64, 8 * 1024 * 1024},
-                     Breakage{192, 64}}) {
+                     Breakage{128, 64}}) {
     auto q = mp::Queue<int>::Create(name_, {.maxsize = 4096});
     ASSERT_TRUE(q.ok());
     auto mem = mp::SharedMemory::Open(name_);
@@ -259,6 +261,48 @@ TEST_F(NamedQueueTest, CorruptRecordIsDataLossNotACrash) {
                   mp::queue_internal::Ring::BytesFor(0),
               &huge, 4);
   EXPECT_EQ(q->Get(false).status().code(), absl::StatusCode::kDataLoss);
+}
+
+// A producer that dies between its claim and its commit leaves a header that
+// names it, with tail past it. The claim is made by hand here (a record of
+// 4 bytes after the two put), naming a child that has exited and been
+// reaped: Get skips it, counts it, and delivers what follows.
+TEST_F(NamedQueueTest, DeadProducersClaimIsSkippedAndCounted) {
+  using mp::queue_internal::RecordHeader;
+  using mp::queue_internal::Ring;
+  using mp::queue_internal::RingMode;
+  pid_t dead = fork();
+  ASSERT_GE(dead, 0);
+  if (dead == 0) _exit(0);
+  int status = 0;
+  ASSERT_EQ(waitpid(dead, &status, 0), dead);
+  for (RingMode mode : {RingMode::kSpsc, RingMode::kMpmc}) {
+    auto q = mp::Queue<int>::Create(name_, {.maxsize = 4096, .mode = mode});
+    ASSERT_TRUE(q.ok());
+    ASSERT_TRUE(q->Put(1).ok());
+    ASSERT_TRUE(q->Put(2).ok());
+    auto mem = mp::SharedMemory::Open(name_);
+    ASSERT_TRUE(mem.ok());
+    char* base = static_cast<char*>(mem->data());
+    constexpr size_t kTailAt = 64;  // ring.h, line 1
+    uint64_t tail;
+    std::memcpy(&tail, base + kTailAt, 8);
+    ASSERT_EQ(tail, 32u);  // two records of 8 + 4 bytes, 8-aligned
+    const uint64_t claim =
+        RecordHeader::Claim(static_cast<uint32_t>(dead), sizeof(int));
+    std::memcpy(base + Ring::BytesFor(0) + tail, &claim, 8);
+    tail += 16;
+    std::memcpy(base + kTailAt, &tail, 8);
+    ASSERT_TRUE(q->Put(3).ok());
+    EXPECT_EQ(*q->Get(true, 5.0), 1);
+    EXPECT_EQ(*q->Get(true, 5.0), 2);
+    EXPECT_EQ(q->lost_records(), 0u);
+    EXPECT_EQ(*q->Get(true, 5.0), 3);
+    EXPECT_EQ(q->lost_records(), 1u);
+    EXPECT_EQ(q->Get(false).status().code(),
+              absl::StatusCode::kDeadlineExceeded);
+    ASSERT_TRUE(mp::SharedMemory::Unlink(name_).ok());
+  }
 }
 
 TEST(PipeTest, DuplexSendRecv) {

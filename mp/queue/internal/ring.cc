@@ -89,6 +89,34 @@ bool TaskIsDead(uint32_t tid) {
   return state == 'Z' || state == 'X' || state == 'x';
 }
 
+// The hot half of the Dekker pair (see ring.h): after publishing, read the
+// waiters flag. LightFence is a compiler barrier (the sleeper pays with
+// HeavyFence). GCC rejects thread fences under ThreadSanitizer (-Werror=tsan)
+// and TSan cannot see membarrier, so a TSan build uses a seq_cst
+// read-modify-write of the waiters word on both sides instead, which orders
+// the same way at the price of a shared write.
+inline uint32_t LoadWaitersAfterStore(std::atomic<uint32_t>& waiters) {
+#if defined(__SANITIZE_THREAD__)
+  return waiters.fetch_add(0, std::memory_order_seq_cst);
+#else
+  LightFence();
+  return waiters.load(std::memory_order_relaxed);
+#endif
+}
+
+// The sleeper's half: raise the flag, then fence. True when a sleep may be
+// unbounded; false when the fence could not cover the hot sides (no
+// membarrier here), so the sleeper must re-check in short slices.
+inline bool RaiseWaitersBeforeLoad(std::atomic<uint32_t>& waiters) {
+#if defined(__SANITIZE_THREAD__)
+  waiters.exchange(1, std::memory_order_seq_cst);
+  return true;
+#else
+  waiters.store(1, std::memory_order_relaxed);
+  return HeavyFence();
+#endif
+}
+
 // ---- PidLock ---------------------------------------------------------------
 
 PidLock::Acquired PidLock::Lock(Deadline deadline) {
@@ -189,22 +217,20 @@ absl::StatusOr<Ring*> Ring::Attach(void* base, size_t size) {
       r->mask_ != cap - 1 || cap > size - sizeof(Ring)) {
     return absl::DataLossError(absl::StrCat("ring: bad capacity ", cap));
   }
-  // Caches before indices: a cache is stored (release) after its index was
-  // loaded (acquire), so reading the cache first (acquire) orders that load
-  // before ours and our index is at least the cached value, live ring or not.
-  // In a live ring the four reads are not one snapshot: a consumer and a
+  // The cache before its index: head_cache_ is stored (release) after head
+  // was loaded (acquire), so reading the cache first (acquire) orders that
+  // load before ours and our head is at least the cached value, live ring or
+  // not. In a live ring the reads are not one snapshot: a consumer and a
   // producer may both move a lap between our reads of head and tail. Only a
   // state seen twice in a row with nothing moved is judged.
   uint64_t last_head = ~uint64_t{0}, last_tail = ~uint64_t{0};
   for (int attempt = 0;; ++attempt) {
     const uint64_t head_cache =
         r->head_cache_.load(std::memory_order_acquire);
-    const uint64_t tail_cache =
-        r->tail_cache_.load(std::memory_order_acquire);
     const uint64_t head = r->head_.load(std::memory_order_acquire);
     const uint64_t tail = r->tail_.load(std::memory_order_acquire);
     if (head <= tail && tail - head <= cap && head % 8 == 0 && tail % 8 == 0 &&
-        head_cache <= head && tail_cache <= tail) {
+        head_cache <= head) {
       return r;
     }
     if ((head == last_head && tail == last_tail) || attempt == 1000) {
@@ -219,34 +245,6 @@ size_t Ring::BytesUsedApprox() const {
   uint64_t head = head_.load(std::memory_order_relaxed);
   uint64_t tail = tail_.load(std::memory_order_relaxed);
   return tail > head ? static_cast<size_t>(tail - head) : 0;
-}
-
-// The hot half of the Dekker pair (see ring.h): after publishing, read the
-// waiters flag. LightFence is a compiler barrier (the sleeper pays with
-// HeavyFence). GCC rejects thread fences under ThreadSanitizer (-Werror=tsan)
-// and TSan cannot see membarrier, so a TSan build uses a seq_cst
-// read-modify-write of the waiters word on both sides instead, which orders
-// the same way at the price of a shared write.
-inline uint32_t LoadWaitersAfterStore(std::atomic<uint32_t>& waiters) {
-#if defined(__SANITIZE_THREAD__)
-  return waiters.fetch_add(0, std::memory_order_seq_cst);
-#else
-  LightFence();
-  return waiters.load(std::memory_order_relaxed);
-#endif
-}
-
-// The sleeper's half: raise the flag, then fence. True when a sleep may be
-// unbounded; false when the fence could not cover the hot sides (no
-// membarrier here), so the sleeper must re-check in short slices.
-inline bool RaiseWaitersBeforeLoad(std::atomic<uint32_t>& waiters) {
-#if defined(__SANITIZE_THREAD__)
-  waiters.exchange(1, std::memory_order_seq_cst);
-  return true;
-#else
-  waiters.store(1, std::memory_order_relaxed);
-  return HeavyFence();
-#endif
 }
 
 // One wake per sleep episode: the waker clears the flag before waking, so
@@ -296,17 +294,25 @@ bool SleepUntil(FutexWord& epoch, std::atomic<uint32_t>& waiters, Ready ready,
   return ready() || !deadline.Expired();
 }
 
-bool Ring::WaitForData(uint64_t /*head*/, Deadline deadline) {
-  // Live indices, not the caller's snapshot: in kMpmc another consumer may
-  // have moved `head` since, and waiting on a stale one would spin.
-  auto has_data = [&] {
-    return tail_.load(std::memory_order_seq_cst) !=
-               head_.load(std::memory_order_relaxed) ||
-           closed();
+bool Ring::WaitForClaim(uint64_t head, Deadline deadline) {
+  // Indices only: without the consumer lock (kMpmc) the header at a head
+  // another consumer has since moved past may be a payload being written.
+  auto claimed = [&] {
+    return tail_.load(std::memory_order_seq_cst) != head ||
+           head_.load(std::memory_order_relaxed) != head || closed();
   };
   return SleepUntil(
-      data_epoch_, consumers_waiting_, has_data,
+      data_epoch_, consumers_waiting_, claimed,
       [] { MP_FAULT_POINT("ring.get.before_sleep"); }, deadline);
+}
+
+bool Ring::WaitForCommit(uint64_t head, Deadline deadline) {
+  auto committed = [&] {
+    return RecordHeader::IsCommittedAt(
+        HeaderAt(head).load(std::memory_order_seq_cst), head);
+  };
+  return SleepUntil(data_epoch_, consumers_waiting_, committed, [] {},
+                    deadline);
 }
 
 bool Ring::WaitForSpace(uint64_t /*tail*/, size_t need, Deadline deadline) {
@@ -334,19 +340,13 @@ absl::Status Ring::Push(const void* data, size_t n, Deadline deadline) {
 absl::Status Ring::PushLocked(const void* src, size_t n, Deadline deadline,
                               bool mpmc) {
   const size_t rec = Align8(sizeof(RecordHeader) + n);
+  const uint32_t me = CurrentTid();
   for (;;) {
-    if (mpmc) {
-      PidLock::Acquired a = producer_lock_.Lock(deadline);
-      if (a == PidLock::Acquired::kNo) {
-        return absl::ResourceExhaustedError("queue is full");
-      }
-      if (a == PidLock::Acquired::kFromDeadHolder) {
-        const uint64_t end = pending_end_.load(std::memory_order_relaxed);
-        if (end != 0 && tail_.load(std::memory_order_relaxed) < end) {
-          lost_.fetch_add(1, std::memory_order_relaxed);
-        }
-        pending_end_.store(0, std::memory_order_relaxed);
-      }
+    // A lock taken over from a dead producer needs no repair here: a claim
+    // it published is the consumers' to skip and count (SkipDeadClaim), and
+    // one it did not publish is overwritten by ours.
+    if (mpmc && producer_lock_.Lock(deadline) == PidLock::Acquired::kNo) {
+      return absl::ResourceExhaustedError("queue is full");
     }
     MP_FAULT_POINT("ring.put.after_lock");
     for (;;) {
@@ -379,29 +379,39 @@ absl::Status Ring::PushLocked(const void* src, size_t n, Deadline deadline,
           continue;
         }
       }
-      RecordHeader* h = reinterpret_cast<RecordHeader*>(data() + off);
+      // The claim. The word after the record is the next header: zero it
+      // while it is free space, before this record's commit can make a
+      // consumer look there. (When the record fills the ring exactly, that
+      // word is the header at head, a real header of the previous lap.)
+      const uint64_t next = tail + need;
+      if (next + sizeof(RecordHeader) - head <= capacity_) {
+        HeaderAt(next).store(0, std::memory_order_relaxed);
+      }
+      std::atomic_ref<uint64_t> header = HeaderAt(tail);
+      const uint32_t length =
+          static_cast<uint32_t>(need - sizeof(RecordHeader));
       if (pad) {
-        h->length = static_cast<uint32_t>(to_end - sizeof(RecordHeader));
-        h->kind = RecordHeader::kPad;
-        tail_.store(tail + to_end, std::memory_order_release);
+        header.store(RecordHeader::Claim(me, length | RecordHeader::kPadClaim),
+                     std::memory_order_relaxed);
+        tail_.store(next, std::memory_order_release);
+        header.store(RecordHeader::Committed(tail, length, RecordHeader::kPad),
+                     std::memory_order_release);
         WakeConsumers();
         continue;
       }
-      if (mpmc) pending_end_.store(tail + rec, std::memory_order_relaxed);
-      h->length = static_cast<uint32_t>(n);
-      h->kind = RecordHeader::kData;
-      MP_FAULT_POINT("ring.put.after_header");
-      if (n != 0) std::memcpy(h + 1, src, n);
-      MP_FAULT_POINT("ring.put.after_payload");
+      header.store(RecordHeader::Claim(me, static_cast<uint32_t>(n)),
+                   std::memory_order_relaxed);
       records_in_.store(records_in_.load(std::memory_order_relaxed) + 1,
                         std::memory_order_relaxed);
-      tail_.store(tail + rec, std::memory_order_release);
+      tail_.store(next, std::memory_order_release);
+      MP_FAULT_POINT("ring.put.after_claim");
+      if (mpmc) producer_lock_.Unlock();
+      if (n != 0) std::memcpy(data() + off + sizeof(RecordHeader), src, n);
+      MP_FAULT_POINT("ring.put.after_payload");
+      header.store(RecordHeader::Committed(tail, static_cast<uint32_t>(n),
+                                           RecordHeader::kData),
+                   std::memory_order_release);
       MP_FAULT_POINT("ring.put.after_publish");
-      if (mpmc) {
-        pending_end_.store(0, std::memory_order_relaxed);
-        producer_lock_.Unlock();
-      }
-      MP_FAULT_POINT("ring.put.before_wake");
       WakeConsumers();
       return absl::OkStatus();
     }
@@ -413,27 +423,50 @@ bool Ring::SkipPadsForProducer(uint64_t tail, Deadline deadline) {
   const uint64_t start = head_.load(std::memory_order_relaxed);
   uint64_t head = start;
   while (head != tail && tail - head <= capacity_) {
+    const uint64_t w = HeaderAt(head).load(std::memory_order_acquire);
     const size_t off = static_cast<size_t>(head & mask_);
-    const RecordHeader* h =
-        reinterpret_cast<const RecordHeader*>(data() + off);
-    const size_t rec = Align8(sizeof(RecordHeader) + size_t{h->length});
-    // Only a well-formed pad; anything else is the consumers' to read (or
-    // to report as corrupt).
-    if (h->kind != RecordHeader::kPad || rec != capacity_ - off ||
-        head + rec > tail) {
+    // Only a committed pad that fills the lap; anything else is the
+    // consumers' to read (or to report as corrupt).
+    if (!RecordHeader::IsCommittedAt(w, head) ||
+        RecordHeader::KindOf(w) != RecordHeader::kPad ||
+        Align8(sizeof(RecordHeader) + size_t{RecordHeader::LengthOf(w)}) !=
+            capacity_ - off) {
       break;
     }
-    head += rec;
+    head += capacity_ - off;
   }
   if (head == start) {
     consumer_lock_.Unlock();
     return false;
   }
-  tail_cache_.store(tail, std::memory_order_release);  // see Attach
   head_.store(head, std::memory_order_release);
   consumer_lock_.Unlock();
   WakeProducers();
   return true;
+}
+
+absl::StatusOr<bool> Ring::SkipDeadClaim(uint64_t head, uint64_t w,
+                                         uint64_t tail) {
+  const uint32_t length = RecordHeader::LengthOf(w);
+  const bool pad = (length & RecordHeader::kPadClaim) != 0;
+  const uint32_t payload = length & ~RecordHeader::kPadClaim;
+  const size_t to_end = capacity_ - static_cast<size_t>(head & mask_);
+  const size_t rec = Align8(sizeof(RecordHeader) + size_t{payload});
+  if (rec > to_end || head + rec > tail || (pad && rec != to_end)) {
+    return absl::DataLossError("ring: corrupt record claim");
+  }
+  const uint32_t tid = RecordHeader::StateOf(w) >> 2;
+  if (tid != 0 && !TaskIsDead(tid)) return false;
+  uint64_t expected = w;
+  if (HeaderAt(head).compare_exchange_strong(
+          expected,
+          RecordHeader::Committed(
+              head, payload, pad ? RecordHeader::kPad : RecordHeader::kLost),
+          std::memory_order_acq_rel, std::memory_order_acquire) &&
+      !pad) {
+    lost_.fetch_add(1, std::memory_order_relaxed);
+  }
+  return true;  // skipped by us, or committed meanwhile: look again
 }
 
 absl::Status Ring::Pop(Sink sink, void* ctx, Deadline deadline) {
@@ -442,58 +475,94 @@ absl::Status Ring::Pop(Sink sink, void* ctx, Deadline deadline) {
 
 absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
                              bool mpmc) {
+  // A claim seen uncommitted at `stuck_at` since `stuck_since`: its claimer
+  // is checked for liveness once it has been stuck kLivenessSlice, or when
+  // our deadline has passed.
+  uint64_t stuck_at = ~uint64_t{0};
+  std::chrono::steady_clock::time_point stuck_since;
+  bool judged_late = false;  // its claimer was alive at our deadline
   for (;;) {
-    if (mpmc) {
-      // A lock taken over from a dead consumer needs no repair: the record
-      // it was reading is still at `head` and goes to us.
-      if (consumer_lock_.Lock(deadline) == PidLock::Acquired::kNo) {
-        return absl::DeadlineExceededError("queue is empty");
-      }
+    // A lock taken over from a dead consumer needs no repair: the record it
+    // was reading is still at `head` and goes to us.
+    if (mpmc && consumer_lock_.Lock(deadline) == PidLock::Acquired::kNo) {
+      return absl::DeadlineExceededError("queue is empty");
     }
     MP_FAULT_POINT("ring.get.after_lock");
     for (;;) {
       const uint64_t head = head_.load(std::memory_order_relaxed);
-      uint64_t tail = tail_cache_.load(std::memory_order_relaxed);
-      // An empty cache, or one no live ring has (behind head or more than a
-      // capacity ahead): look at the real tail.
-      if (head == tail || tail - head > capacity_) {
-        tail = tail_.load(std::memory_order_acquire);
-        tail_cache_.store(tail, std::memory_order_release);  // see Attach
+      const size_t off = static_cast<size_t>(head & mask_);
+      const size_t to_end = capacity_ - off;
+      uint64_t w = HeaderAt(head).load(std::memory_order_acquire);
+      if (!RecordHeader::IsCommittedAt(w, head)) {
+        // Not (yet) a record: look at the claims. Tail first, then the
+        // header again: a claim is written before the tail store that
+        // publishes it.
+        const uint64_t tail = tail_.load(std::memory_order_acquire);
         if (tail - head > capacity_) {  // head after tail, or lapped
           if (mpmc) consumer_lock_.Unlock();
           return absl::DataLossError("ring: indices out of range");
         }
-        if (head == tail) {
-          if (mpmc) consumer_lock_.Unlock();
-          if (closed() && tail_.load(std::memory_order_acquire) == head) {
+        w = HeaderAt(head).load(std::memory_order_acquire);
+        if (!RecordHeader::IsCommittedAt(w, head)) {
+          const bool claimed = tail != head;
+          if (claimed) {
+            if (RecordHeader::KindOf(w) != RecordHeader::kClaimed) {
+              if (mpmc) consumer_lock_.Unlock();
+              return absl::DataLossError("ring: corrupt record header");
+            }
+            const auto now = std::chrono::steady_clock::now();
+            if (stuck_at != head) {
+              stuck_at = head;
+              stuck_since = now;
+            }
+            if (deadline.Expired() || now - stuck_since >= kLivenessSlice) {
+              judged_late = deadline.Expired();
+              absl::StatusOr<bool> skipped = SkipDeadClaim(head, w, tail);
+              if (!skipped.ok()) {
+                if (mpmc) consumer_lock_.Unlock();
+                return skipped.status();
+              }
+              if (*skipped) continue;
+            }
+            // Wait for the commit keeping the lock: the record at head is
+            // the next one for every consumer, and only a lock holder may
+            // read the header at head (see WaitForClaim). The commit wakes
+            // us; the slices are for looking at the claimer now and then.
+            if (!WaitForCommit(head, Earlier(deadline, Deadline::After(
+                                                           kLivenessSlice))) &&
+                deadline.Expired() && judged_late) {
+              if (mpmc) consumer_lock_.Unlock();
+              return absl::DeadlineExceededError("queue is empty");
+            }
+            continue;
+          }
+          if (closed()) {
+            // A producer that saw the queue open may claim after our read.
+            if (tail_.load(std::memory_order_acquire) != head) continue;
+            if (mpmc) consumer_lock_.Unlock();
             return absl::OutOfRangeError("queue is closed");
           }
-          if (!WaitForData(head, deadline)) {
+          if (mpmc) consumer_lock_.Unlock();
+          if (!WaitForClaim(head, deadline)) {
             return absl::DeadlineExceededError("queue is empty");
           }
           if (mpmc) break;
           continue;
         }
       }
-      const size_t off = static_cast<size_t>(head & mask_);
-      const size_t to_end = capacity_ - off;
-      const RecordHeader* h =
-          reinterpret_cast<const RecordHeader*>(data() + off);
-      const uint32_t len = h->length;
-      const uint32_t kind = h->kind;
+      const uint32_t len = RecordHeader::LengthOf(w);
+      const uint32_t kind = RecordHeader::KindOf(w);
       const size_t rec = Align8(sizeof(RecordHeader) + size_t{len});
-      if ((kind != RecordHeader::kData && kind != RecordHeader::kPad) ||
-          rec > to_end || head + rec > tail ||
-          (kind == RecordHeader::kPad && rec != to_end)) {
+      if (rec > to_end || (kind == RecordHeader::kPad && rec != to_end)) {
         if (mpmc) consumer_lock_.Unlock();
         return absl::DataLossError("ring: corrupt record header");
       }
-      if (kind == RecordHeader::kPad) {
+      if (kind != RecordHeader::kData) {  // a pad, or a lost record
         head_.store(head + rec, std::memory_order_release);
         WakeProducers();
         continue;
       }
-      absl::Status s = sink(ctx, reinterpret_cast<const char*>(h + 1), len);
+      absl::Status s = sink(ctx, data() + off + sizeof(RecordHeader), len);
       if (!s.ok()) {
         if (mpmc) consumer_lock_.Unlock();
         return s;

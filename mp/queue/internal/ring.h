@@ -15,29 +15,41 @@
 //   any record up to max_message() fits a ring with no data records in it;
 //   in kSpsc only the consumer moves head, and such a record waits for it.
 //
-// Visibility
-//   A record becomes visible only when its producer stores the new `tail`
-//   (release), after the header and payload are written; a consumer frees it
-//   by storing the new `head` (release) after copying it out. So a reader
-//   never sees a half-written record, whoever dies when.
+// Claim, write, commit (both modes)
+//   A producer claims the bytes [tail, tail + rec): it writes the header as
+//   "claimed by <its tid>", zeroes the 8 bytes after the record when they
+//   are free space (the next record's header, see below) and stores the new
+//   `tail` (release). In kMpmc only the claim runs under `producer_lock`, so
+//   producers copy their payloads side by side. It then writes the payload
+//   and commits: one release store turns the header into "data, at position
+//   tail". A consumer polls the header at `head` (acquire) and takes the
+//   record once it is committed at that position; it reads `tail` only when
+//   the header says not yet. So a reader never sees a half-written record,
+//   whoever dies when, and the hot path shares no index line: each side
+//   writes its own index, the only line both touch per record is the record.
+//   A header carries its position (the commit tag), so a header left from
+//   the previous lap never passes for a new one; the zeroed word after each
+//   record means stale payload bytes never do either: the next header
+//   position holds zero, a claim, a commit, or (when the record filled the
+//   ring exactly and that word was not free) the previous lap's header.
 //
 // Modes
 //   kSpsc: one producer and one consumer at a time; no lock, no RMW on the
 //     fast path: the producer reads its cached copy of `head` and refreshes it
-//     only when the ring looks full (and the consumer likewise for `tail`).
-//   kMpmc: producers serialise on `producer_lock`, consumers on
-//     `consumer_lock` (a PidLock: one uncontended CAS + one exchange per
-//     operation, no system call), each side otherwise as in kSpsc.
+//     only when the ring looks full.
+//   kMpmc: producers serialise their claims on `producer_lock`, consumers
+//     their reads on `consumer_lock` (a PidLock: one uncontended CAS + one
+//     exchange per operation, no system call), each side otherwise as kSpsc.
 //
 // Wake-up protocol (no lost wake-ups, no system call unless someone sleeps)
-//   A consumer that finds the ring empty spins briefly, then:
+//   A consumer that finds no committed record at head spins briefly, then:
 //       e = data_epoch (acquire); consumers_waiting = 1; HeavyFence();
-//       re-read tail; if still empty: FutexWait(data_epoch, e)
-//   A producer, after storing tail:  LightFence();
+//       re-read the header at head; if not committed: FutexWait(data_epoch, e)
+//   A producer, after its commit:  LightFence();
 //       if consumers_waiting != 0 and exchange(consumers_waiting, 0) != 0:
 //           data_epoch += 1; FutexWake(data_epoch, all)
 //   Both sides store, fence, then load (Dekker): either the producer sees the
-//   flag or the consumer sees the new tail; a bump of the epoch between the
+//   flag or the consumer sees the commit; a bump of the epoch between the
 //   consumer's read of `e` and its sleep makes FutexWait return at once. The
 //   fence pair is asymmetric (mp/core/fence.h): the producer's half is a
 //   compiler barrier, the sleeper's a membarrier(2) that makes every running
@@ -50,25 +62,30 @@
 //   again raises the flag again). A waiter that timed out may leave the flag
 //   up: it costs the next publisher one needless wake, never a lost one.
 //   Producers waiting for space mirror this on `space_epoch` /
-//   `producers_waiting`. Close() bumps both epochs and wakes everyone.
+//   `producers_waiting` (the consumer's half follows its `head` store).
+//   Close() bumps both epochs and wakes everyone.
 //
-// Crash safety (kMpmc; see PidLock)
-//   A producer killed mid-write dies holding `producer_lock` with `tail` not
-//   yet moved: its partial record is invisible. The next producer or a waiter
-//   finds the lock held by a dead task (after a short sleep, kill(tid, 0) ==
-//   ESRCH or /proc/<tid>/stat in state Z/X), takes the lock over, and, if the
-//   dead producer had a record in flight that it never published
-//   (`pending_end` set and `tail` short of it), counts it in `lost_records`.
+// Crash safety (both modes; see PidLock)
+//   A producer killed before its claim leaves nothing: `tail` never moved.
+//   In kMpmc it may die holding `producer_lock`; the next producer or a
+//   waiter finds the lock held by a dead task (after a short sleep,
+//   kill(tid, 0) == ESRCH or /proc/<tid>/stat in state Z/X) and takes it
+//   over. A producer killed after its claim and before its commit leaves a
+//   header naming it: a consumer that has waited kLivenessSlice at that
+//   record (or whose deadline has passed) checks the tid, and if the task is
+//   dead it CASes the claim into a committed "lost" record (a pad, for a
+//   claimed pad), skips it and counts it in `lost_records`: a claimed record
+//   is delivered or counted, never torn, never a hang.
 //   A consumer killed mid-read dies holding `consumer_lock` with `head` not
 //   yet moved: the next consumer takes over and delivers the same record, so
 //   it is delivered exactly once.
-//   Limits: a pid recycled before the check makes a dead holder look alive
-//   (the waiter then waits for that unrelated task); a consumer killed between
-//   moving `head` and returning takes its record with it, as a process killed
-//   just after any Get returns would (the record was delivered to it);
-//   processes in different pid namespaces cannot judge each other.
-//   In kSpsc a killed producer never exposes its partial record either, but
-//   nothing counts it.
+//   Limits: a pid recycled before the check makes a dead task look alive
+//   (the waiter then waits for that unrelated task); a task judged dead that
+//   is not (another pid namespace) would write into bytes already skipped;
+//   a consumer killed between moving `head` and returning takes its record
+//   with it, as a process killed just after any Get returns would (the
+//   record was delivered to it); processes in different pid namespaces
+//   cannot judge each other.
 
 #ifndef MP_QUEUE_INTERNAL_RING_H_
 #define MP_QUEUE_INTERNAL_RING_H_
@@ -115,24 +132,55 @@ static_assert(sizeof(PidLock) == 4);
 
 enum class RingMode : uint32_t { kSpsc = 1, kMpmc = 2 };
 
-// The header in front of every record: plain memory, published by the tail
-// store that makes the record visible.
+// The header in front of every record, read and written as one 64-bit
+// atomic word (little-endian: `length` is the low half).
 //
-//   bytes 0..3  length of the payload (bytes; a pad's payload is the rest of
-//               the lap)
-//   bytes 4..7  kind: kData or kPad
+//   length  payload bytes (a pad's payload is the rest of the lap); in a
+//           claim, bit 31 says the claim is for a pad
+//   state   bits 1..0 the kind, bits 31..2:
+//             kClaimed: the claimer's tid (0 with a zero word: nothing yet)
+//             kData / kPad / kLost: the commit tag, Tag(position)
 struct RecordHeader {
-  static constexpr uint32_t kData = 0x44415441u;  // "DATA"
-  static constexpr uint32_t kPad = 0x50414421u;   // "PAD!"
+  static constexpr uint32_t kClaimed = 0;
+  static constexpr uint32_t kData = 1;
+  static constexpr uint32_t kPad = 2;
+  static constexpr uint32_t kLost = 3;  // a dead producer's claim, skipped
+  static constexpr uint32_t kPadClaim = 0x80000000u;
+
+  static constexpr uint32_t Tag(uint64_t pos) {
+    return static_cast<uint32_t>(pos >> 3) & 0x3fffffffu;
+  }
+  static constexpr uint64_t Word(uint32_t length, uint32_t state) {
+    return uint64_t{length} | (uint64_t{state} << 32);
+  }
+  static constexpr uint64_t Committed(uint64_t pos, uint32_t length,
+                                      uint32_t kind) {
+    return Word(length, (Tag(pos) << 2) | kind);
+  }
+  static constexpr uint64_t Claim(uint32_t tid, uint32_t length) {
+    return Word(length, tid << 2);
+  }
+  static constexpr uint32_t LengthOf(uint64_t w) {
+    return static_cast<uint32_t>(w);
+  }
+  static constexpr uint32_t StateOf(uint64_t w) {
+    return static_cast<uint32_t>(w >> 32);
+  }
+  static constexpr uint32_t KindOf(uint64_t w) { return StateOf(w) & 3u; }
+  // True when `w` is a committed header of the record at `pos`.
+  static constexpr bool IsCommittedAt(uint64_t w, uint64_t pos) {
+    return KindOf(w) != kClaimed && (StateOf(w) >> 2) == Tag(pos);
+  }
+
   uint32_t length;
-  uint32_t kind;
+  uint32_t state;
 };
 static_assert(sizeof(RecordHeader) == 8);
 
 class Ring {
  public:
   static constexpr uint64_t kMagic = 0x6d705f72696e6731ull;  // "mp_ring1"
-  static constexpr uint32_t kVersion = 2;  // 2: tail and head alone
+  static constexpr uint32_t kVersion = 3;  // 3: committed record headers
   static constexpr size_t kMinCapacity = 64;
   static constexpr size_t kMaxCapacity = size_t{1} << 31;
 
@@ -193,9 +241,23 @@ class Ring {
  private:
   Ring() = default;
   char* data() { return reinterpret_cast<char*>(this) + sizeof(Ring); }
+  // The header word of the record at position `pos`.
+  std::atomic_ref<uint64_t> HeaderAt(uint64_t pos) {
+    return std::atomic_ref<uint64_t>(
+        *reinterpret_cast<uint64_t*>(data() + (pos & mask_)));
+  }
   void WakeConsumers();
   void WakeProducers();
-  bool WaitForData(uint64_t head, Deadline deadline);
+  // Consumer side: sleeps until a claim past `head` (or a moved head, or
+  // close) may be there; and, with the consumer lock held (kMpmc), until
+  // the record at `head` is committed. False at the deadline.
+  bool WaitForClaim(uint64_t head, Deadline deadline);
+  bool WaitForCommit(uint64_t head, Deadline deadline);
+  // Consumer lock held (kMpmc), `w` the header at `head`, uncommitted, with
+  // `tail` past head: the claim of a producer that has not committed. If
+  // that producer is dead, turns the claim into a committed lost record (or
+  // pad) and returns true. DataLoss when the claim is malformed.
+  absl::StatusOr<bool> SkipDeadClaim(uint64_t head, uint64_t w, uint64_t tail);
   bool WaitForSpace(uint64_t tail, size_t need, Deadline deadline);
   absl::Status PushLocked(const void* src, size_t n, Deadline deadline,
                           bool mpmc);
@@ -213,45 +275,37 @@ class Ring {
   uint64_t capacity_;
   uint64_t mask_;
 
-  // Line 1: tail (next byte to write, a monotonic position), written by the
-  // producer once per record and polled by consumers; nothing else lives
-  // here, so a consumer's poll never steals a line the producer is about to
-  // write again.
+  // Line 1, producers: tail (the end of the claimed bytes, a monotonic
+  // position), their cached head, the producer lock and the record count.
+  // The lock holder (kMpmc) or the producer (kSpsc) writes tail once per
+  // claim; consumers read it only when the header at head is not committed,
+  // so in kMpmc the line moves between producers with the lock and nowhere
+  // else on the hot path.
+  // head_cache_ is a value head once had, so never ahead of it: written
+  // (release) right after loading head (acquire), which lets Attach, reading
+  // cache then index, check that in a live ring. A head cache ahead of head
+  // would let a producer overwrite unread records.
   alignas(kCacheLine) std::atomic<uint64_t> tail_{0};
-
-  // Line 2, producers only: their cached head, the producer lock, the
-  // in-flight marker and the record count.
-  // The caches (head_cache_ here, tail_cache_ on line 4) are values their
-  // index once had, so never ahead of it: written (release) right after
-  // loading the index (acquire), which lets Attach, reading cache then
-  // index, check that in a live ring. A head cache ahead of head would let a
-  // producer overwrite unread records; a tail cache ahead of tail would let
-  // a consumer read unpublished bytes.
-  alignas(kCacheLine) std::atomic<uint64_t> head_cache_{0};  // lock holder
+  std::atomic<uint64_t> head_cache_{0};
   PidLock producer_lock_;
-  // Where `tail` will be once the record being written is published; 0 when
-  // none is in flight. A producer taking the lock over from a dead one counts
-  // a loss iff tail never reached it (a death after publishing is no loss).
-  std::atomic<uint64_t> pending_end_{0};
-  std::atomic<uint64_t> records_in_{0};  // written by the lock holder only
+  std::atomic<uint64_t> records_in_{0};  // written by the claimer only
 
-  // Line 3: head (next byte to read), written by the consumer once per
+  // Line 2: head (next byte to read), written by the consumer once per
   // record, polled by producers only when their cached head says full.
   alignas(kCacheLine) std::atomic<uint64_t> head_{0};
 
-  // Line 4, consumers only: cached tail, consumer lock, record count.
-  alignas(kCacheLine) std::atomic<uint64_t> tail_cache_{0};  // lock holder
-  PidLock consumer_lock_;
+  // Line 3, consumers only: consumer lock, record count.
+  alignas(kCacheLine) PidLock consumer_lock_;
   std::atomic<uint64_t> records_out_{0};  // written by the lock holder only
 
-  // Line 5: consumers sleeping for data.  Line 6: producers for space.
+  // Line 4: consumers sleeping for data.  Line 5: producers for space.
   // *_waiting_ is a flag (0/1): "someone may be asleep on the epoch".
   alignas(kCacheLine) FutexWord data_epoch_{0};
   std::atomic<uint32_t> consumers_waiting_{0};
   alignas(kCacheLine) FutexWord space_epoch_{0};
   std::atomic<uint32_t> producers_waiting_{0};
 
-  // Line 7: queue state: closed flag, unfinished tasks, lost records.
+  // Line 6: queue state: closed flag, unfinished tasks, lost records.
   alignas(kCacheLine) FutexWord closed_{0};
   FutexWord unfinished_{0};
   std::atomic<uint64_t> lost_{0};
@@ -261,7 +315,7 @@ static_assert(std::is_standard_layout_v<Ring>);
 static_assert(std::is_trivially_destructible_v<Ring>);
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
-static_assert(sizeof(Ring) == 8 * kCacheLine);
+static_assert(sizeof(Ring) == 7 * kCacheLine);
 static_assert(alignof(Ring) == kCacheLine);
 
 }  // namespace mp::queue_internal
