@@ -81,11 +81,12 @@ std::string BytesOf(const T& v) {
 // ---- ring_fuzz: ring segments -----------------------------------------------
 
 // Offsets in a Ring, from ring.h's layout comments (line 0: magic, version,
-// mode, capacity, mask; line 1: tail, head cache, producer lock, records in;
-// line 2: head alone; line 3: consumer lock; the data area after line 6).
+// mode, capacity, mask; line 1: tail, head cache, records in;
+// line 2: head alone; line 3: consumer lock; line 4: consumers sleep flag,
+// producer lock; the data area after line 6).
 constexpr size_t kMagicAt = 0, kVersionAt = 8, kModeAt = 12, kCapacityAt = 16,
                  kMaskAt = 24, kTailAt = 64, kHeadCacheAt = 72,
-                 kProducerLockAt = 80, kHeadAt = 128, kConsumerLockAt = 192,
+                 kProducerLockAt = 264, kHeadAt = 128, kConsumerLockAt = 192,
                  kDataAt = 448;
 static_assert(sizeof(Ring) == kDataAt);
 // A TID above any pid_max: a holder that is certainly dead.
@@ -186,6 +187,11 @@ void RingCorpus() {
   Put<uint32_t>(waiters, kProducerLockAt, 0x80000000u);
   Put<uint32_t>(waiters, kConsumerLockAt, 0x80000000u);
   Write(t, "mpmc-128-locks-waiters-bit-no-holder", waiters);
+  // Locks with the waiters flag up and no holder: the next unlock wakes.
+  std::string flag = base;
+  Put<uint32_t>(flag, kProducerLockAt + 4, 1);
+  Put<uint32_t>(flag, kConsumerLockAt + 4, 1);
+  Write(t, "mpmc-128-locks-waiters-flag-up", flag);
 
   // Corrupt headers and indices: Attach must refuse each.
   auto corrupt = [&](const char* name, auto patch) {

@@ -356,7 +356,7 @@ void RunBarrier(InputReader& in, bool own_tid) {
 
 void RunPidLock(InputReader& in, bool own_tid) {
   using mp::queue_internal::PidLock;
-  Resident<PidLock> lock(in, own_tid, ~PidLock::kWaiters);
+  Resident<PidLock> lock(in, own_tid, PidLock::kHolderMask);
   PidLock& l = lock.get();
   bool held = false;
   for (int i = 0; i < kMaxOps && in.remaining() > 0; ++i) {
@@ -365,12 +365,12 @@ void RunPidLock(InputReader& in, bool own_tid) {
       const uint32_t before = lock.word();
       PidLock::Acquired a = l.Lock(PastOrTiny(op));
       // A word that names no holder (a waiters bit aside) is a free lock.
-      if ((before & ~PidLock::kWaiters) == 0) {
+      if ((before & PidLock::kHolderMask) == 0) {
         FUZZ_CHECK(a != PidLock::Acquired::kNo);
       }
       held = a != PidLock::Acquired::kNo;
       if (held) {
-        FUZZ_CHECK((lock.word() & ~PidLock::kWaiters) == MyTid());
+        FUZZ_CHECK((lock.word() & PidLock::kHolderMask) == MyTid());
       }
     } else if (op % 2 == 1 && held) {
       l.Unlock();

@@ -11,10 +11,19 @@
  * a producer that died before committing it is skipped by the consumer and
  * counted in `lost_` exactly once; nobody waits for ever.
  *
- * PidLock word: holder (0: free) | WAITERS. Waiters sleep in slices:
- * FutexWait may return on a wake or, at any time, by timeout; after a
- * timeout a dead holder (TaskIsDead) is taken over by CAS. A PidLock word is
- * not robust: the kernel does nothing for it when its holder dies.
+ * PidLock: the word (holder, 0: free), the waiters flag and the epoch.
+ * Unlock stores 0, then reads the flag (store, fence, load; LightFence) and,
+ * if it was up, clears it, bumps the epoch and wakes one sleeper. A waiter
+ * reads the epoch, raises the flag, fences (HeavyFence), reads the word
+ * again and, if it still names the holder it saw, sleeps on the epoch while
+ * the epoch is the value it read; the fence pair makes these steps
+ * sequentially consistent, as Promela's are. FutexWait returns on a wake,
+ * or by the timeout of its 20 ms slice; only a timeout with the holder dead
+ * is modelled (after it the dead holder is taken over by CAS), so a wake
+ * lost while the holder lives is a sleeper that never returns: an invalid
+ * end state. A waiter that gets the lock after sleeping raises the flag
+ * again for those it may have left asleep. A PidLock is not robust: the
+ * kernel does nothing for it when its holder dies.
  *
  * The record header is one 64-bit word, stored whole (a claim naming its
  * producer, or a commit carrying its position and kind): here hdr_tag (the
@@ -44,6 +53,12 @@
  *   BREAK_SKIP_UNCLAIMED the consumer skips the header at head without
  *                       checking that tail is past it (a claim the dead
  *                       holder never published, overwritten by the next)
+ *   BREAK_UNLOCK_LOAD_FIRST Unlock reads the waiters flag before its store
+ *                       of 0 (what a missing fence allows: x86 lets the load
+ *                       pass the store)
+ *   BREAK_SLEEP_ON_WORD waiters sleep on the word (while it names the holder
+ *                       they saw) instead of the epoch: the holder may have
+ *                       unlocked, woken nobody yet asleep and locked again
  * -------------------------------------------------------------------------- */
 
 #ifndef CAP
@@ -64,8 +79,9 @@
 #define LOST 3
 
 /* PidLock producer_lock_ */
-byte holder;               /* holder (producer 1 or 2; 0 free) */
-bool lw;                   /* waiters bit */
+byte holder;               /* the word: holder (producer 1 or 2; 0 free) */
+bool lw;                   /* the waiters flag */
+byte lepoch;               /* the epoch */
 bool l_asleep[3];          /* in the futex queue of the PidLock word */
 
 byte tail;                 /* claimed records (monotonic) */
@@ -96,82 +112,96 @@ inline wake_one() {        /* FutexWakeOne(&word) */
   fi
 }
 
-inline unlock() {          /* PidLock::Unlock: exchange 0, wake if WAITERS */
-  atomic { old_w = lw; holder = 0; lw = 0 }
+inline unlock() {          /* PidLock::Unlock */
+#ifdef BREAK_UNLOCK_LOAD_FIRST
+  old_w = lw;
+  holder = 0;
+#else
+  holder = 0;                                  /* store 0, release */
+  old_w = lw;                                  /* LightFence; load the flag */
+#endif
   if
-  :: old_w -> atomic { wake_one() }
+  :: old_w ->
+     atomic {                                  /* exchange(0) != 0: wake */
+       if
+       :: lw -> lw = 0; lepoch++; wake_one()
+       :: else -> skip
+       fi
+     }
   :: else -> skip
   fi
 }
 
 proctype Producer(byte me) {
   byte k = 1;
-  byte res, vh, t;
-  bool vw, timedout, old_w;
+  byte res, vh, t, e;
+  bool slept, timedout, old_w;
   {
   do
   :: k <= PER ->
 relock:
      /* ---- PidLock::Lock ---- */
+     slept = 0;
      atomic {                                  /* CAS 0 -> me */
        if
-       :: holder == 0 && !lw -> holder = me; res = YES
+       :: holder == 0 -> holder = me; res = YES
        :: else -> res = NO
        fi
      }
      do
      :: res != NO -> break
      :: else ->
-        atomic { vh = holder; vw = lw }
+        vh = holder;
         if
-        :: vh == 0 ->                          /* free: take it, keep WAITERS */
+        :: vh == 0 ->                          /* free: CAS it */
            atomic {
              if
-             :: holder == vh && lw == vw -> holder = me; lw = 1; res = YES
+             :: holder == 0 -> holder = me; res = YES
              :: else -> skip
              fi
            }
         :: else ->
+           e = lepoch;                         /* epoch, acquire */
+           lw = 1;                             /* raise; HeavyFence */
            if
-           :: !vw ->                           /* set WAITERS */
+           :: holder != vh -> skip             /* changed: look again */
+           :: else ->
+              /* FutexWait(&epoch, e, 20 ms slice) */
               atomic {
                 if
-                :: holder == vh && lw == vw -> lw = 1; vw = 1
+#ifdef BREAK_SLEEP_ON_WORD
+                :: holder == vh -> l_asleep[me] = 1
+#else
+                :: lepoch == e -> l_asleep[me] = 1
+#endif
                 :: else -> skip
                 fi
               }
-           :: else -> skip
-           fi;
-           if
-           :: vw ->
-              /* FutexWait(&word, v, 20 ms slice) */
-              atomic {
-                if
-                :: holder == vh && lw -> l_asleep[me] = 1
-                :: else -> skip
-                fi;
-                if
-                :: !l_asleep[me] -> timedout = 0
-                :: l_asleep[me] -> l_asleep[me] = 0; timedout = 1
-                fi
-              }
+              if
+              :: !l_asleep[me] -> timedout = 0
+              :: atomic { l_asleep[me] && dead[vh] ->
+                          l_asleep[me] = 0; timedout = 1 }
+              fi;
+              slept = 1;
 #ifndef BREAK_NO_TAKEOVER
               if
-              :: timedout && dead[vh] ->       /* TaskIsDead(holder) */
+              :: timedout ->                   /* TaskIsDead(holder) */
                  atomic {
                    if
-                   :: holder == vh && lw == vw ->
-                      holder = me; lw = 1; res = DEAD
+                   :: holder == vh -> holder = me; res = DEAD
                    :: else -> skip
                    fi
                  }
               :: else -> skip
               fi
 #endif
-           :: else -> skip
            fi
         fi
      od;
+     if
+     :: slept -> lw = 1                        /* for those left asleep */
+     :: else -> skip
+     fi;
      /* ---- PushLocked: the claim, under the lock ---- */
      t = tail;
      if

@@ -38,8 +38,9 @@
 //     fast path: the producer reads its cached copy of `head` and refreshes it
 //     only when the ring looks full.
 //   kMpmc: producers serialise their claims on `producer_lock`, consumers
-//     their reads on `consumer_lock` (a PidLock: one uncontended CAS + one
-//     exchange per operation, no system call), each side otherwise as kSpsc.
+//     their reads on `consumer_lock` (a PidLock: one uncontended CAS and one
+//     plain store per operation, no system call), each side otherwise as
+//     kSpsc.
 //
 // Wake-up protocol (no lost wake-ups, no system call unless someone sleeps)
 //   A consumer that finds no committed record at head spins briefly, then:
@@ -110,25 +111,47 @@ bool TaskIsDead(uint32_t tid);
 
 // A futex lock whose word names its holder, so a holder's death is seen.
 //
-//   word: bit 31      bits 30..0
-//         waiters     holder tid (0: free)
+//   word:    holder tid in bits 30..0 (0: free); bit 31 is never set by
+//            Lock or Unlock, and a word with no holder is free whatever
+//            that bit says
+//   waiters: 1 while someone may be asleep on the epoch
+//   epoch:   the futex word sleepers wait on; bumped by every wake
 //
-// Lock: CAS 0 -> tid; after a short spin, set the waiters bit and sleep on the
-// word in slices of 20 ms; after each slice, if the holder is dead, take the
-// word over by CAS and report it. A word with no holder is free, waiters bit
-// or not. Unlock: exchange 0; FutexWake if the waiters bit was set. Memory
-// ordering: Lock is acquire, Unlock release.
+// Lock: CAS 0 -> tid; after a short spin, read the epoch, raise `waiters`,
+// HeavyFence, look at the word again and, if it still names the holder
+// seen, sleep on the epoch in slices of 20 ms; after each slice, if the
+// holder is dead, take the word over by CAS and report it.
+// Unlock: a plain release store of 0, LightFence, and only if `waiters` is
+// up: clear it, bump the epoch, FutexWake one. The store, fence, load pair
+// against the waiter's raise, HeavyFence, load is the Dekker handshake of
+// mp/core/fence.h: either the unlocker sees the flag or the waiter sees the
+// free word, and a bump between the waiter's read of the epoch and its sleep
+// makes FutexWait return at once. (The word itself cannot be slept on: the
+// holder may unlock and lock again before the sleep, leaving the same tid.)
+// The uncontended Unlock thus has no locked instruction: an exchange there
+// stalled each kMpmc put until the claim's stores had left the store
+// buffer, while consumers polled the same lines, and halved throughput.
+// One wake per clear: a waiter that was woken and sleeps again raises the
+// flag again; one that gets the lock after sleeping raises it for the
+// sleepers it may have left behind, and one that gives up after sleeping
+// raises it and passes a wake on. Memory ordering: Lock is acquire, Unlock
+// release.
 struct PidLock {
-  static constexpr uint32_t kWaiters = 0x80000000u;
+  static constexpr uint32_t kHolderMask = 0x7fffffffu;
   enum class Acquired { kNo, kYes, kFromDeadHolder };
 
   Acquired Lock(Deadline deadline);
   void Unlock();
 
   FutexWord word{0};
+  std::atomic<uint32_t> waiters{0};
+  FutexWord epoch{0};
+
+ private:
+  void Wake();
 };
 static_assert(std::is_standard_layout_v<PidLock>);
-static_assert(sizeof(PidLock) == 4);
+static_assert(sizeof(PidLock) == 12);
 
 enum class RingMode : uint32_t { kSpsc = 1, kMpmc = 2 };
 
@@ -180,7 +203,8 @@ static_assert(sizeof(RecordHeader) == 8);
 class Ring {
  public:
   static constexpr uint64_t kMagic = 0x6d705f72696e6731ull;  // "mp_ring1"
-  static constexpr uint32_t kVersion = 3;  // 3: committed record headers
+  // 3: committed record headers; 4: PidLock waiters flag, plain-store unlock
+  static constexpr uint32_t kVersion = 4;
   static constexpr size_t kMinCapacity = 64;
   static constexpr size_t kMaxCapacity = size_t{1} << 31;
 
@@ -276,18 +300,15 @@ class Ring {
   uint64_t mask_;
 
   // Line 1, producers: tail (the end of the claimed bytes, a monotonic
-  // position), their cached head, the producer lock and the record count.
-  // The lock holder (kMpmc) or the producer (kSpsc) writes tail once per
-  // claim; consumers read it only when the header at head is not committed,
-  // so in kMpmc the line moves between producers with the lock and nowhere
-  // else on the hot path.
+  // position), their cached head and the record count. The claimer writes
+  // tail once per claim; consumers read it only when the header at head is
+  // not committed (and poll it while the ring is empty).
   // head_cache_ is a value head once had, so never ahead of it: written
   // (release) right after loading head (acquire), which lets Attach, reading
   // cache then index, check that in a live ring. A head cache ahead of head
   // would let a producer overwrite unread records.
   alignas(kCacheLine) std::atomic<uint64_t> tail_{0};
   std::atomic<uint64_t> head_cache_{0};
-  PidLock producer_lock_;
   std::atomic<uint64_t> records_in_{0};  // written by the claimer only
 
   // Line 2: head (next byte to read), written by the consumer once per
@@ -298,10 +319,18 @@ class Ring {
   alignas(kCacheLine) PidLock consumer_lock_;
   std::atomic<uint64_t> records_out_{0};  // written by the lock holder only
 
-  // Line 4: consumers sleeping for data.  Line 5: producers for space.
+  // Line 4, producers: the consumers' sleep flag, which every commit reads,
+  // and the producer lock (kMpmc). Consumers write here only when they go
+  // to sleep, so the lock's uncontended CAS and its unlock's read of the
+  // lock's own waiters flag hit a line the producers own. (On line 1, which
+  // consumers poll while the ring is empty, each unlock waited for that line
+  // to come back.)
+  // Line 5: producers sleeping for space (consumers read the flag after
+  // each record).
   // *_waiting_ is a flag (0/1): "someone may be asleep on the epoch".
   alignas(kCacheLine) FutexWord data_epoch_{0};
   std::atomic<uint32_t> consumers_waiting_{0};
+  PidLock producer_lock_;
   alignas(kCacheLine) FutexWord space_epoch_{0};
   std::atomic<uint32_t> producers_waiting_{0};
 
