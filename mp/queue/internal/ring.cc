@@ -341,10 +341,12 @@ bool Ring::WaitForClaim(uint64_t head, Deadline deadline) {
 bool Ring::WaitForCommit(uint64_t head, Deadline deadline) {
   auto committed = [&] {
     return RecordHeader::IsCommittedAt(
-        HeaderAt(head).load(std::memory_order_seq_cst), head);
+               HeaderAt(head).load(std::memory_order_seq_cst), head) ||
+           closed();
   };
-  return SleepUntil(data_epoch_, consumers_waiting_, committed, [] {},
-                    deadline);
+  return SleepUntil(
+      data_epoch_, consumers_waiting_, committed,
+      [] { MP_FAULT_POINT("ring.get.before_sleep"); }, deadline);
 }
 
 bool Ring::WaitForSpace(uint64_t /*tail*/, size_t need, Deadline deadline) {
@@ -396,7 +398,7 @@ absl::Status Ring::PushLocked(const void* src, size_t n, Deadline deadline,
           return absl::DataLossError("ring: indices out of range");
         }
         if (tail + need - head > capacity_) {
-          if (mpmc && SkipPadsForProducer(tail, deadline)) continue;
+          if (mpmc && SkipPadsForProducer(tail)) continue;
           if (mpmc) producer_lock_.Unlock();
           if (closed()) {
             return absl::FailedPreconditionError("queue is closed");
@@ -450,8 +452,13 @@ absl::Status Ring::PushLocked(const void* src, size_t n, Deadline deadline,
   }
 }
 
-bool Ring::SkipPadsForProducer(uint64_t tail, Deadline deadline) {
-  if (consumer_lock_.Lock(deadline) == PidLock::Acquired::kNo) return false;
+bool Ring::SkipPadsForProducer(uint64_t tail) {
+  // Never wait for the lock: its holder skips committed pads itself, and
+  // may be waiting at head for a commit from producers that need this
+  // producer lock (the wait would deadlock). A dead holder is taken over.
+  if (consumer_lock_.Lock(Deadline::Past()) == PidLock::Acquired::kNo) {
+    return false;
+  }
   const uint64_t start = head_.load(std::memory_order_relaxed);
   uint64_t head = start;
   while (head != tail && tail - head <= capacity_) {
@@ -574,11 +581,23 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
             if (mpmc) consumer_lock_.Unlock();
             return absl::OutOfRangeError("queue is closed");
           }
-          if (mpmc) consumer_lock_.Unlock();
+          if (mpmc) {
+            // Empty: wait at head for the next commit, keeping the lock.
+            // The other consumers wait on the lock, asleep once their spin
+            // is spent, instead of polling the ring beside us: their cores
+            // go to the producers, and no consumer polls the producers'
+            // line. The slices let us look for a claim to judge.
+            if (!WaitForCommit(head, Earlier(deadline, Deadline::After(
+                                                           kLivenessSlice))) &&
+                deadline.Expired()) {
+              consumer_lock_.Unlock();
+              return absl::DeadlineExceededError("queue is empty");
+            }
+            continue;
+          }
           if (!WaitForClaim(head, deadline)) {
             return absl::DeadlineExceededError("queue is empty");
           }
-          if (mpmc) break;
           continue;
         }
       }

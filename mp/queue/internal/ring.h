@@ -40,7 +40,11 @@
 //   kMpmc: producers serialise their claims on `producer_lock`, consumers
 //     their reads on `consumer_lock` (a PidLock: one uncontended CAS and one
 //     plain store per operation, no system call), each side otherwise as
-//     kSpsc.
+//     kSpsc. A consumer that finds the ring empty waits at head for the next
+//     commit keeping `consumer_lock`: the other consumers sleep on the lock
+//     rather than poll the ring (on few cores their time goes to the
+//     producers). So a producer never waits for `consumer_lock`: when it
+//     skips pads for room it only tries it.
 //
 // Wake-up protocol (no lost wake-ups, no system call unless someone sleeps)
 //   A consumer that finds no committed record at head spins briefly, then:
@@ -286,10 +290,11 @@ class Ring {
   absl::Status PushLocked(const void* src, size_t n, Deadline deadline,
                           bool mpmc);
   absl::Status PopLocked(Sink sink, void* ctx, Deadline deadline, bool mpmc);
-  // kMpmc, producer lock held, `tail` the tail: takes the consumer lock (by
-  // `deadline`) and skips the pad records at head, as a consumer would
-  // before reaching the next record. True if head moved.
-  bool SkipPadsForProducer(uint64_t tail, Deadline deadline);
+  // kMpmc, producer lock held, `tail` the tail: takes the consumer lock if
+  // it is free (or held by a dead task) and skips the committed pad records
+  // at head, as a consumer would before reaching the next record. True if
+  // head moved.
+  bool SkipPadsForProducer(uint64_t tail);
 
   // Line 0, written once at Format:
   //   magic u64 | version u32 | mode u32 | capacity u64 | mask u64
