@@ -182,6 +182,24 @@ void RingCorpus() {
                                   : "spsc-128-claim-of-dead-producer",
           claim);
   }
+  // The same claim, by a live producer (pid 1 is always there), in a closed
+  // ring: consumers wait for its commit until their deadline, and a close
+  // must not turn that wait into a loop.
+  for (RingMode mode : {RingMode::kMpmc, RingMode::kSpsc}) {
+    RingSeed closed_three(128, mode);
+    closed_three.Push("a");
+    closed_three.Push("hello, ring");
+    closed_three.Push("");
+    closed_three.Close();
+    std::string claim = closed_three.bytes();
+    Put<uint64_t>(claim, kDataAt + 48,
+                  mp::queue_internal::RecordHeader::Claim(1, 5));
+    Put<uint64_t>(claim, kTailAt, 64);
+    Write(t,
+          mode == RingMode::kMpmc ? "mpmc-128-closed-claim-of-live-producer"
+                                  : "spsc-128-closed-claim-of-live-producer",
+          claim);
+  }
   // Locks with the waiters bit and no holder: free locks.
   std::string waiters = base;
   Put<uint32_t>(waiters, kProducerLockAt, 0x80000000u);

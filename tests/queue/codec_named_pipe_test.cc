@@ -305,6 +305,49 @@ TEST_F(NamedQueueTest, DeadProducersClaimIsSkippedAndCounted) {
   }
 }
 
+// The same claim, naming a live task (this one), in a closed queue: the
+// claimer may still commit, so Get waits for it until its deadline and then
+// says empty; the close ends neither the wait early nor turns it into a
+// loop (tools/fuzz once found Get(false) spinning there forever).
+TEST_F(NamedQueueTest, LiveProducersClaimInClosedQueueWaitsUntilDeadline) {
+  using mp::queue_internal::RecordHeader;
+  using mp::queue_internal::Ring;
+  using mp::queue_internal::RingMode;
+  for (RingMode mode : {RingMode::kSpsc, RingMode::kMpmc}) {
+    auto q = mp::Queue<int>::Create(name_, {.maxsize = 4096, .mode = mode});
+    ASSERT_TRUE(q.ok());
+    ASSERT_TRUE(q->Put(1).ok());
+    auto mem = mp::SharedMemory::Open(name_);
+    ASSERT_TRUE(mem.ok());
+    char* base = static_cast<char*>(mem->data());
+    constexpr size_t kTailAt = 64;  // ring.h, line 1
+    uint64_t tail;
+    std::memcpy(&tail, base + kTailAt, 8);
+    ASSERT_EQ(tail, 16u);
+    const uint64_t claim =
+        RecordHeader::Claim(static_cast<uint32_t>(getpid()), sizeof(int));
+    std::memcpy(base + Ring::BytesFor(0) + tail, &claim, 8);
+    tail += 16;
+    std::memcpy(base + kTailAt, &tail, 8);
+    q->Close();
+    EXPECT_EQ(*q->Get(false), 1);
+    EXPECT_EQ(q->Get(false).status().code(),
+              absl::StatusCode::kDeadlineExceeded);
+    EXPECT_EQ(q->Get(true, 0.05).status().code(),
+              absl::StatusCode::kDeadlineExceeded);
+    // The claimer commits: the record is delivered, then the close is seen.
+    const uint64_t committed = RecordHeader::Committed(
+        tail - 16, sizeof(int), RecordHeader::kData);
+    const int three = 3;
+    std::memcpy(base + Ring::BytesFor(0) + tail - 16 + 8, &three, 4);
+    std::memcpy(base + Ring::BytesFor(0) + tail - 16, &committed, 8);
+    EXPECT_EQ(*q->Get(true, 5.0), 3);
+    EXPECT_EQ(q->Get(true, 5.0).status().code(), absl::StatusCode::kOutOfRange);
+    EXPECT_EQ(q->lost_records(), 0u);
+    ASSERT_TRUE(mp::SharedMemory::Unlink(name_).ok());
+  }
+}
+
 TEST(PipeTest, DuplexSendRecv) {
   auto [a, b] = mp::Pipe();
   mp::Process child([b]() mutable {

@@ -338,11 +338,11 @@ bool Ring::WaitForClaim(uint64_t head, Deadline deadline) {
       [] { MP_FAULT_POINT("ring.get.before_sleep"); }, deadline);
 }
 
-bool Ring::WaitForCommit(uint64_t head, Deadline deadline) {
+bool Ring::WaitForCommit(uint64_t head, Deadline deadline, bool or_closed) {
   auto committed = [&] {
     return RecordHeader::IsCommittedAt(
                HeaderAt(head).load(std::memory_order_seq_cst), head) ||
-           closed();
+           (or_closed && closed());
   };
   return SleepUntil(
       data_epoch_, consumers_waiting_, committed,
@@ -567,8 +567,10 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
             // the next one for every consumer, and only a lock holder may
             // read the header at head (see WaitForClaim). The commit wakes
             // us; the slices are for looking at the claimer now and then.
-            if (!WaitForCommit(head, Earlier(deadline, Deadline::After(
-                                                           kLivenessSlice))) &&
+            if (!WaitForCommit(head,
+                               Earlier(deadline,
+                                       Deadline::After(kLivenessSlice)),
+                               /*or_closed=*/false) &&
                 deadline.Expired() && judged_late) {
               if (mpmc) consumer_lock_.Unlock();
               return absl::DeadlineExceededError("queue is empty");
@@ -587,8 +589,10 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
             // is spent, instead of polling the ring beside us: their cores
             // go to the producers, and no consumer polls the producers'
             // line. The slices let us look for a claim to judge.
-            if (!WaitForCommit(head, Earlier(deadline, Deadline::After(
-                                                           kLivenessSlice))) &&
+            if (!WaitForCommit(head,
+                               Earlier(deadline,
+                                       Deadline::After(kLivenessSlice)),
+                               /*or_closed=*/true) &&
                 deadline.Expired()) {
               consumer_lock_.Unlock();
               return absl::DeadlineExceededError("queue is empty");

@@ -280,7 +280,11 @@ class Ring {
   // close) may be there; and, with the consumer lock held (kMpmc), until
   // the record at `head` is committed. False at the deadline.
   bool WaitForClaim(uint64_t head, Deadline deadline);
-  bool WaitForCommit(uint64_t head, Deadline deadline);
+  // `or_closed`: a close ends the wait too (a consumer at an empty head
+  // must see it); never while a claim is at head, which only its commit or
+  // its claimer's death ends (else, closed, the wait would return at once,
+  // again and again).
+  bool WaitForCommit(uint64_t head, Deadline deadline, bool or_closed);
   // Consumer lock held (kMpmc), `w` the header at `head`, uncommitted, with
   // `tail` past head: the claim of a producer that has not committed. If
   // that producer is dead, turns the claim into a committed lost record (or
