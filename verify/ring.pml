@@ -211,9 +211,12 @@ active proctype Consumer() {
      h = head;
      if
      :: slot_tag[h % CAP] != h + 1 ->          /* not committed at head */
-        /* PopLocked: nothing claimed -> WaitForClaim (indices); claimed,
-           not committed -> WaitForCommit (the header). Same epoch, same
-           flag; each re-checks its own condition after raising the flag. */
+        /* PopLocked: a zero header (nothing claimed) or a claim not yet
+           committed -> WaitForCommit (the header); a stale header with
+           nothing claimed -> WaitForClaim (indices). Same epoch, same
+           flag; each re-checks its own condition after raising the flag.
+           In the one-slot-per-record model both conditions come to "not
+           committed at head": the commit follows the tail store. */
         e = data_epoch;
 #ifdef WAITERS_FLAG
         consumers_waiting = 1;
@@ -222,8 +225,7 @@ active proctype Consumer() {
 #endif
 #ifndef BREAK_NO_RECHECK
         if
-        :: (tail == h && tail == head) ||
-           (tail != h && slot_tag[h % CAP] != h + 1) ->
+        :: slot_tag[h % CAP] != h + 1 ->
 #endif
            atomic {                            /* FutexWait */
              if

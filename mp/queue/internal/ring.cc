@@ -532,6 +532,24 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
       const size_t off = static_cast<size_t>(head & mask_);
       const size_t to_end = capacity_ - off;
       uint64_t w = HeaderAt(head).load(std::memory_order_acquire);
+      if (w == 0 && !closed()) {
+        // Nothing claimed at head: a claim writes the header before it
+        // publishes the tail, and the word after each record was zeroed.
+        // Wait for the commit polling the header alone, the line the
+        // producer writes anyway: polling `tail` would pull the producer's
+        // index line across at every record. A claim whose producer dies
+        // before committing makes no wake-up; the sleeper sees it at the
+        // next commit or at its deadline, as it would an empty queue (kMpmc
+        // keeps its liveness slices).
+        const Deadline until =
+            mpmc ? Earlier(deadline, Deadline::After(kLivenessSlice))
+                 : deadline;
+        if (WaitForCommit(head, until, /*or_closed=*/true) ||
+            !deadline.Expired()) {
+          continue;
+        }
+        w = HeaderAt(head).load(std::memory_order_acquire);
+      }
       if (!RecordHeader::IsCommittedAt(w, head)) {
         // Not (yet) a record: look at the claims. Tail first, then the
         // header again: a claim is written before the tail store that

@@ -23,10 +23,12 @@
 //   producers copy their payloads side by side. It then writes the payload
 //   and commits: one release store turns the header into "data, at position
 //   tail". A consumer polls the header at `head` (acquire) and takes the
-//   record once it is committed at that position; it reads `tail` only when
-//   the header says not yet. So a reader never sees a half-written record,
-//   whoever dies when, and the hot path shares no index line: each side
-//   writes its own index, the only line both touch per record is the record.
+//   record once it is committed at that position. While the header is zero
+//   (nothing claimed there) it waits on the header alone; it reads `tail`
+//   only to judge a claim, a stale header or a close. So a reader never
+//   sees a half-written record, whoever dies when, and the hot path shares
+//   no index line: each side writes its own index, the only line both
+//   touch per record is the record.
 //   A header carries its position (the commit tag), so a header left from
 //   the previous lap never passes for a new one; the zeroed word after each
 //   record means stale payload bytes never do either: the next header
