@@ -263,13 +263,31 @@ TEST_F(NamedQueueTest, CorruptRecordIsDataLossNotACrash) {
   EXPECT_EQ(q->Get(false).status().code(), absl::StatusCode::kDataLoss);
 }
 
+// The ring's tail in a named queue's segment (ring.h, line 1).
+constexpr size_t kTailAt = 64;
+uint64_t TailOf(const mp::SharedMemory& mem) {
+  uint64_t tail;
+  std::memcpy(&tail, static_cast<char*>(mem.data()) + kTailAt, 8);
+  return tail;
+}
+
+// What a producer does before it writes and commits, made by hand: the claim
+// of a record of sizeof(int) bytes by `tid` at position `at` (the tail),
+// and the tail moved past it.
+void PublishIntClaim(const mp::SharedMemory& mem, uint64_t at, uint32_t tid) {
+  using mp::queue_internal::RecordHeader;
+  char* base = static_cast<char*>(mem.data());
+  const uint64_t claim = RecordHeader::Claim(tid, sizeof(int));
+  std::memcpy(base + mp::queue_internal::Ring::BytesFor(0) + at, &claim, 8);
+  const uint64_t next = at + 16;
+  std::memcpy(base + kTailAt, &next, 8);
+}
+
 // A producer that dies between its claim and its commit leaves a header that
 // names it, with tail past it. The claim is made by hand here (a record of
 // 4 bytes after the two put), naming a child that has exited and been
 // reaped: Get skips it, counts it, and delivers what follows.
 TEST_F(NamedQueueTest, DeadProducersClaimIsSkippedAndCounted) {
-  using mp::queue_internal::RecordHeader;
-  using mp::queue_internal::Ring;
   using mp::queue_internal::RingMode;
   pid_t dead = fork();
   ASSERT_GE(dead, 0);
@@ -283,16 +301,8 @@ TEST_F(NamedQueueTest, DeadProducersClaimIsSkippedAndCounted) {
     ASSERT_TRUE(q->Put(2).ok());
     auto mem = mp::SharedMemory::Open(name_);
     ASSERT_TRUE(mem.ok());
-    char* base = static_cast<char*>(mem->data());
-    constexpr size_t kTailAt = 64;  // ring.h, line 1
-    uint64_t tail;
-    std::memcpy(&tail, base + kTailAt, 8);
-    ASSERT_EQ(tail, 32u);  // two records of 8 + 4 bytes, 8-aligned
-    const uint64_t claim =
-        RecordHeader::Claim(static_cast<uint32_t>(dead), sizeof(int));
-    std::memcpy(base + Ring::BytesFor(0) + tail, &claim, 8);
-    tail += 16;
-    std::memcpy(base + kTailAt, &tail, 8);
+    ASSERT_EQ(TailOf(*mem), 32u);  // two records of 8 + 4 bytes, 8-aligned
+    PublishIntClaim(*mem, 32, static_cast<uint32_t>(dead));
     ASSERT_TRUE(q->Put(3).ok());
     EXPECT_EQ(*q->Get(true, 5.0), 1);
     EXPECT_EQ(*q->Get(true, 5.0), 2);
@@ -319,16 +329,8 @@ TEST_F(NamedQueueTest, LiveProducersClaimInClosedQueueWaitsUntilDeadline) {
     ASSERT_TRUE(q->Put(1).ok());
     auto mem = mp::SharedMemory::Open(name_);
     ASSERT_TRUE(mem.ok());
-    char* base = static_cast<char*>(mem->data());
-    constexpr size_t kTailAt = 64;  // ring.h, line 1
-    uint64_t tail;
-    std::memcpy(&tail, base + kTailAt, 8);
-    ASSERT_EQ(tail, 16u);
-    const uint64_t claim =
-        RecordHeader::Claim(static_cast<uint32_t>(getpid()), sizeof(int));
-    std::memcpy(base + Ring::BytesFor(0) + tail, &claim, 8);
-    tail += 16;
-    std::memcpy(base + kTailAt, &tail, 8);
+    ASSERT_EQ(TailOf(*mem), 16u);
+    PublishIntClaim(*mem, 16, static_cast<uint32_t>(getpid()));
     q->Close();
     EXPECT_EQ(*q->Get(false), 1);
     EXPECT_EQ(q->Get(false).status().code(),
@@ -336,11 +338,12 @@ TEST_F(NamedQueueTest, LiveProducersClaimInClosedQueueWaitsUntilDeadline) {
     EXPECT_EQ(q->Get(true, 0.05).status().code(),
               absl::StatusCode::kDeadlineExceeded);
     // The claimer commits: the record is delivered, then the close is seen.
-    const uint64_t committed = RecordHeader::Committed(
-        tail - 16, sizeof(int), RecordHeader::kData);
+    char* data = static_cast<char*>(mem->data()) + Ring::BytesFor(0);
+    const uint64_t committed =
+        RecordHeader::Committed(16, sizeof(int), RecordHeader::kData);
     const int three = 3;
-    std::memcpy(base + Ring::BytesFor(0) + tail - 16 + 8, &three, 4);
-    std::memcpy(base + Ring::BytesFor(0) + tail - 16, &committed, 8);
+    std::memcpy(data + 16 + 8, &three, 4);
+    std::memcpy(data + 16, &committed, 8);
     EXPECT_EQ(*q->Get(true, 5.0), 3);
     EXPECT_EQ(q->Get(true, 5.0).status().code(), absl::StatusCode::kOutOfRange);
     EXPECT_EQ(q->lost_records(), 0u);
