@@ -33,6 +33,7 @@ namespace mp {
 using sync_internal::kOwnerDied;
 using sync_internal::kTidMask;
 using sync_internal::kWaiters;
+using sync_internal::Die;
 
 static_assert(sync_internal::kTidMask == 0x3fffffff);
 
@@ -77,7 +78,7 @@ LockResult ResidentLock::AcquireSlow(void* head, uint32_t tid,
       if (r != LockResult::kTimedOut) return r;
       continue;
     }
-    if (head == nullptr && owner != tid && sync_internal::ThreadIsDead(owner)) {
+    if (head == nullptr && owner != tid && liveness::TaskIsDead(owner)) {
       // Fallback: the owner is gone and nobody will clear its TID for us.
       LockResult r = TakeOver(head, tid, v, tid | kWaiters, /*died=*/true);
       if (r != LockResult::kTimedOut) return r;
@@ -136,6 +137,43 @@ absl::Status ResidentLock::ReleaseSlow(void* head, uint32_t v) {
   return Unlock(head);
 }
 
+void ResidentLock::OnLastHandleInProcess() {
+  uint32_t v = word_.load(std::memory_order_relaxed);
+  const uint32_t owner = v & kTidMask;
+  if (owner == 0) return;
+  const liveness::ThreadIdentity& id = sync_internal::CurrentThread();
+  if (owner != id.tid) {
+    if (sync_internal::IsThreadOfThisProcess(owner)) {
+      Die("mp::Lock: the last handle in this process was dropped while "
+          "another thread of it holds the lock; release it first");
+    }
+    return;  // another process's lock to release
+  }
+  std::fprintf(stderr,
+               "mp: the last handle in this process to a lock held by this "
+               "thread was dropped; the lock is given up as owner-died\n");
+  // Off our robust list first: the kernel must never walk into the mapping
+  // that is about to go. Follow the links only for a lock found on the list.
+  void* head = id.robust_head;
+  const bool linked = head != nullptr && list_next_ != 0 &&
+                      sync_internal::IsLinked(head, &list_next_);
+  if (linked) {
+    sync_internal::SetPending(head, &list_next_);
+    sync_internal::Dequeue(&list_next_);
+  }
+  list_prev_ = 0;
+  list_next_ = 0;
+  owner_died_.store(0, std::memory_order_relaxed);
+  // What the kernel does for a dead owner (handle_futex_death): keep
+  // WAITERS, set OWNER_DIED, wake one sleeper if any.
+  while (!word_.compare_exchange_weak(v, (v & kWaiters) | kOwnerDied,
+                                      std::memory_order_release,
+                                      std::memory_order_relaxed)) {
+  }
+  if ((v & kWaiters) != 0) FutexWakeOne(&word_);
+  if (linked) sync_internal::ClearPending(head);
+}
+
 bool ResidentLock::HeldByCurrentThread() const {
   return (word_.load(std::memory_order_relaxed) & kTidMask) ==
          sync_internal::CurrentThread().tid;
@@ -164,6 +202,11 @@ uint32_t ResidentRLock::ReleaseAll() {
   count_ = 0;
   (void)lock_.Release();
   return c;
+}
+
+void ResidentRLock::OnLastHandleInProcess() {
+  if (lock_.HeldByCurrentThread()) count_ = 0;
+  lock_.OnLastHandleInProcess();
 }
 
 LockResult ResidentRLock::AcquireRestore(uint32_t count) {

@@ -1,17 +1,8 @@
 #include "mp/queue/internal/ring.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <cstring>
-#include <mutex>
 #include <new>
 
 #include "absl/strings/str_cat.h"
@@ -46,11 +37,6 @@ constexpr int kLockSpinIterations = 100;
 constexpr auto kUncoveredSlice = std::chrono::milliseconds(1);
 constexpr auto kLivenessSlice = std::chrono::milliseconds(20);
 
-thread_local uint32_t tls_tid = 0;
-std::once_flag atfork_once;
-
-void ResetTidAfterFork() { tls_tid = 0; }
-
 size_t Align8(size_t n) { return (n + 7) & ~size_t{7}; }
 
 // memcpy, with the small sizes (most messages) copied inline in 16-byte
@@ -73,34 +59,6 @@ Deadline Earlier(Deadline a, Deadline b) {
 }
 
 }  // namespace
-
-uint32_t CurrentTid() {
-  if (tls_tid == 0) {
-    std::call_once(atfork_once,
-                   [] { pthread_atfork(nullptr, nullptr, ResetTidAfterFork); });
-    tls_tid = static_cast<uint32_t>(syscall(SYS_gettid));
-  }
-  return tls_tid;
-}
-
-bool TaskIsDead(uint32_t tid) {
-  if (tid == 0) return false;
-  if (kill(static_cast<pid_t>(tid), 0) == -1 && errno == ESRCH) return true;
-  // A killed but unreaped process is a zombie: kill() still finds it.
-  char path[64];
-  std::snprintf(path, sizeof(path), "/proc/%u/stat", tid);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno == ENOENT;
-  char buf[512];
-  ssize_t n = read(fd, buf, sizeof(buf) - 1);
-  close(fd);
-  if (n <= 0) return false;
-  buf[n] = '\0';
-  const char* paren = std::strrchr(buf, ')');
-  if (paren == nullptr || paren[1] == '\0' || paren[2] == '\0') return false;
-  char state = paren[2];
-  return state == 'Z' || state == 'X' || state == 'x';
-}
 
 // The hot half of the Dekker pair (see ring.h): after publishing, read the
 // waiters flag. LightFence is a compiler barrier (the sleeper pays with

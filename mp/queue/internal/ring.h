@@ -105,15 +105,16 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "mp/core/futex.h"
+#include "mp/core/liveness.h"
 
 namespace mp::queue_internal {
 
 inline constexpr size_t kCacheLine = 64;
 
-// The calling thread's kernel tid, cached (and refreshed after fork).
-uint32_t CurrentTid();
-// True when `tid` no longer runs (gone, or a zombie).
-bool TaskIsDead(uint32_t tid);
+// The calling thread's kernel tid (cached, refreshed after fork) and whether
+// a task no longer runs (gone, or a zombie): mp/core/liveness.h.
+using liveness::CurrentTid;
+using liveness::TaskIsDead;
 
 // A futex lock whose word names its holder, so a holder's death is seen.
 //

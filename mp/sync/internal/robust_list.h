@@ -1,7 +1,8 @@
 // mp/sync/internal/robust_list.h
 // -----------------------------------------------------------------------------
-// The calling thread's identity (cached TID) and its kernel robust-futex list,
-// as glibc registered it. Used by ResidentLock; not a public interface.
+// The kernel robust-futex list of the calling thread, as glibc registered it
+// (its head comes with the thread's identity, mp/core/liveness.h). Used by
+// ResidentLock; not a public interface.
 
 #ifndef MP_SYNC_INTERNAL_ROBUST_LIST_H_
 #define MP_SYNC_INTERNAL_ROBUST_LIST_H_
@@ -14,6 +15,8 @@
 #include <chrono>
 #include <cstdint>
 
+#include "mp/core/liveness.h"
+
 namespace mp::sync_internal {
 
 // Lock-word bits: exactly the kernel's robust-futex layout
@@ -22,24 +25,11 @@ inline constexpr uint32_t kTidMask = 0x3fffffff;
 inline constexpr uint32_t kOwnerDied = 0x40000000;
 inline constexpr uint32_t kWaiters = 0x80000000;
 
-// Offset from a robust-list node to its futex word, as glibc uses it for
-// pthread_mutex_t on 64-bit Linux (the lock word at 0, __list.__next at 32).
-inline constexpr long kRobustFutexOffset = -32;
-
-// Per-thread state, computed once per thread (and again in a fork child).
-struct ThreadIdentity {
-  uint32_t tid = 0;        // gettid(), never 0 once filled
-  void* robust_head = nullptr;  // glibc's robust_list_head, or null
-};
-
-ThreadIdentity& CurrentThreadSlow();
-extern constinit thread_local ThreadIdentity tls_identity;
-
-inline ThreadIdentity& CurrentThread() {
-  ThreadIdentity& id = tls_identity;
-  if (__builtin_expect(id.tid == 0, 0)) return CurrentThreadSlow();
-  return id;
-}
+// The thread identity cache lives in mp/core/liveness.h (one for every
+// package); the offset it checks glibc's head against is the lock layout's.
+using liveness::CurrentThread;
+using liveness::kRobustFutexOffset;
+using liveness::ThreadIdentity;
 
 // Whether owner-died detection uses the kernel robust list (true on glibc
 // x86_64/aarch64) or the liveness-check fallback.
@@ -121,8 +111,8 @@ inline void Dequeue(void* node_ptr) {
   NextOf(node) = 0;
 }
 
-// True if the thread `tid` no longer exists (fallback liveness check).
-bool ThreadIsDead(uint32_t tid);
+// Whether `tid` names a thread of the calling process (/proc/self/task).
+bool IsThreadOfThisProcess(uint32_t tid);
 
 // Busy-wait budgets before sleeping on a futex (one unit: one CPU pause,
 // about 20 ns here): long enough to cover a peer's reply over a shared cache
