@@ -12,6 +12,8 @@
 //    child); the mapping is unmapped when the last copy in this process goes,
 //    and the kernel frees the memory when every process has unmapped it, so
 //    a process that dies never leaks it or frees it under another's feet.
+//    Just before that unmap, T::OnLastHandleInProcess() runs if T has one
+//    (mp::ResidentLock uses it to leave its owner's robust list intact).
 //    Each Shared<T> costs one mapping (at least a page): meant for handles to
 //    synchronisation objects and queues, not for millions of small values.
 //
@@ -111,7 +113,16 @@ class Shared {
   struct Block {
     explicit Block(SharedMemory m) : memory(std::move(m)) {}
     // The object is not destroyed here: other processes may still use it.
-    // Resident types are trivially destructible by contract.
+    // Resident types are trivially destructible by contract. A type that
+    // keeps per-process links into its bytes (a held lock sits on its
+    // owner's robust list) gets one call before this process unmaps it.
+    ~Block() {
+      if constexpr (requires(T& t) { t.OnLastHandleInProcess(); }) {
+        if (object != nullptr) object->OnLastHandleInProcess();
+      }
+    }
+    Block(const Block&) = delete;
+    Block& operator=(const Block&) = delete;
     SharedMemory memory;
     T* object = nullptr;
   };

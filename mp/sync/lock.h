@@ -49,6 +49,11 @@
 // the line from the holder); release wakes only when the WAITERS bit says
 // someone may sleep.
 //
+// Lifetime: dropping the last handle in a process to a lock this thread
+// holds gives the lock up as if the owner died (other processes' next
+// Acquire returns kOwnerDied); dropping it while another thread of the
+// process holds the lock aborts with a message. See OnLastHandleInProcess.
+//
 // Memory ordering: Acquire has acquire semantics and Release release
 // semantics, as std::mutex.
 
@@ -113,6 +118,18 @@ class ResidentLock {
   }
   // Whether the calling thread holds the lock.
   bool HeldByCurrentThread() const;
+
+  // Called by Shared<ResidentLock> (the Lock handle) just before this
+  // process unmaps the lock, when its last handle here goes. A held lock is
+  // linked into its owner thread's robust list, which must never point into
+  // unmapped memory. Held by the calling thread: it is unlinked and given
+  // up as the kernel does when an owner dies (word = OWNER_DIED, a sleeper
+  // woken), so another process's next Acquire returns kOwnerDied; a line on
+  // stderr says so. Held by another thread of this process: abort with a
+  // message (that thread's list cannot be edited from here). Free, or held
+  // in another process: nothing to do. A ResidentLock that a user places in
+  // memory of their own must be released before that memory is unmapped.
+  void OnLastHandleInProcess();
 
  private:
   friend struct sync_internal::LockLayout;
@@ -245,6 +262,9 @@ class ResidentRLock {
   // For Condition: give up every level of the lock at once / take it back.
   uint32_t ReleaseAll();
   LockResult AcquireRestore(uint32_t count);
+
+  // As ResidentLock::OnLastHandleInProcess (every level is given up).
+  void OnLastHandleInProcess();
 
  private:
   friend struct sync_internal::LockLayout;
