@@ -39,11 +39,13 @@
 //    And by name (state.h, LockArea): every id the acquirers name as a dead
 //    owner is a locker that died, named once, and every locker killed in
 //    phase kInside is named.
-//  * Hangs: a worker whose loop stops turning for --hang_timeout (every call
-//    it makes has a timeout of a second or less), or a kind of worker that
-//    makes no progress for --hang_timeout, ends the run as a failure. At the
-//    end every join and put has a deadline; stragglers are killed, reaped
-//    and counted as hangs.
+//  * Hangs: every worker waits the way users wait, without a deadline, and
+//    the parent is the watchdog outside them. A kind of worker that makes
+//    no progress for --hang_timeout, or one worker whose loop has not
+//    turned for 3 x --hang_timeout (blocked in a call while its peers went
+//    on, far past any sleep slice in mp), ends the run as a failure. At
+//    the end the parent's own joins and put have deadlines; stragglers are
+//    killed, reaped and counted as hangs.
 //  * /dev/shm: the entries that exist after the run and not before, and
 //    whose name is this run's (other processes on the machine may be making
 //    their own), must be none.
@@ -526,14 +528,17 @@ void Soak::CheckExits() {
 
 void Soak::CheckHangs(Clock::time_point now) {
   const auto limit = FromSeconds(opt_.hang_timeout_s);
-  // A worker stuck inside a call: every call has a timeout of at most 1 s.
+  // A worker stuck inside a call. Calls have no deadline, so a worker may
+  // rightly wait while its peers are being replaced; three times the limit
+  // is far past that, and past every sleep slice in mp.
+  const auto worker_limit = 3 * limit;
   for (Worker& w : workers_) {
     if (!w.proc) continue;
     const uint64_t t = HeartbeatOf(w.kind, w.slot).ticks.load();
     if (t != w.seen_ticks) {
       w.seen_ticks = t;
       w.ticks_moved = now;
-    } else if (now - w.ticks_moved > limit) {
+    } else if (now - w.ticks_moved > worker_limit) {
       Hang(absl::StrFormat("%s (pid %d) stuck: its loop has not turned for "
                            "%.1f s (phase %u)",
                            w.name(), w.proc->pid(),
@@ -642,7 +647,19 @@ void Soak::RunPhase() {
 // killed and reaped.
 void Soak::StopAndJoin(Worker& w, mp::Deadline deadline, const char* what) {
   if (!w.proc) return;
-  absl::Status s = w.proc->Join(deadline);
+  absl::Status s;
+  if (w.kind == Kind::kPinger || w.kind == Kind::kPonger) {
+    // A pair waits on its events without a deadline: set both until it has
+    // seen the stop flag and left.
+    for (;;) {
+      world_.ping[w.slot].Set();
+      world_.pong[w.slot].Set();
+      s = w.proc->Join(std::chrono::milliseconds(20));
+      if (s.ok() || deadline.Expired()) break;
+    }
+  } else {
+    s = w.proc->Join(deadline);
+  }
   if (!s.ok()) {
     Hang(absl::StrCat(w.name(), " (pid ", w.proc->pid(), ") did not ", what,
                       " in time"));

@@ -146,8 +146,10 @@ inline void NameDeadHolder(LockArea& la) {
 // A pinger and a ponger over two mp::Events (the events are handles, kept
 // by the parent): the pinger publishes token t and sets `ping`; the ponger
 // waits for it, clears it, echoes the token and sets `pong`; the pinger
-// waits for pong until it sees echo == t. A round moves on a timeout, so a
-// dead peer costs a timeout, not a hang.
+// waits for pong until it sees echo == t. Both wait without a deadline: a
+// replacement ponger first answers the token published (its predecessor may
+// have died owing that answer), a replacement pinger pings anew, and at the
+// end the parent sets both events until the pair has left.
 struct alignas(64) SignalPair {
   Heartbeat ping_hb;
   Heartbeat pong_hb;

@@ -72,10 +72,9 @@ namespace {
 
 using std::chrono::milliseconds;
 
-constexpr auto kPutTimeout = milliseconds(500);
-constexpr auto kGetTimeout = milliseconds(500);
-constexpr auto kLockTimeout = milliseconds(1000);
-constexpr auto kEventTimeout = milliseconds(200);
+// Every blocking call below waits without a deadline, as users wait: a
+// survivor stranded by a killed peer stays blocked, and the parent (soak.cc,
+// CheckHangs and Shutdown) calls it a hang.
 // Fault injection acts on every kInjectEvery-th message or critical section
 // of slot 0, so that kills cannot hide it for long.
 constexpr uint64_t kInjectEvery = 500;
@@ -110,17 +109,17 @@ mp::Queue<Message> OpenQueue(const World& w, const char* who, int slot) {
   return *std::move(q);
 }
 
-// Puts `m` until it goes in (true) or the run stops while the queue stays
-// full (false: nothing was written).
+// Puts `m`, waiting for room as long as it takes: true once it is in, false
+// when the queue was closed at the end of the run (nothing was written).
 bool PutUntilDone(const World& w, mp::Queue<Message>& q, const Message& m,
                   int slot, Heartbeat& hb) {
-  for (;;) {
-    absl::Status s = q.Put(m, mp::Deadline::After(kPutTimeout));
-    Bump(hb.ticks);
-    if (s.ok()) return true;
-    if (!mp::IsFull(s)) Unexpected(w, "producer", slot, "Queue::Put", s);
-    if (Stopping(w.ctl)) return false;
+  absl::Status s = q.Put(m);
+  Bump(hb.ticks);
+  if (s.ok()) return true;
+  if (s.code() == absl::StatusCode::kFailedPrecondition && q.closed()) {
+    return false;
   }
+  Unexpected(w, "producer", slot, "Queue::Put", s);
 }
 
 // The sink of a consumer's Pop: copies the record into the consumer's slot
@@ -204,9 +203,8 @@ void RunConsumer(const World& w, int slot) {
   uint64_t taken = 0;
   for (;;) {
     if (ctl->abort.load(std::memory_order_acquire) != 0) return;
-    absl::Status s = q.PopInto(&target, mp::Deadline::After(kGetTimeout));
+    absl::Status s = q.PopInto(&target, mp::Deadline::Infinite());
     Bump(cs.hb.ticks);
-    if (mp::IsEmpty(s)) continue;
     if (s.code() == absl::StatusCode::kOutOfRange) return;  // closed, drained
     if (!s.ok()) Unexpected(w, "consumer", slot, "Ring::Pop", s);
     const uint64_t filled = cs.filled.load(std::memory_order_acquire);
@@ -246,11 +244,10 @@ void RunLocker(const World& w, int slot, uint32_t id) {
   uint64_t sections = 0;
   while (!Stopping(ctl)) {
     me.hb.phase.store(kAcquiring, std::memory_order_release);
-    const mp::LockResult r = la.lock.Acquire(mp::Deadline::After(kLockTimeout));
+    const mp::LockResult r = la.lock.Acquire();
     if (r == mp::LockResult::kTimedOut) {
-      me.hb.phase.store(kIdle, std::memory_order_release);
-      Bump(me.hb.ticks);
-      continue;
+      Unexpected(w, "locker", slot, "ResidentLock::Acquire",
+                 absl::InternalError("kTimedOut without a deadline"));
     }
     // Owner-died is counted before this locker names itself the holder: one
     // killed in between dies in phase kAcquiring, a "possible" holder death
@@ -310,9 +307,8 @@ void RunPinger(const World& w, int pair) {
     ++t;
     sp.token.store(t, std::memory_order_relaxed);
     ping.Set();  // release: the ponger that sees it set sees token >= t
-    const mp::Deadline deadline = mp::Deadline::After(kEventTimeout);
     bool answered = false;
-    while (pong.Wait(deadline)) {
+    while (!Stopping(ctl) && pong.Wait()) {
       pong.Clear();
       const uint64_t e = sp.echo.load(std::memory_order_relaxed);
       if (e > t) {
@@ -342,10 +338,17 @@ void RunPonger(const World& w, int pair) {
   mp::Event ping = w.ping[pair];
   mp::Event pong = w.pong[pair];
   uint64_t last = 0;
+  // A ponger killed between taking a ping and answering it leaves the pinger
+  // waiting for a pong that nobody owes it any more: the replacement
+  // completes that step first, answering the token now published.
+  if (const uint64_t t = sp.token.load(std::memory_order_relaxed); t != 0) {
+    sp.echo.store(t, std::memory_order_relaxed);
+    pong.Set();
+  }
   while (!Stopping(ctl)) {
-    if (!ping.Wait(mp::Deadline::After(kEventTimeout))) {
-      Bump(sp.pong_hb.ticks);
-      continue;
+    if (!ping.Wait()) {
+      Unexpected(w, "ponger", pair, "Event::Wait",
+                 absl::InternalError("false without a deadline"));
     }
     ping.Clear();
     const uint64_t t = sp.token.load(std::memory_order_relaxed);
