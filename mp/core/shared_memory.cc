@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace mp {
 namespace {
@@ -26,6 +27,9 @@ absl::Status ErrnoStatus(int err, std::string_view what) {
     case EACCES:
     case EPERM:
       return absl::PermissionDeniedError(msg);
+    case ELOOP:
+      return absl::FailedPreconditionError(
+          absl::StrCat(msg, " (the name is a symbolic link, not a segment)"));
     case EINVAL:
     case ENAMETOOLONG:
     case EFBIG:
@@ -131,16 +135,50 @@ absl::StatusOr<SharedMemory> SharedMemory::Create(std::string_view name,
   return m;
 }
 
-absl::StatusOr<SharedMemory> SharedMemory::Open(std::string_view name) {
+namespace {
+
+absl::Status CheckSegmentAccess(const std::string& name, const struct stat& st,
+                                const SegmentAccess& access) {
+  if (!S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("segment ", name, " is not a regular file"));
+  }
+  const uid_t want = access.owner == SegmentAccess::kCallerUid ? geteuid()
+                                                               : access.owner;
+  if (!access.any_owner && st.st_uid != want) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "segment ", name, " is owned by uid ", st.st_uid, ", not uid ", want,
+        " (set SegmentAccess::owner or any_owner to accept another owner)"));
+  }
+  const mode_t mode = st.st_mode & 07777;
+  if ((mode & ~access.permissions) != 0) {
+    return absl::PermissionDeniedError(absl::StrFormat(
+        "segment %s has mode %04o, more open than the %04o asked for "
+        "(set SegmentAccess::permissions to accept it)",
+        name, mode, access.permissions & 07777));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<SharedMemory> SharedMemory::Open(std::string_view name,
+                                                const SegmentAccess& access) {
   auto norm = NormalizeSegmentName(name);
   if (!norm.ok()) return norm.status();
-  int fd = shm_open(norm->c_str(), O_RDWR | O_CLOEXEC, 0);
+  // glibc's shm_open adds O_NOFOLLOW: a symlink in place of the name is
+  // ELOOP, reported as such.
+  int fd = shm_open(norm->c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0);
   if (fd < 0) return ErrnoStatus(errno, absl::StrCat("shm_open ", *norm));
   struct stat st;
   if (fstat(fd, &st) != 0) {
     int err = errno;
     close(fd);
     return ErrnoStatus(err, absl::StrCat("fstat ", *norm));
+  }
+  if (absl::Status s = CheckSegmentAccess(*norm, st, access); !s.ok()) {
+    close(fd);
+    return s;
   }
   if (st.st_size <= 0) {
     close(fd);

@@ -40,6 +40,23 @@
 
 namespace mp {
 
+// What SharedMemory::Open accepts of a named segment it did not create. A
+// name in /dev/shm can be taken by anyone first (a squatter who hands a
+// service its own segment) and rewritten by anyone its mode lets in; Open
+// refuses a segment not owned by `owner` or open to more than
+// `permissions` allow, and anything but a regular file (a symlink included).
+struct SegmentAccess {
+  // The uid that must own the segment. kCallerUid: the caller's
+  // effective uid.
+  static constexpr uid_t kCallerUid = static_cast<uid_t>(-1);
+  uid_t owner = kCallerUid;
+  // Accept any owner (the mode check still applies).
+  bool any_owner = false;
+  // The permission bits the segment may have at most (0600: only its owner
+  // reads and writes it; 0660 lets its group in too).
+  mode_t permissions = 0600;
+};
+
 class SharedMemory {
  public:
   SharedMemory() = default;
@@ -60,8 +77,12 @@ class SharedMemory {
   static absl::StatusOr<SharedMemory> Create(std::string_view name,
                                              size_t size, mode_t mode = 0600);
   // Opens an existing named segment, mapping its whole current size.
-  // NotFound when there is no such name.
-  static absl::StatusOr<SharedMemory> Open(std::string_view name);
+  // NotFound when there is no such name; PermissionDenied, naming the owner
+  // or the mode found and the one wanted, when the segment's owner or mode
+  // is not what `access` accepts; FailedPrecondition when the name is a
+  // symbolic link or not a regular file, or the segment is empty.
+  static absl::StatusOr<SharedMemory> Open(std::string_view name,
+                                           const SegmentAccess& access = {});
   // Removes the name; mappings that exist stay valid. NotFound if absent.
   static absl::Status Unlink(std::string_view name);
 

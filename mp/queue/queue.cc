@@ -45,8 +45,8 @@ absl::StatusOr<std::shared_ptr<QueueState>> CreateNamedQueue(
 }
 
 absl::StatusOr<std::shared_ptr<QueueState>> OpenNamedQueue(
-    std::string_view name) {
-  auto mem = SharedMemory::Open(name);
+    std::string_view name, const SegmentAccess& access) {
+  auto mem = SharedMemory::Open(name, access);
   if (!mem.ok()) return mem.status();
   auto ring = Ring::Attach(mem->data(), mem->size());
   if (!ring.ok()) {

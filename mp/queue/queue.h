@@ -110,7 +110,7 @@ absl::StatusOr<std::shared_ptr<QueueState>> MakeAnonymousQueue(
 absl::StatusOr<std::shared_ptr<QueueState>> CreateNamedQueue(
     std::string_view name, const QueueOptions& options);
 absl::StatusOr<std::shared_ptr<QueueState>> OpenNamedQueue(
-    std::string_view name);
+    std::string_view name, const SegmentAccess& access);
 
 // Per-thread scratch for encoding and decoding.
 std::string& EncodeBuffer();
@@ -144,17 +144,21 @@ class Queue {
 
   // Named queues, reachable by unrelated processes. Create: AlreadyExists
   // when the name is taken (O_EXCL, mode options.permissions). Open:
-  // NotFound; DataLoss / InvalidArgument when the segment is not a sane
-  // queue (bad magic, capacity or indices). Unlink removes the name; open
-  // handles stay valid.
+  // NotFound; PermissionDenied when the segment is not owned by the caller
+  // (or by access.owner) or is open to more than access.permissions (0600)
+  // allow, so a name squatted by another user is never used unawares;
+  // FailedPrecondition for a symlink in place of the name; DataLoss /
+  // InvalidArgument when the segment is not a sane queue (bad magic,
+  // capacity or indices). Unlink removes the name; open handles stay valid.
   static absl::StatusOr<Queue> Create(std::string_view name,
                                       const QueueOptions& options = {}) {
     auto st = queue_internal::CreateNamedQueue(name, options);
     if (!st.ok()) return st.status();
     return Queue(*std::move(st));
   }
-  static absl::StatusOr<Queue> Open(std::string_view name) {
-    auto st = queue_internal::OpenNamedQueue(name);
+  static absl::StatusOr<Queue> Open(std::string_view name,
+                                    const SegmentAccess& access = {}) {
+    auto st = queue_internal::OpenNamedQueue(name, access);
     if (!st.ok()) return st.status();
     return Queue(*std::move(st));
   }

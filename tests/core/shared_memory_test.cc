@@ -119,6 +119,61 @@ TEST(SharedMemoryTest, InvalidNames) {
   EXPECT_EQ(NormalizeSegmentName("/abc").value(), "/abc");
 }
 
+// A segment taken first by another user (a squatter): Open refuses it unless
+// told to accept that owner.
+TEST(SharedMemoryTest, OpenRefusesASegmentOwnedByAnotherUser) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to create as another uid";
+  const std::string name = UniqueName("squat");
+  constexpr uid_t kNobody = 65534;
+  // The squatter: a child that becomes `nobody` and creates the name.
+  ASSERT_EQ(RunInChild([&] {
+              if (setgid(kNobody) != 0 || setuid(kNobody) != 0) return 1;
+              return SharedMemory::Create(name, 4096).ok() ? 0 : 2;
+            }),
+            0);
+  auto opened = SharedMemory::Open(name);
+  EXPECT_EQ(opened.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_NE(opened.status().message().find("owned by uid 65534"),
+            std::string::npos)
+      << opened.status();
+  EXPECT_TRUE(SharedMemory::Open(name, {.owner = kNobody}).ok());
+  EXPECT_TRUE(SharedMemory::Open(name, {.any_owner = true}).ok());
+  ASSERT_TRUE(SharedMemory::Unlink(name).ok());
+}
+
+TEST(SharedMemoryTest, OpenRefusesAModeMoreOpenThanAskedFor) {
+  const std::string name = UniqueName("open_mode");
+  auto a = SharedMemory::Create(name, 4096, 0666);
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto opened = SharedMemory::Open(name);
+  EXPECT_EQ(opened.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_NE(opened.status().message().find("mode 0666"), std::string::npos)
+      << opened.status();
+  EXPECT_TRUE(SharedMemory::Open(name, {.permissions = 0666}).ok());
+  ASSERT_TRUE(SharedMemory::Unlink(name).ok());
+  // Stricter than asked is fine.
+  auto b = SharedMemory::Create(name, 4096, 0600);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_TRUE(SharedMemory::Open(name, {.permissions = 0660}).ok());
+  ASSERT_TRUE(SharedMemory::Unlink(name).ok());
+}
+
+TEST(SharedMemoryTest, OpenRefusesASymlinkInPlaceOfTheName) {
+  const std::string target = UniqueName("link_target");
+  const std::string name = UniqueName("link");
+  auto a = SharedMemory::Create(target, 4096);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_EQ(symlink(("/dev/shm" + target).c_str(), ("/dev/shm" + name).c_str()),
+            0);
+  auto opened = SharedMemory::Open(name);
+  EXPECT_EQ(opened.status().code(), absl::StatusCode::kFailedPrecondition)
+      << opened.status();
+  EXPECT_NE(opened.status().message().find("symbolic link"), std::string::npos)
+      << opened.status();
+  ASSERT_EQ(unlink(("/dev/shm" + name).c_str()), 0);
+  ASSERT_TRUE(SharedMemory::Unlink(target).ok());
+}
+
 TEST(SharedMemoryTest, OpenMissingIsNotFound) {
   EXPECT_EQ(SharedMemory::Open(UniqueName("missing")).status().code(),
             absl::StatusCode::kNotFound);
