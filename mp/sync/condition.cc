@@ -67,7 +67,9 @@ bool ResidentCondition::WaitImpl(L& lock, Deadline deadline,
     MP_FAULT_POINT("condition.wait.after_release");
     SleepWhile(seq, deadline);
     MP_FAULT_POINT("condition.wait.after_wake");
-    reacquire(saved);
+    // The lock's owner died while we slept: return now (the lock keeps
+    // saying owner_died() until we release it, which a loop here would do).
+    const bool owner_died = reacquire(saved) == LockResult::kOwnerDied;
     c = counts_.load(std::memory_order_relaxed);
     // A signal may be ours only if a Notify began after we entered.
     if (Signals(c) > 0 && seq_.load(std::memory_order_relaxed) != entry) {
@@ -75,7 +77,7 @@ bool ResidentCondition::WaitImpl(L& lock, Deadline deadline,
                     std::memory_order_relaxed);
       return true;
     }
-    if (deadline.Expired()) {
+    if (owner_died || deadline.Expired()) {
       // waiting is >= 1 here (we are in it); the bytes are shared memory,
       // so never wrap it below zero whatever they hold.
       if (Waiting(c) > 0) {
@@ -94,13 +96,13 @@ bool ResidentCondition::Wait(ResidentLock& lock, Deadline deadline) {
         (void)lock.Release();
         return 0;
       },
-      [&lock](int) { lock.Acquire(); });
+      [&lock](int) { return lock.Acquire(); });
 }
 
 bool ResidentCondition::Wait(ResidentRLock& lock, Deadline deadline) {
   return WaitImpl(
       lock, deadline, [&lock] { return lock.ReleaseAll(); },
-      [&lock](uint32_t count) { lock.AcquireRestore(count); });
+      [&lock](uint32_t count) { return lock.AcquireRestore(count); });
 }
 
 void ResidentCondition::Notify(int n) {

@@ -30,7 +30,9 @@
 //
 // Wait re-acquires the lock before returning, even after a timeout. If the
 // lock's owner died meanwhile, Wait still returns (with the lock held) and
-// the lock's owner_died() says so.
+// the lock's owner_died() says so: it returns at once then, false unless
+// it took a signal (a spurious wake-up), since waiting on would release the
+// lock and clear the indication.
 //
 // Crash safety: a process killed at any instruction strands no waiter, with
 // or without a deadline, and leaves the counts consistent (never below
