@@ -128,9 +128,13 @@ void ResidentCondition::Notify(int n) {
   counts_.store(Pack(w - k, granted), std::memory_order_relaxed);
   MP_FAULT_POINT("condition.notify.after_signal");
   // A waiter still spinning sees seq_ move; only one that announced a sleep
-  // needs the system call.
+  // needs the system call. Wake one sleeper per signal now pending, not
+  // just the k granted: the s found pending may be a dead notifier's grant
+  // whose wake never came (issue 16), and the one system call costs the
+  // same. A live notifier's pending signals make at most that many
+  // needless wake-ups of waiters who find seq_ moved and the lock busy.
   if (sleepers_.load(std::memory_order_seq_cst) != 0) {
-    FutexWake(&seq_, static_cast<int>(std::min<uint32_t>(k, INT_MAX)));
+    FutexWake(&seq_, static_cast<int>(std::min<uint32_t>(granted, INT_MAX)));
   }
 }
 
