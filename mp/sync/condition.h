@@ -16,8 +16,9 @@
 // `signals` (notifications not yet consumed) in one 64-bit word, a futex
 // word `seq` bumped by every notify that finds waiters, and `sleepers`
 // (waiters inside FUTEX_WAIT, or about to be). Notify(n) bumps seq, moves
-// min(n, waiting) from waiting to signals in one store, and wakes that many
-// sleepers (no thundering herd), with no system call when every waiter is
+// k = min(n, waiting) from waiting to signals in one store, and wakes one
+// sleeper per signal now pending (k, plus any not yet taken: no thundering
+// herd), with no system call when every waiter is
 // still spinning: a waiter announces itself in `sleepers` (RMW) before its
 // FUTEX_WAIT re-checks `seq`, a notifier bumps `seq` (RMW) before it reads
 // `sleepers`, so either the notifier sees the sleeper or the sleeper's
@@ -41,15 +42,18 @@
 // the next holder sees owner_died()) either died before its grant (nothing
 // granted; the waiters are still counted and a later Notify wakes them) or
 // after it, before its wake: then `seq` has moved, its sleepers find that
-// within one slice, and a later Notify that finds nobody left to grant to
-// wakes them at once. A waiter killed while counted in `waiting` absorbs a
+// within one slice, and a later Notify wakes them at once (one wake per
+// pending signal; when it finds nobody left to grant to but signals pending
+// and sleepers announced, it wakes them all). A waiter killed while counted in `waiting` absorbs a
 // share of a later Notify (the signal granted to it is never consumed); such
 // a leftover signal is taken only by a waiter that entered Wait before some
 // later Notify began: at most a spurious wake-up of a waiter that was
 // already waiting then (which a condition allows: use a predicate loop). It
 // never makes a Wait that entered after every Notify return true, timed out
 // or not. A waiter killed asleep leaves `sleepers` high, which costs later
-// notifies a needless FUTEX_WAKE, never a lost one.
+// notifies a needless FUTEX_WAKE, never a lost one. Both leftovers stay for
+// the life of the condition. Checked by verify/condition.pml (kills at any
+// step) and tests/fault/sync_hang_test.
 
 #ifndef MP_SYNC_CONDITION_H_
 #define MP_SYNC_CONDITION_H_
