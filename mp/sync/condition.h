@@ -18,9 +18,9 @@
 // (waiters inside FUTEX_WAIT, or about to be). Notify(n) bumps seq, moves
 // k = min(n, waiting) from waiting to signals in one store, and wakes one
 // sleeper per signal now pending (k, plus any not yet taken: no thundering
-// herd), with no system call when every waiter is
-// still spinning: a waiter announces itself in `sleepers` (RMW) before its
-// FUTEX_WAIT re-checks `seq`, a notifier bumps `seq` (RMW) before it reads
+// herd), with no system call when every waiter is still spinning: a
+// waiter announces itself in `sleepers` (RMW) before its FUTEX_WAIT
+// re-checks `seq`, a notifier bumps `seq` (RMW) before it reads
 // `sleepers`, so either the notifier sees the sleeper or the sleeper's
 // FUTEX_WAIT sees the new `seq` and returns. A waiter returns notified only
 // by consuming a signal under the lock, and only a signal granted after it
