@@ -41,7 +41,8 @@ panflags=(-m1000000)
 case "$mode" in
   safety) cflags+=(-DSAFETY -DNOCLAIM); what="assertions + invalid end states" ;;
   assert) cflags+=(-DSAFETY -DNOCLAIM); panflags+=(-E); what="assertions" ;;
-  ltl:*)  panflags+=(-a -f -N "${mode#ltl:}")
+  ltl:*)  cflags+=(-DNFAIR=3)  # weak fairness for up to 8 processes
+          panflags+=(-a -f -N "${mode#ltl:}")
           what="LTL ${mode#ltl:} (acceptance cycles, weak fairness)" ;;
   *) fail "unknown MODE '$mode' (safety, assert or ltl:NAME)" ;;
 esac

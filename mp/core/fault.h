@@ -48,7 +48,8 @@ inline constexpr std::string_view kPoints[] = {
     // mp/sync/condition.cc: ResidentCondition.
     "condition.wait.after_release",  // counted as waiting, lock released
     "condition.wait.after_wake",     // sequence moved; lock not re-taken
-    "condition.notify.after_signal", // signals granted; sequence not bumped
+    "condition.notify.after_bump",   // sequence bumped; nothing granted yet
+    "condition.notify.after_signal", // bumped and granted; waiters not woken
     // mp/sync/semaphore.cc: ResidentSemaphore.
     "semaphore.acquire.before_sleep",  // counted in waiters; not asleep
     "semaphore.release.after_add",     // count raised; waiters not woken

@@ -83,8 +83,8 @@ class ResidentBarrier {
   bool Consistent() const;
   void Break();
 
-  // Layout: 0 lock_ (40 bytes), 40 cond_ (12), 52 state_, 56 count_,
-  // 60 parties_ (immutable). state_/count_ change under lock_.
+  // Layout: 0 lock_ (40 bytes), 40 cond_ (16), 56 state_, 60 count_,
+  // 64 parties_ (immutable). state_/count_ change under lock_.
   ResidentLock lock_;
   ResidentCondition cond_;
   std::atomic<int32_t> state_{kFilling};

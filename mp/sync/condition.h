@@ -13,24 +13,47 @@
 //
 // `ResidentCondition` is the resident state (16 bytes, all-zero is valid).
 // It keeps, under the user's lock, `waiting` (waiters not yet notified) and
-// `signals` (notifications not yet consumed), a futex word `seq` bumped
-// by every notify, and `sleepers` (waiters inside FUTEX_WAIT, or about to
-// be). Notify(n) moves min(n, waiting) from waiting to signals and wakes
-// that many sleepers (no thundering herd), with no system call when every
-// waiter is still spinning: a waiter announces itself in `sleepers` (RMW)
-// before its FUTEX_WAIT re-checks `seq`, a notifier bumps `seq` (RMW) before
-// it reads `sleepers`, so either the notifier sees the sleeper or the
-// sleeper's FUTEX_WAIT sees the new `seq` and returns. A waiter returns
-// notified only by consuming a signal under the lock, so Notify(n) wakes at
-// most n waiters (plus those that time out at the same moment) and never
-// loses one. Sequence wrap-around is harmless: seq is compared for equality.
+// `signals` (notifications not yet consumed) in one 64-bit word, a futex
+// word `seq` bumped by every notify that finds waiters, and `sleepers`
+// (waiters inside FUTEX_WAIT, or about to be). Notify(n) bumps seq, moves
+// k = min(n, waiting) from waiting to signals in one store, and wakes one
+// sleeper per signal now pending (k, plus any not yet taken: no thundering
+// herd), with no system call when every waiter is still spinning: a
+// waiter announces itself in `sleepers` (RMW) before its FUTEX_WAIT
+// re-checks `seq`, a notifier bumps `seq` (RMW) before it reads
+// `sleepers`, so either the notifier sees the sleeper or the sleeper's
+// FUTEX_WAIT sees the new `seq` and returns. A waiter returns notified only
+// by consuming a signal under the lock, and only a signal granted after it
+// entered Wait (seq has moved since), so Notify(n) wakes at most n waiters
+// (plus those that time out at the same moment, and the case below) and
+// never loses one. Sequence wrap-around is harmless: seq is compared for
+// equality.
 //
 // Wait re-acquires the lock before returning, even after a timeout. If the
 // lock's owner died meanwhile, Wait still returns (with the lock held) and
-// the lock's owner_died() says so. A waiter killed while waiting leaves a
-// stale count: one later Notify may be spent on it, and a waiter killed
-// asleep leaves `sleepers` high, which costs later notifies a needless
-// FUTEX_WAKE, never a lost one.
+// the lock's owner_died() says so: it returns at once then, false unless
+// it took a signal (a spurious wake-up), since waiting on would release the
+// lock and clear the indication.
+//
+// Crash safety: a process killed at any instruction strands no waiter, with
+// or without a deadline, and leaves the counts consistent (never below
+// zero). Waiters sleep in slices of at most 100 ms (kRobustSlice) and look
+// at `seq` after each. A notifier killed inside Notify (it holds the lock:
+// the next holder sees owner_died()) either died before its grant (nothing
+// granted; the waiters are still counted and a later Notify wakes them) or
+// after it, before its wake: then `seq` has moved, its sleepers find that
+// within one slice, and a later Notify wakes them at once (one wake per
+// pending signal; when it finds nobody left to grant to but signals pending
+// and sleepers announced, it wakes them all). A waiter killed while counted in `waiting` absorbs a
+// share of a later Notify (the signal granted to it is never consumed); such
+// a leftover signal is taken only by a waiter that entered Wait before some
+// later Notify began: at most a spurious wake-up of a waiter that was
+// already waiting then (which a condition allows: use a predicate loop). It
+// never makes a Wait that entered after every Notify return true, timed out
+// or not. A waiter killed asleep leaves `sleepers` high, which costs later
+// notifies a needless FUTEX_WAKE, never a lost one. Both leftovers stay for
+// the life of the condition. Checked by verify/condition.pml (kills at any
+// step) and tests/fault/sync_hang_test.
 
 #ifndef MP_SYNC_CONDITION_H_
 #define MP_SYNC_CONDITION_H_
@@ -64,8 +87,22 @@ class ResidentCondition {
   void NotifyAll() { Notify(0x7fffffff); }
 
   uint32_t seq_for_testing() const { return seq_.load(); }
+  // Tests only: the waiting and signals counts.
+  uint32_t waiting_for_testing() const { return Waiting(counts_.load()); }
+  uint32_t signals_for_testing() const { return Signals(counts_.load()); }
 
  private:
+  // counts_: bits 0-31 waiting, bits 32-63 signals.
+  static constexpr uint64_t Pack(uint32_t waiting, uint32_t signals) {
+    return (static_cast<uint64_t>(signals) << 32) | waiting;
+  }
+  static constexpr uint32_t Waiting(uint64_t c) {
+    return static_cast<uint32_t>(c);
+  }
+  static constexpr uint32_t Signals(uint64_t c) {
+    return static_cast<uint32_t>(c >> 32);
+  }
+
   // The wait loop once the lock is released: true if `seq_` moved.
   bool SleepWhile(uint32_t seq, Deadline deadline);
   template <class L, class Release, class Reacquire>
@@ -73,19 +110,20 @@ class ResidentCondition {
                 Reacquire reacquire);
 
   // Layout: 0 seq_ (futex word, +1 per notify that found waiters),
-  // 4 waiting_, 8 signals_ (both changed only under the user's lock;
-  // atomics so unlocked readers stay race-free), 12 sleepers_ (waiters
-  // between announcing a FUTEX_WAIT and returning from it; changed without
-  // the lock).
+  // 4 sleepers_ (waiters between announcing a FUTEX_WAIT and returning from
+  // it; changed without the lock), 8 counts_ (waiting | signals << 32,
+  // changed only under the user's lock, each change one store; atomic so
+  // unlocked readers stay race-free).
   FutexWord seq_{0};
-  std::atomic<uint32_t> waiting_{0};
-  std::atomic<uint32_t> signals_{0};
   std::atomic<uint32_t> sleepers_{0};
+  std::atomic<uint64_t> counts_{0};
 };
 static_assert(std::is_standard_layout_v<ResidentCondition>);
 static_assert(std::is_trivially_destructible_v<ResidentCondition>);
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
+static_assert(std::atomic<uint64_t>::is_always_lock_free);
 static_assert(sizeof(ResidentCondition) == 16);
+static_assert(alignof(ResidentCondition) == 8);
 
 // A handle: a ResidentCondition in shared memory plus the lock it uses.
 // Lockable itself (lock/unlock/try_lock) so `std::unique_lock l(cond)` is

@@ -29,7 +29,10 @@ bool ResidentEvent::Wait(Deadline deadline) {
       continue;
     }
     MP_FAULT_POINT("event.wait.before_sleep");
-    FutexWait(&word_, v | kWaiters, deadline);
+    // Sleep in slices, then look at the flag again: a setter killed between
+    // its exchange and its FUTEX_WAKE owes us a wake-up it will never make
+    // (the flag is set, WAITERS already cleared). As ResidentLock does.
+    FutexWait(&word_, v | kWaiters, sync_internal::SliceOf(deadline));
   }
 }
 

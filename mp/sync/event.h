@@ -11,6 +11,14 @@
 // Wait() spins briefly before sleeping, so a peer that sets the event soon
 // is seen without a futex round trip. Memory ordering: Set() releases,
 // a Wait()/IsSet() that sees the event set acquires.
+//
+// Crash safety: a process killed at any instruction strands no waiter. A
+// setter killed between setting the flag and its FUTEX_WAKE owes waiters a
+// wake-up it never makes; Wait() therefore sleeps in slices of at most
+// 100 ms (kRobustSlice) and looks at the flag after each, so it returns at
+// most one slice after the flag was set, with or without a deadline. A
+// waiter killed asleep leaves WAITERS set: the next Set() makes one
+// needless FUTEX_WAKE (Set clears the bit).
 
 #ifndef MP_SYNC_EVENT_H_
 #define MP_SYNC_EVENT_H_

@@ -37,14 +37,30 @@ bool ResidentSemaphore::Acquire(Deadline deadline) {
     CpuRelax();
   }
   for (;;) {
-    waiters_.fetch_add(1, std::memory_order_seq_cst);
+    // Register (seq_cst: the Dekker pair with Release's CAS-then-load),
+    // remembering the epoch we registered in.
+    const uint32_t tag =
+        waiters_.fetch_add(1, std::memory_order_seq_cst) & kEpochMask;
     if (count_.load(std::memory_order_seq_cst) == 0) {
       MP_FAULT_POINT("semaphore.acquire.before_sleep");
-      FutexWait(&count_, 0, deadline);
+      // A slice: a releaser killed between its add and its wake leaves us
+      // asleep with a unit free; we find it at the end of the slice.
+      FutexWait(&count_, 0, sync_internal::SliceOf(deadline));
     }
-    waiters_.fetch_sub(1, std::memory_order_relaxed);
+    Unregister(tag);
     if (TryAcquire()) return true;
     if (deadline.Expired()) return false;
+  }
+}
+
+void ResidentSemaphore::Unregister(uint32_t tag) {
+  // Take our registration back only if it is still counted: a Release that
+  // reset the count (new epoch) has dropped it already. Never below zero.
+  uint32_t w = waiters_.load(std::memory_order_relaxed);
+  while ((w & kEpochMask) == tag && (w & kCountMask) != 0) {
+    if (waiters_.compare_exchange_weak(w, w - 1, std::memory_order_relaxed)) {
+      return;
+    }
   }
 }
 
@@ -66,7 +82,19 @@ absl::Status ResidentSemaphore::Release(int n) {
                                          std::memory_order_seq_cst,
                                          std::memory_order_relaxed));
   MP_FAULT_POINT("semaphore.release.after_add");
-  if (waiters_.load(std::memory_order_seq_cst) != 0) FutexWake(&count_, n);
+  uint32_t w = waiters_.load(std::memory_order_seq_cst);
+  if ((w & kCountMask) != 0 && FutexWake(&count_, n) == 0) {
+    // Registered waiters, yet nobody was asleep in the kernel: each counted
+    // one is dead (killed asleep), or between its registration and its
+    // FUTEX_WAIT (which now sees the unit we added and returns), or awake
+    // and about to unregister. Drop them all by opening a new epoch, so that
+    // a dead waiter's count does not cost every later Release a system
+    // call. A live one that sleeps after this, unregistered (another
+    // acquirer took our unit first), is woken by its slice at the latest.
+    // If the CAS fails the count moved: the next Release looks again.
+    waiters_.compare_exchange_strong(w, (w + kEpochOne) & kEpochMask,
+                                     std::memory_order_relaxed);
+  }
   return absl::OkStatus();
 }
 

@@ -19,6 +19,19 @@
 // count is unchanged. A holder that dies does not give its unit back
 // (semaphores have no owner, as in Python); waiters with a timeout still
 // return at their deadline.
+//
+// Crash safety: a process killed at any instruction strands no waiter.
+// Acquire sleeps in slices of at most 100 ms (kRobustSlice) and tries again
+// after each, so a releaser killed between raising the count and its
+// FUTEX_WAKE delays a sleeper by one slice at most, even with no deadline.
+// A waiter killed asleep leaves its registration in `waiters_`; the first
+// Release that wakes nobody while waiters are registered drops every
+// registration (a new epoch in the word's high bits), so the count heals
+// and later Releases make no system call. A live waiter caught by such a
+// reset between its registration and its sleep either finds the released
+// unit (its FUTEX_WAIT returns at once) or, if another acquirer took it,
+// sleeps unregistered until its slice ends; its own unregistration then
+// does nothing (it checks the epoch), so the count never underflows.
 
 #ifndef MP_SYNC_SEMAPHORE_H_
 #define MP_SYNC_SEMAPHORE_H_
@@ -55,9 +68,28 @@ class ResidentSemaphore {
   absl::Status Release(int n = 1);
   uint32_t GetValue() const { return count_.load(std::memory_order_relaxed); }
 
+  // Tests only: the registered waiters (sleepers, or about to sleep).
+  uint32_t waiters_for_testing() const {
+    return waiters_.load(std::memory_order_relaxed) & kCountMask;
+  }
+
  private:
-  // Layout: 0 count_ (futex word: free units), 4 waiters_ (sleepers or about
-  // to sleep), 8 bound_ (largest count; immutable after construction).
+  // waiters_: bits 0-21 the count of registered waiters, bits 22-31 an
+  // epoch that Release bumps when it drops registrations nobody backs
+  // (Release, semaphore.cc). 22 bits hold any number of threads
+  // (PID_MAX_LIMIT is 2^22); a waiter unregisters only while the epoch is
+  // the one it registered in, so a reset never lets the count underflow.
+  static constexpr uint32_t kCountBits = 22;
+  static constexpr uint32_t kCountMask = (uint32_t{1} << kCountBits) - 1;
+  static constexpr uint32_t kEpochMask = ~kCountMask;
+  static constexpr uint32_t kEpochOne = uint32_t{1} << kCountBits;
+  static_assert((kEpochMask & kEpochOne) == kEpochOne);
+
+  void Unregister(uint32_t tag);
+
+  // Layout: 0 count_ (futex word: free units), 4 waiters_ (epoch | count of
+  // waiters asleep or about to sleep), 8 bound_ (largest count; immutable
+  // after construction).
   FutexWord count_;
   std::atomic<uint32_t> waiters_;
   uint32_t bound_;

@@ -262,7 +262,7 @@ int NotifyLoop(ConditionArena* s) {
 Round ConditionRound(std::string_view point, uint64_t nth) {
   Round round;
   auto* s = MapShared<ConditionArena>();
-  const bool victim_notifies = point == "condition.notify.after_signal";
+  const bool victim_notifies = point.starts_with("condition.notify.");
   pid_t victim = Fork([&] {
     Arm(point, nth);
     if (victim_notifies) return NotifyLoop(s);

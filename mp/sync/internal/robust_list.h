@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 
+#include "mp/core/futex.h"
 #include "mp/core/liveness.h"
 
 namespace mp::sync_internal {
@@ -124,6 +125,19 @@ inline constexpr int kSpinIterations = 1000;
 // recover from a releaser killed between its exchange and its wake.
 inline constexpr std::chrono::milliseconds kFallbackSlice{10};
 inline constexpr std::chrono::milliseconds kRobustSlice{100};
+
+// The deadline of one sliced sleep: `deadline`, or kRobustSlice from now if
+// that comes first. Event, Semaphore and Condition sleep in such slices and
+// look at their words again after each, so that a waiter never depends on a
+// wake-up owed by a process that was killed before making it. An idle
+// waiter costs one futex round trip per slice (10 per second).
+inline Deadline SliceOf(Deadline deadline) {
+  const Deadline slice = Deadline::After(kRobustSlice);
+  if (deadline.infinite() || slice.time_point() < deadline.time_point()) {
+    return slice;
+  }
+  return deadline;
+}
 
 }  // namespace mp::sync_internal
 
