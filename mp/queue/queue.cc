@@ -70,29 +70,4 @@ std::string& DecodeBuffer() {
   return buf;
 }
 
-absl::Status TaskDone(Ring* ring) {
-  FutexWord& w = ring->unfinished();
-  uint32_t v = w.load(std::memory_order_relaxed);
-  do {
-    if (v == 0) {
-      return absl::InvalidArgumentError("task_done() called too many times");
-    }
-  } while (!w.compare_exchange_weak(v, v - 1, std::memory_order_acq_rel,
-                                    std::memory_order_relaxed));
-  if (v == 1) FutexWakeAll(&w);
-  return absl::OkStatus();
-}
-
-absl::Status JoinTasks(Ring* ring, Deadline deadline) {
-  FutexWord& w = ring->unfinished();
-  for (;;) {
-    uint32_t v = w.load(std::memory_order_acquire);
-    if (v == 0) return absl::OkStatus();
-    if (FutexWait(&w, v, deadline) == FutexResult::kTimedOut) {
-      if (w.load(std::memory_order_acquire) == 0) return absl::OkStatus();
-      return absl::DeadlineExceededError("join: tasks still unfinished");
-    }
-  }
-}
-
 }  // namespace mp::queue_internal

@@ -56,6 +56,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <exception>
 #include <memory>
 #include <new>
 #include <optional>
@@ -122,10 +124,6 @@ inline Deadline ToDeadline(bool block, std::optional<double> timeout) {
   return Deadline::AfterSeconds(*timeout);
 }
 
-// JoinableQueue's counter (in the ring's header).
-absl::Status TaskDone(Ring* ring);
-absl::Status JoinTasks(Ring* ring, Deadline deadline);
-
 }  // namespace queue_internal
 
 template <class T>
@@ -189,7 +187,7 @@ class Queue {
       T value;
       absl::Status s = ring()->Pop(
           [](void* ctx, const char* bytes, size_t n) -> absl::Status {
-            if (n != sizeof(T)) {
+            if (n != sizeof(T)) {  // dropped by the ring, counted corrupt
               return absl::DataLossError("queue: message of the wrong size");
             }
             std::memcpy(ctx, bytes, n);
@@ -199,25 +197,41 @@ class Queue {
       if (!s.ok()) return s;
       return value;
     } else {
-      std::string& buf = queue_internal::DecodeBuffer();
+      // Decoded straight from the ring, under the consumer lock: a record
+      // that does not decode is dropped there and then (counted in
+      // corrupt_records()). A codec that throws bad_alloc leaves the record
+      // for the next Get; any other exception drops it as corrupt and is
+      // rethrown here. Either way the lock is released.
+      struct Decoding {
+        T* value;
+        std::exception_ptr thrown;
+      };
+      T value{};
+      Decoding d{&value, nullptr};
       absl::Status s = ring()->Pop(
           [](void* ctx, const char* bytes, size_t n) -> absl::Status {
-            static_cast<std::string*>(ctx)->assign(bytes, n);
-            return absl::OkStatus();
+            auto* d = static_cast<Decoding*>(ctx);
+            try {
+              return DecodeMessage(bytes, n, d->value);
+            } catch (const std::bad_alloc&) {
+              throw;
+            } catch (...) {
+              d->thrown = std::current_exception();
+              return absl::DataLossError("queue: the codec threw");
+            }
           },
-          &buf, deadline);
+          &d, deadline);
+      if (d.thrown) std::rethrow_exception(d.thrown);
       if (!s.ok()) return s;
-      T value{};
-      if (absl::Status d = DecodeMessage(buf.data(), buf.size(), &value);
-          !d.ok()) {
-        return d;
-      }
       return value;
     }
   }
   absl::StatusOr<T> GetNowait() { return Get(false); }
 
-  // Messages waiting: a racy snapshot (Python's qsize(), named honestly).
+  // Messages waiting: a racy snapshot (Python's qsize(), named honestly):
+  // messages put (or being put) and not yet taken, lost or dropped. Exact
+  // while nobody is putting or getting, whoever died where: 0 on an empty
+  // queue.
   size_t ApproxSize() const { return ring()->RecordsApprox(); }
   size_t qsize() const { return ApproxSize(); }
   // Racy snapshots as well.
@@ -238,8 +252,15 @@ class Queue {
   void JoinThread() {}
   void CancelJoinThread() {}
 
-  // Messages lost because their producer was killed while writing them.
+  // Messages lost because their producer was killed while writing them,
+  // counted when a consumer skips them (exactly once, whoever dies when).
   uint64_t lost_records() const { return ring()->lost_records(); }
+  // Poison messages: records of the wrong size for a trivially copyable T,
+  // or that the codec could not decode (an error or an exception other
+  // than bad_alloc). Each is handed to one Get as DataLoss (or as the
+  // codec's exception), then dropped: never left at the head of the queue.
+  // Not counted in lost_records().
+  uint64_t corrupt_records() const { return ring()->corrupt_records(); }
   size_t capacity() const { return ring()->capacity(); }
   size_t max_message_bytes() const { return ring()->max_message(); }
 
@@ -254,35 +275,36 @@ class Queue {
 
 // A Queue whose consumers report each item done; Join() waits until every
 // item put has been reported (Python's JoinableQueue).
+//
+// Tasks: an item is unfinished from the moment its Put claims room in the
+// ring (a Put still blocked on a full queue counts nothing, as in Python)
+// until a TaskDone matches it. Unfinished = items claimed - task_dones -
+// lost_records() - corrupt_records(): an item whose producer died while
+// writing it is finished once a consumer skips it (lost), and a poison item
+// once a Get has reported it. The count lives in the ring, so a Put through
+// a Queue<T>& that refers to this queue counts like any other.
+//
+// Crash safety: the counts stay exact whoever is killed at any instruction
+// (see "Exact counts" in ring.h). Join sleeps in slices and counts again, so
+// a count that a dead process's successor completes is seen.
 template <class T>
 class JoinableQueue : public Queue<T> {
  public:
   explicit JoinableQueue(long maxsize = 0) : Queue<T>(maxsize) {}
   explicit JoinableQueue(const QueueOptions& options) : Queue<T>(options) {}
 
-  // As Queue::Put; the item counts as unfinished once the put succeeds
-  // (counted before it becomes visible, so a fast TaskDone never underflows).
-  absl::Status Put(const T& value, bool block = true,
-                   std::optional<double> timeout = std::nullopt) {
-    return Put(value, queue_internal::ToDeadline(block, timeout));
-  }
-  absl::Status Put(const T& value, Deadline deadline) {
-    this->ring()->unfinished().fetch_add(1, std::memory_order_relaxed);
-    absl::Status s = Queue<T>::Put(value, deadline);
-    if (!s.ok()) queue_internal::TaskDone(this->ring()).IgnoreError();
-    return s;
-  }
-  absl::Status PutNowait(const T& value) { return Put(value, false); }
-
   // Marks one item done. InvalidArgument ("task_done() called too many
   // times", Python's ValueError) when nothing is unfinished. Release: what the
   // caller did happens-before the return of a Join it lets go.
-  absl::Status TaskDone() { return queue_internal::TaskDone(this->ring()); }
+  absl::Status TaskDone() { return this->ring()->TaskDone(); }
 
-  // Blocks until every item put has had TaskDone. OK, or DeadlineExceeded.
+  // Blocks until nothing is unfinished. OK, or DeadlineExceeded.
   absl::Status Join(Deadline deadline = Deadline::Infinite()) {
-    return queue_internal::JoinTasks(this->ring(), deadline);
+    return this->ring()->JoinTasks(deadline);
   }
+
+  // Items put and not yet done (see above): a racy snapshot.
+  uint64_t unfinished_tasks() const { return this->ring()->UnfinishedTasks(); }
 };
 
 // Python's SimpleQueue: put/get/empty/close, no size bound to speak of, no

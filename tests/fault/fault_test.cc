@@ -495,7 +495,8 @@ struct RingArena {
 // Whether a producer killed at `point` loses (and counts) its record, and
 // whether the record was published before the death.
 bool ProducerLosesAt(std::string_view point) {
-  return point == "ring.put.after_claim" || point == "ring.put.after_payload";
+  return point == "ring.put.after_tail" || point == "ring.put.after_claim" ||
+         point == "ring.put.after_payload";
 }
 bool ProducerPublishedAt(std::string_view point) {
   return point == "ring.put.after_publish";
@@ -573,7 +574,7 @@ Round ProducerRound(std::string_view point, uint64_t nth) {
 
 // Whether a consumer killed at `point` takes its record with it.
 bool ConsumerTakesAt(std::string_view point) {
-  return point == "ring.get.after_publish";
+  return point == "ring.get.after_head" || point == "ring.get.after_publish";
 }
 
 Round ConsumerRound(std::string_view point, uint64_t nth) {
