@@ -69,6 +69,8 @@ inline constexpr std::string_view kPoints[] = {
     "ring.get.after_head",           // head moved past a record; not counted
     "ring.get.after_publish",        // head moved, record counted; lock held
     "ring.get.before_sleep",         // waiting-for-data flag raised
+    // mp/queue/queue.h: JoinableQueue.
+    "queue.joinable.after_get",      // record taken (slot counted); no TaskDone
 };
 inline constexpr size_t kNumPoints = std::size(kPoints);
 

@@ -1,5 +1,7 @@
 #include "mp/queue/queue.h"
 
+#include <unistd.h>
+
 #include "absl/strings/str_cat.h"
 
 namespace mp::queue_internal {
@@ -58,6 +60,19 @@ absl::StatusOr<std::shared_ptr<QueueState>> OpenNamedQueue(
   state->memory = *std::move(mem);
   state->ring = *ring;
   return state;
+}
+
+uint32_t TaskSlotFor(QueueState& state) {
+  const uint64_t pid = static_cast<uint32_t>(getpid());
+  const uint64_t cached = state.task_slot.load(std::memory_order_acquire);
+  if ((cached >> 32) == pid && (cached & 0xffffffffu) != 0) {
+    return static_cast<uint32_t>(cached & 0xffffffffu) - 1;
+  }
+  const uint32_t slot = state.ring->ClaimTaskSlot();
+  if (slot != Ring::kNoSlot) {
+    state.task_slot.store((pid << 32) | (slot + 1), std::memory_order_release);
+  }
+  return slot;
 }
 
 std::string& EncodeBuffer() {

@@ -544,12 +544,16 @@ absl::StatusOr<bool> Ring::SkipDeadClaim(uint64_t head, uint64_t w,
   return true;  // skipped by us, or committed meanwhile: look again
 }
 
-absl::Status Ring::Pop(Sink sink, void* ctx, Deadline deadline) {
-  return PopLocked(sink, ctx, deadline, mode() == RingMode::kMpmc);
+absl::Status Ring::Pop(Sink sink, void* ctx, Deadline deadline,
+                       uint32_t taker) {
+  if (taker != kNoSlot && taker >= kTaskSlots) {
+    return absl::InvalidArgumentError("ring: bad task slot");
+  }
+  return PopLocked(sink, ctx, deadline, mode() == RingMode::kMpmc, taker);
 }
 
 absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
-                             bool mpmc) {
+                             bool mpmc, uint32_t taker) {
   // A claim seen uncommitted at `stuck_at` since `stuck_since`: its claimer
   // is checked for liveness once it has been stuck kLivenessSlice, or when
   // our deadline has passed.
@@ -679,7 +683,7 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
         return s;
       }
       MP_FAULT_POINT("ring.get.after_copy");
-      AdvanceHead(head + rec, Count::kOut);
+      AdvanceHead(head + rec, Count::kOut, taker);
       MP_FAULT_POINT("ring.get.after_publish");
       lock.Unlock();
       WakeProducers();
@@ -704,7 +708,7 @@ std::atomic<uint64_t>* Ring::CounterOf(Count c) {
   return nullptr;
 }
 
-void Ring::AdvanceHead(uint64_t next, Count c) {
+void Ring::AdvanceHead(uint64_t next, Count c, uint32_t taker) {
   std::atomic<uint64_t>* counter = CounterOf(c);
   if (counter == nullptr) {  // a pad: nothing to count, no intent needed
     head_.store(next, std::memory_order_release);
@@ -712,13 +716,24 @@ void Ring::AdvanceHead(uint64_t next, Count c) {
   }
   const uint64_t n = counter->load(std::memory_order_relaxed) + 1;
   // pend_head_ first: until head reaches it, the rest of the intent is
-  // ignored, stale or not.
+  // ignored, stale or not. pend_what_ names the taker on every counted move,
+  // so a stale pend_taken_ is never read as ours.
   pend_head_.store(next, std::memory_order_relaxed);
-  pend_kind_.store(static_cast<uint32_t>(c), std::memory_order_relaxed);
+  uint64_t taken = 0;
+  uint32_t what = static_cast<uint32_t>(c);
+  if (taker != kNoSlot) {
+    taken = slots_[taker].taken.load(std::memory_order_relaxed) + 1;
+    pend_taken_.store(taken, std::memory_order_relaxed);
+    what |= (taker + 1) << 8;
+  }
+  pend_what_.store(what, std::memory_order_relaxed);
   pend_count_.store(n, std::memory_order_release);
   head_.store(next, std::memory_order_release);
   if (c == Count::kOut) MP_FAULT_POINT("ring.get.after_head");
   counter->store(n, std::memory_order_relaxed);
+  if (taker != kNoSlot) {
+    slots_[taker].taken.store(taken, std::memory_order_release);
+  }
 }
 
 void Ring::RepairConsumerCounts() {
@@ -726,12 +741,19 @@ void Ring::RepairConsumerCounts() {
       pend_head_.load(std::memory_order_relaxed)) {
     return;
   }
-  const auto c = static_cast<Count>(pend_kind_.load(std::memory_order_relaxed));
-  std::atomic<uint64_t>* counter = CounterOf(c);
+  const uint32_t what = pend_what_.load(std::memory_order_relaxed);
+  std::atomic<uint64_t>* counter = CounterOf(static_cast<Count>(what & 0xff));
   if (counter == nullptr) return;
   const uint64_t want = pend_count_.load(std::memory_order_acquire);
   if (counter->load(std::memory_order_relaxed) + 1 == want) {
     counter->store(want, std::memory_order_relaxed);
+  }
+  const uint32_t slot = (what >> 8) - 1;  // kNoSlot when none
+  if (slot < kTaskSlots) {
+    const uint64_t taken = pend_taken_.load(std::memory_order_relaxed);
+    if (slots_[slot].taken.load(std::memory_order_relaxed) + 1 == taken) {
+      slots_[slot].taken.store(taken, std::memory_order_release);
+    }
   }
 }
 
@@ -746,19 +768,36 @@ void Ring::RepairProducerCounts() {
   }
 }
 
+// Readers complete an interrupted move's count as the next holder will. An
+// intent counts only if head stands at its position and the intent did not
+// change while we looked (a successor writes pend_what_ before it moves
+// head), so a move still in flight, or an intent whose mover died before
+// moving head, is never counted.
 uint64_t Ring::Counted(Count c) const {
   const std::atomic<uint64_t>& counter = c == Count::kOut    ? records_out_
                                          : c == Count::kLost ? lost_
                                                              : corrupt_;
   const uint64_t v = counter.load(std::memory_order_acquire);
-  // An intent for this count whose head move has happened: the count as its
-  // mover (or the next lock holder) leaves it. Head must equal the intent's
-  // position, so a move still in flight is never counted early.
-  if (pend_kind_.load(std::memory_order_acquire) ==
-          static_cast<uint32_t>(c) &&
+  const uint32_t what = pend_what_.load(std::memory_order_acquire);
+  if ((what & 0xff) == static_cast<uint32_t>(c) &&
       pend_count_.load(std::memory_order_acquire) == v + 1 &&
       head_.load(std::memory_order_acquire) ==
-          pend_head_.load(std::memory_order_acquire)) {
+          pend_head_.load(std::memory_order_acquire) &&
+      pend_what_.load(std::memory_order_acquire) == what) {
+    return v + 1;
+  }
+  return v;
+}
+
+uint64_t Ring::SlotTaken(uint32_t i) const {
+  const uint64_t v = slots_[i].taken.load(std::memory_order_acquire);
+  const uint32_t what = pend_what_.load(std::memory_order_acquire);
+  if ((what & 0xff) == static_cast<uint32_t>(Count::kOut) &&
+      (what >> 8) == i + 1 &&
+      pend_taken_.load(std::memory_order_acquire) == v + 1 &&
+      head_.load(std::memory_order_acquire) ==
+          pend_head_.load(std::memory_order_acquire) &&
+      pend_what_.load(std::memory_order_acquire) == what) {
     return v + 1;
   }
   return v;
@@ -785,29 +824,129 @@ uint64_t Ring::RecordsApprox() const {
 
 // ---- JoinableQueue's tasks ---------------------------------------------------
 
+namespace {
+
+// Field 22 of /proc/<pid>/stat: the start time in clock ticks since boot;
+// 0 when it cannot be read.
+uint64_t StartTicks(uint32_t pid) {
+  char path[64];
+  std::snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[1024];
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  const char* p = std::strrchr(buf, ')');
+  if (p == nullptr) return 0;
+  // After ")": field 3 (state) is the first; field 22 the twentieth.
+  for (int field = 2; field < 22; ++field) {
+    p = std::strchr(p + 1, ' ');
+    if (p == nullptr) return 0;
+  }
+  return std::strtoull(p + 1, nullptr, 10);
+}
+
+uint64_t OwnerWord(uint32_t pid, uint64_t start) {
+  return (uint64_t{pid} << 32) | (start & 0xffffffffu);
+}
+
+// True when the slot owner `owner` (non-zero) no longer runs: its pid is
+// gone or a zombie, or names a process that started at another time.
+bool OwnerIsDead(uint64_t owner) {
+  const uint32_t pid = static_cast<uint32_t>(owner >> 32);
+  if (TaskIsDead(pid)) return true;
+  const uint64_t start = StartTicks(pid);
+  if (start == 0) return TaskIsDead(pid);  // exited meanwhile, or unreadable
+  return (start & 0xffffffffu) != (owner & 0xffffffffu);
+}
+
+}  // namespace
+
+uint32_t Ring::ClaimTaskSlot() {
+  const uint32_t pid = static_cast<uint32_t>(getpid());
+  const uint64_t me = OwnerWord(pid, StartTicks(pid));
+  for (uint32_t i = 0; i < kTaskSlots; ++i) {
+    if (slots_[i].owner.load(std::memory_order_acquire) == me) return i;
+  }
+  for (uint32_t i = 0; i < kTaskSlots; ++i) {
+    uint64_t o = 0;
+    if (slots_[i].owner.load(std::memory_order_relaxed) == 0 &&
+        slots_[i].owner.compare_exchange_strong(o, me,
+                                                std::memory_order_acq_rel)) {
+      return i;  // never used: every count is 0
+    }
+  }
+  for (uint32_t i = 0; i < kTaskSlots; ++i) {
+    uint64_t o = slots_[i].owner.load(std::memory_order_acquire);
+    if (o == 0 || o == me || !OwnerIsDead(o)) continue;
+    // The dead owners' abandoned tasks, before we own the slot: nobody
+    // moves a dead slot's counts but a repair, which SlotTaken includes.
+    const uint64_t done = slots_[i].done.load(std::memory_order_acquire);
+    const uint64_t taken = SlotTaken(i);
+    if (slots_[i].owner.compare_exchange_strong(o, me,
+                                                std::memory_order_acq_rel)) {
+      // Killed before this store, we leave a dead slot, counted alike.
+      slots_[i].abandoned_before.store(taken > done ? taken - done : 0,
+                                       std::memory_order_release);
+      return i;
+    }
+  }
+  return kNoSlot;
+}
+
 uint64_t Ring::UnfinishedTasks() const {
   // The finished first, then the claimed: racing puts and task_dones can
   // only make the answer larger (Join waits longer), never smaller.
-  const uint64_t finished = tasks_done_.load(std::memory_order_acquire) +
-                            Counted(Count::kLost) + Counted(Count::kCorrupt);
+  uint64_t finished = tasks_done_.load(std::memory_order_acquire) +
+                      Counted(Count::kLost) + Counted(Count::kCorrupt);
+  for (uint32_t i = 0; i < kTaskSlots; ++i) {
+    const uint64_t owner = slots_[i].owner.load(std::memory_order_acquire);
+    if (owner == 0) continue;
+    const uint64_t ab = slots_[i].abandoned_before.load(std::memory_order_acquire);
+    const uint64_t done = slots_[i].done.load(std::memory_order_acquire);
+    if (OwnerIsDead(owner)) {
+      finished += std::max(SlotTaken(i), done);
+    } else {
+      finished += done + ab;
+    }
+  }
   const uint64_t in = ClaimedRecords();
   return in > finished ? in - finished : 0;
 }
 
-absl::Status Ring::TaskDone() {
-  uint64_t done = tasks_done_.load(std::memory_order_relaxed);
-  for (;;) {
-    const uint64_t finished =
-        done + Counted(Count::kLost) + Counted(Count::kCorrupt);
-    if (finished >= ClaimedRecords()) {
-      return absl::InvalidArgumentError("task_done() called too many times");
-    }
-    if (tasks_done_.compare_exchange_weak(done, done + 1,
-                                          std::memory_order_acq_rel,
-                                          std::memory_order_relaxed)) {
-      break;
+uint64_t Ring::AbandonedTasks() const {
+  uint64_t abandoned = 0;
+  for (uint32_t i = 0; i < kTaskSlots; ++i) {
+    const uint64_t owner = slots_[i].owner.load(std::memory_order_acquire);
+    if (owner == 0) continue;
+    if (OwnerIsDead(owner)) {
+      const uint64_t done = slots_[i].done.load(std::memory_order_acquire);
+      const uint64_t taken = SlotTaken(i);
+      abandoned += taken > done ? taken - done : 0;
+    } else {
+      abandoned += slots_[i].abandoned_before.load(std::memory_order_acquire);
     }
   }
+  return abandoned;
+}
+
+absl::Status Ring::TaskDone(uint32_t slot) {
+  if (slot != kNoSlot && slot >= kTaskSlots) {
+    return absl::InvalidArgumentError("ring: bad task slot");
+  }
+  uint64_t finished = tasks_done_.load(std::memory_order_acquire) +
+                      Counted(Count::kLost) + Counted(Count::kCorrupt);
+  for (uint32_t i = 0; i < kTaskSlots; ++i) {
+    finished += slots_[i].done.load(std::memory_order_acquire);
+  }
+  if (finished >= ClaimedRecords()) {
+    return absl::InvalidArgumentError("task_done() called too many times");
+  }
+  std::atomic<uint64_t>& done =
+      slot == kNoSlot ? tasks_done_ : slots_[slot].done;
+  done.fetch_add(1, std::memory_order_acq_rel);
   WakeJoiners();
   return absl::OkStatus();
 }

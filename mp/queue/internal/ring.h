@@ -99,7 +99,7 @@
 //   and the count's new value, then stores the index, then the count:
 //       producer (lock held):  pend_tail_ = next; pend_in_ = in + 1;
 //                              [claim header]; tail_ = next; records_in_ = in + 1
-//       consumer (lock held):  pend_head_ = next; pend_kind_ = which count;
+//       consumer (lock held):  pend_head_ = next; pend_what_ = which count;
 //                              pend_count_ = n + 1; head_ = next; count = n + 1
 //   The index goes to the intent's position only through the intent's own
 //   move: a move past a record writes its intent first (pend_head_ first,
@@ -192,6 +192,26 @@ static_assert(sizeof(PidLock) == 12);
 
 enum class RingMode : uint32_t { kSpsc = 1, kMpmc = 2 };
 
+// One process's JoinableQueue tasks (see "Tasks" in Ring). Every count is
+// cumulative over the slot's owners, never reset.
+//
+//   owner             pid << 32 | start time (field 22 of /proc/<pid>/stat,
+//                     low 32 bits): a recycled pid is another owner; 0: never
+//                     used
+//   taken             records taken by the slot's owners: stored by the
+//                     consumer-lock holder, through the take intent
+//   done              their TaskDones (fetch_add)
+//   abandoned_before  taken - done when the present owner claimed the slot:
+//                     the earlier (dead) owners' abandoned tasks
+struct TaskSlot {
+  std::atomic<uint64_t> owner{0};
+  std::atomic<uint64_t> taken{0};
+  std::atomic<uint64_t> done{0};
+  std::atomic<uint64_t> abandoned_before{0};
+};
+static_assert(std::is_standard_layout_v<TaskSlot>);
+static_assert(sizeof(TaskSlot) == 32);
+
 // The header in front of every record, read and written as one 64-bit
 // atomic word (little-endian: `length` is the low half).
 //
@@ -241,8 +261,10 @@ class Ring {
  public:
   static constexpr uint64_t kMagic = 0x6d705f72696e6731ull;  // "mp_ring1"
   // 3: committed record headers; 4: PidLock waiters flag, plain-store unlock;
-  // 5: count intents, corrupt and task_done counts (lines 1, 3, 6)
+  // 5: count intents, corrupt and task counts (lines 1, 3, 6), task slots
   static constexpr uint32_t kVersion = 5;
+  static constexpr uint32_t kTaskSlots = 32;
+  static constexpr uint32_t kNoSlot = ~0u;
   static constexpr size_t kMinCapacity = 64;
   static constexpr size_t kMaxCapacity = size_t{1} << 31;
 
@@ -284,7 +306,10 @@ class Ring {
   // `deadline`; OutOfRange when empty and closed; DataLoss on a corrupt
   // record or indices.
   using Sink = absl::Status (*)(void* ctx, const char* bytes, size_t n);
-  absl::Status Pop(Sink sink, void* ctx, Deadline deadline);
+  // `taker`: the task slot (ClaimTaskSlot) the record is taken for, counted
+  // in its `taken` exactly once, whoever dies when; kNoSlot for none.
+  absl::Status Pop(Sink sink, void* ctx, Deadline deadline,
+                   uint32_t taker = kNoSlot);
 
   // Marks the ring closed and wakes every sleeper.
   void Close();
@@ -304,13 +329,35 @@ class Ring {
   uint64_t lost_records() const { return Counted(Count::kLost); }
   uint64_t corrupt_records() const { return Counted(Count::kCorrupt); }
 
-  // JoinableQueue's tasks: every data record claimed is a task, finished
-  // once a TaskDone matches it or once it is lost or dropped as corrupt.
-  // Unfinished = claimed - lost - corrupt - task_dones: the records in the
-  // ring and those taken but not yet done. A blocked Push counts nothing.
+  // Tasks (JoinableQueue). Every data record claimed is a task. It is
+  // finished once lost or dropped as corrupt, once a TaskDone matches it, or
+  // once the process that took it is dead (abandoned). Takes and TaskDones
+  // are counted in per-process slots (TaskSlot): a slot whose owner is dead
+  // (gone, a zombie, or its pid now names a process of another start time)
+  // counts max(taken, done) as finished, of which taken - done abandoned; a
+  // live one done + abandoned_before. So
+  //   unfinished = claimed - lost - corrupt - sum over slots of finished
+  //                - TaskDones with no slot
+  // is the records in the ring plus those live processes took and have not
+  // done. A blocked Push counts nothing. A dead slot is reused by a new
+  // process with one store (abandoned_before = taken - done), which a kill
+  // cannot split: an owner that dies before it leaves a dead slot, counted
+  // the same way.
+  // Limits: a TaskDone must come from the process that took the item (one
+  // that passes items on to another process makes the counts of a dead
+  // taker inexact); a take through a plain Queue handle (kNoSlot) is never
+  // abandoned; with every slot owned by a live process a process gets no
+  // slot, and its takes and TaskDones are counted without attribution.
   uint64_t UnfinishedTasks() const;
-  // InvalidArgument when nothing is unfinished.
-  absl::Status TaskDone();
+  // Tasks abandoned by dead processes (see above): a racy snapshot.
+  uint64_t AbandonedTasks() const;
+  // The calling process's slot: its own, a never used one, or a dead
+  // process's (taken over). kNoSlot when every slot has a live owner.
+  uint32_t ClaimTaskSlot();
+  // Counts one TaskDone for `slot` (kNoSlot: unattributed). InvalidArgument
+  // when the TaskDones, lost and corrupt records already match every claim
+  // (the check ignores abandoned tasks, and races with other TaskDones).
+  absl::Status TaskDone(uint32_t slot);
   // Sleeps in slices of kJoinSlice until UnfinishedTasks() is 0.
   // DeadlineExceeded at `deadline`.
   absl::Status JoinTasks(Deadline deadline);
@@ -342,7 +389,8 @@ class Ring {
   bool WaitForSpace(uint64_t tail, size_t need, Deadline deadline);
   absl::Status PushLocked(const void* src, size_t n, Deadline deadline,
                           bool mpmc);
-  absl::Status PopLocked(Sink sink, void* ctx, Deadline deadline, bool mpmc);
+  absl::Status PopLocked(Sink sink, void* ctx, Deadline deadline, bool mpmc,
+                         uint32_t taker);
   // kMpmc, producer lock held, `tail` the tail: takes the consumer lock if
   // it is free (or held by a dead task) and skips the committed pad records
   // at head, as a consumer would before reaching the next record. True if
@@ -358,7 +406,9 @@ class Ring {
   // Consumer lock held (or the kSpsc consumer): moves head from `head` to
   // `next` and counts the record in `c`, through the intent (see "Exact
   // counts").
-  void AdvanceHead(uint64_t next, Count c);
+  void AdvanceHead(uint64_t next, Count c, uint32_t taker = kNoSlot);
+  // slot `i`'s taken, with an interrupted take completed.
+  uint64_t SlotTaken(uint32_t i) const;
   // Completes the count of a head move / claim that its mover did not live
   // to finish. Called with the side's lock held (or as the kSpsc side)
   // before the side moves its index.
@@ -396,16 +446,17 @@ class Ring {
 
   // Line 3, consumers only (written by the consumer lock holder, or the
   // kSpsc consumer): the consumer lock, the counts that move with head and
-  // the intent {pend_head_, pend_kind_, pend_count_} that makes them exact.
+  // the intent {pend_head_, pend_what_, pend_count_} that makes them exact.
   //   lock 0..11 | out 16 | lost 24 | corrupt 32 | pend_head 40 |
-  //   pend_count 48 | pend_kind 56
+  //   pend_count 48 | pend_what 56
+  // pend_what_: bits 7..0 the Count, bits 31..8 the taker slot + 1 (0: none)
   alignas(kCacheLine) PidLock consumer_lock_;
   std::atomic<uint64_t> records_out_{0};  // records handed to a sink
   std::atomic<uint64_t> lost_{0};         // dead producers' claims skipped
   std::atomic<uint64_t> corrupt_{0};      // records the sink refused, dropped
   std::atomic<uint64_t> pend_head_{0};
   std::atomic<uint64_t> pend_count_{0};
-  std::atomic<uint32_t> pend_kind_{0};  // a Count
+  std::atomic<uint32_t> pend_what_{0};
 
   // Line 4, producers: the consumers' sleep flag, which every commit reads,
   // and the producer lock (kMpmc). Consumers write here only when they go
@@ -427,14 +478,18 @@ class Ring {
   alignas(kCacheLine) FutexWord closed_{0};
   FutexWord task_epoch_{0};
   std::atomic<uint32_t> joiners_waiting_{0};
-  std::atomic<uint64_t> tasks_done_{0};
+  std::atomic<uint64_t> tasks_done_{0};  // TaskDones with no slot
+  std::atomic<uint64_t> pend_taken_{0};  // the take intent's slot `taken`
+
+  // Lines 7..22: task slots.
+  alignas(kCacheLine) TaskSlot slots_[kTaskSlots];
 };
 
 static_assert(std::is_standard_layout_v<Ring>);
 static_assert(std::is_trivially_destructible_v<Ring>);
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
-static_assert(sizeof(Ring) == 7 * kCacheLine);
+static_assert(sizeof(Ring) == 7 * kCacheLine + Ring::kTaskSlots * 32);
 static_assert(alignof(Ring) == kCacheLine);
 
 }  // namespace mp::queue_internal
