@@ -223,4 +223,90 @@ TEST_F(QueueHangTest, ConsumerKilledBetweenHeadAndCount) {
   }
 }
 
+// A consumer killed between Get and TaskDone abandons its task: Join (no
+// deadline) returns once the survivor has done the rest, and
+// abandoned_tasks() counts the one abandoned.
+TEST_F(QueueHangTest, ConsumerKilledBetweenGetAndTaskDone) {
+  for (int round = 0; round < Rounds(); ++round) {
+    SCOPED_TRACE(absl::StrCat("round ", round));
+    mp::JoinableQueue<int64_t> q(4096);
+    for (int64_t i = 0; i < 3; ++i) ASSERT_TRUE(q.Put(i).ok());
+    ASSERT_EQ(KillVictimAt("queue.joinable.after_get", 1,
+                           [&] { (void)q.Get(); }),
+              "");
+    EXPECT_EQ(Survive([&] {
+                for (int64_t i = 1; i < 3; ++i) {
+                  absl::StatusOr<int64_t> v = q.Get();
+                  SURVIVOR_CHECK(v.ok() && *v == i);
+                  SURVIVOR_CHECK(q.TaskDone().ok());
+                }
+                SURVIVOR_CHECK(q.Join().ok());  // no deadline
+                SURVIVOR_CHECK(q.abandoned_tasks() == 1);
+                SURVIVOR_CHECK(q.unfinished_tasks() == 0);
+                SURVIVOR_CHECK(q.qsize() == 0);
+                SURVIVOR_CHECK(q.lost_records() == 0);
+                // More work after the loss is counted as before.
+                SURVIVOR_CHECK(q.Put(int64_t{9}).ok());
+                SURVIVOR_CHECK(q.unfinished_tasks() == 1);
+                SURVIVOR_CHECK(q.Get().ok() && q.TaskDone().ok());
+                SURVIVOR_CHECK(q.Join().ok());
+                SURVIVOR_CHECK(q.abandoned_tasks() == 1);
+                return 0;
+              }),
+              "");
+  }
+}
+
+// The same, with the consumer killed inside its Get, between moving head
+// and counting the take: the take is still its own (the next consumer
+// completes the count), so exactly one task is abandoned, none twice.
+TEST_F(QueueHangTest, JoinableConsumerKilledBetweenHeadAndCount) {
+  for (int round = 0; round < Rounds(); ++round) {
+    SCOPED_TRACE(absl::StrCat("round ", round));
+    mp::JoinableQueue<int64_t> q(4096);
+    for (int64_t i = 0; i < 3; ++i) ASSERT_TRUE(q.Put(i).ok());
+    ASSERT_EQ(KillVictimAt("ring.get.after_head", 1, [&] { (void)q.Get(); }),
+              "");
+    EXPECT_EQ(Survive([&] {
+                SURVIVOR_CHECK(q.abandoned_tasks() == 1);
+                SURVIVOR_CHECK(q.qsize() == 2);
+                for (int64_t i = 1; i < 3; ++i) {
+                  absl::StatusOr<int64_t> v = q.Get();
+                  SURVIVOR_CHECK(v.ok() && *v == i);
+                  SURVIVOR_CHECK(q.TaskDone().ok());
+                }
+                SURVIVOR_CHECK(q.Join().ok());
+                SURVIVOR_CHECK(q.abandoned_tasks() == 1);
+                SURVIVOR_CHECK(q.unfinished_tasks() == 0);
+                SURVIVOR_CHECK(q.qsize() == 0);
+                return 0;
+              }),
+              "");
+  }
+}
+
+// Slots of dead consumers are reused without losing their counts: many
+// consumers, each killed after its Get, one after another.
+TEST_F(QueueHangTest, DeadSlotsAreReusedExactly) {
+  const int victims = 2 * static_cast<int>(mp::queue_internal::Ring::kTaskSlots) + 3;
+  mp::JoinableQueue<int64_t> q(1 << 14);
+  for (int64_t i = 0; i < victims + 1; ++i) ASSERT_TRUE(q.Put(i).ok());
+  for (int v = 0; v < victims; ++v) {
+    ASSERT_EQ(KillVictimAt("queue.joinable.after_get", 1,
+                           [&] { (void)q.Get(); }),
+              "");
+  }
+  EXPECT_EQ(Survive([&] {
+              absl::StatusOr<int64_t> v = q.Get();
+              SURVIVOR_CHECK(v.ok() && *v == victims);
+              SURVIVOR_CHECK(q.TaskDone().ok());
+              SURVIVOR_CHECK(q.Join().ok());
+              SURVIVOR_CHECK(q.abandoned_tasks() ==
+                             static_cast<uint64_t>(victims));
+              SURVIVOR_CHECK(q.unfinished_tasks() == 0);
+              return 0;
+            }),
+            "");
+}
+
 }  // namespace
