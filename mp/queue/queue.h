@@ -45,6 +45,9 @@
 // Crash safety: a producer or consumer SIGKILLed at any point never exposes
 // a torn message, and never blocks the others for long. See ring.h for the
 // mechanism; lost_records() counts messages that died with their producer.
+// The counts stay exact whoever dies where: qsize() reads 0 on an empty
+// queue, and a poison message (see corrupt_records()) is handed out once,
+// then dropped.
 //
 // There is no feeder thread (puts write the ring directly), so JoinThread()
 // and CancelJoinThread() are no-ops kept for parity with Python.

@@ -85,7 +85,9 @@
 //   is delivered or counted, never torn, never a hang.
 //   A consumer killed mid-read dies holding `consumer_lock` with `head` not
 //   yet moved: the next consumer takes over and delivers the same record, so
-//   it is delivered exactly once.
+//   it is delivered exactly once. One killed after moving `head` took the
+//   record with it; the next lock holder completes its count (see "Exact
+//   counts").
 //   A consumer whose sink throws (a decode that cannot allocate, a user
 //   codec) leaves the record at head and the lock free: PopLocked and
 //   PushLocked hold their locks in scoped guards, released on every exit.
