@@ -309,4 +309,33 @@ TEST_F(QueueHangTest, DeadSlotsAreReusedExactly) {
             "");
 }
 
+// kSpsc has no locks: its one consumer / producer completes a dead
+// predecessor's count at its next call.
+TEST_F(QueueHangTest, SpscCountsAfterAKill) {
+  const mp::QueueOptions spsc{.maxsize = 4096,
+                              .mode = mp::queue_internal::RingMode::kSpsc};
+  for (int round = 0; round < Rounds(); ++round) {
+    SCOPED_TRACE(absl::StrCat("round ", round));
+    mp::Queue<int64_t> q(spsc);
+    for (int64_t i = 0; i < 3; ++i) ASSERT_TRUE(q.Put(i).ok());
+    ASSERT_EQ(KillVictimAt("ring.get.after_head", 1, [&] { (void)q.Get(); }),
+              "");
+    ASSERT_EQ(KillVictimAt("ring.put.after_tail", 1,
+                           [&] { (void)q.Put(int64_t{-1}); }),
+              "");
+    EXPECT_EQ(Survive([&] {
+                SURVIVOR_CHECK(q.qsize() == 3);  // 1, 2 and the dead claim
+                SURVIVOR_CHECK(q.Put(int64_t{3}).ok());
+                for (int64_t i = 1; i <= 3; ++i) {
+                  absl::StatusOr<int64_t> v = q.Get();
+                  SURVIVOR_CHECK(v.ok() && *v == i);
+                }
+                SURVIVOR_CHECK(q.lost_records() == 1);
+                SURVIVOR_CHECK(q.qsize() == 0);
+                return 0;
+              }),
+              "");
+  }
+}
+
 }  // namespace
