@@ -83,11 +83,12 @@ std::string BytesOf(const T& v) {
 // Offsets in a Ring, from ring.h's layout comments (line 0: magic, version,
 // mode, capacity, mask; line 1: tail, head cache, records in;
 // line 2: head alone; line 3: consumer lock; line 4: consumers sleep flag,
-// producer lock; the data area after line 6).
+// producer lock; line 6: queue state; lines 7..22: task slots; the data
+// area after them).
 constexpr size_t kMagicAt = 0, kVersionAt = 8, kModeAt = 12, kCapacityAt = 16,
                  kMaskAt = 24, kTailAt = 64, kHeadCacheAt = 72,
                  kProducerLockAt = 264, kHeadAt = 128, kConsumerLockAt = 192,
-                 kDataAt = 448;
+                 kDataAt = 1472;
 static_assert(sizeof(Ring) == kDataAt);
 // A TID above any pid_max: a holder that is certainly dead.
 constexpr uint32_t kDeadTid = 0x3ffffff0;

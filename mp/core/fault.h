@@ -60,14 +60,18 @@ inline constexpr std::string_view kPoints[] = {
     "barrier.wait.after_arrive",     // counted as arrived, holding its lock
     // mp/queue/internal/ring.cc: Ring (MPMC and SPSC).
     "ring.put.after_lock",           // producer lock held; nothing claimed
-    "ring.put.after_claim",          // claim published (tail moved); lock held
+    "ring.put.after_tail",           // claim published (tail moved); not counted
+    "ring.put.after_claim",          // claim published and counted; lock held
     "ring.put.after_payload",        // lock released, payload written; no commit
     "ring.put.after_publish",        // record committed; consumers not woken
     "ring.put.before_sleep",         // waiting-for-space flag raised
     "ring.get.after_lock",           // consumer lock held; nothing read
     "ring.get.after_copy",           // record copied out; head not moved
-    "ring.get.after_publish",        // head moved; lock still held
+    "ring.get.after_head",           // head moved past a record; not counted
+    "ring.get.after_publish",        // head moved, record counted; lock held
     "ring.get.before_sleep",         // waiting-for-data flag raised
+    // mp/queue/queue.h: JoinableQueue.
+    "queue.joinable.after_get",      // record taken (slot counted); no TaskDone
 };
 inline constexpr size_t kNumPoints = std::size(kPoints);
 

@@ -1,5 +1,7 @@
 #include "mp/queue/queue.h"
 
+#include <unistd.h>
+
 #include "absl/strings/str_cat.h"
 
 namespace mp::queue_internal {
@@ -60,6 +62,19 @@ absl::StatusOr<std::shared_ptr<QueueState>> OpenNamedQueue(
   return state;
 }
 
+uint32_t TaskSlotFor(QueueState& state) {
+  const uint64_t pid = static_cast<uint32_t>(getpid());
+  const uint64_t cached = state.task_slot.load(std::memory_order_acquire);
+  if ((cached >> 32) == pid && (cached & 0xffffffffu) != 0) {
+    return static_cast<uint32_t>(cached & 0xffffffffu) - 1;
+  }
+  const uint32_t slot = state.ring->ClaimTaskSlot();
+  if (slot != Ring::kNoSlot) {
+    state.task_slot.store((pid << 32) | (slot + 1), std::memory_order_release);
+  }
+  return slot;
+}
+
 std::string& EncodeBuffer() {
   thread_local std::string buf;
   return buf;
@@ -68,31 +83,6 @@ std::string& EncodeBuffer() {
 std::string& DecodeBuffer() {
   thread_local std::string buf;
   return buf;
-}
-
-absl::Status TaskDone(Ring* ring) {
-  FutexWord& w = ring->unfinished();
-  uint32_t v = w.load(std::memory_order_relaxed);
-  do {
-    if (v == 0) {
-      return absl::InvalidArgumentError("task_done() called too many times");
-    }
-  } while (!w.compare_exchange_weak(v, v - 1, std::memory_order_acq_rel,
-                                    std::memory_order_relaxed));
-  if (v == 1) FutexWakeAll(&w);
-  return absl::OkStatus();
-}
-
-absl::Status JoinTasks(Ring* ring, Deadline deadline) {
-  FutexWord& w = ring->unfinished();
-  for (;;) {
-    uint32_t v = w.load(std::memory_order_acquire);
-    if (v == 0) return absl::OkStatus();
-    if (FutexWait(&w, v, deadline) == FutexResult::kTimedOut) {
-      if (w.load(std::memory_order_acquire) == 0) return absl::OkStatus();
-      return absl::DeadlineExceededError("join: tasks still unfinished");
-    }
-  }
 }
 
 }  // namespace mp::queue_internal

@@ -45,6 +45,9 @@
 // Crash safety: a producer or consumer SIGKILLed at any point never exposes
 // a torn message, and never blocks the others for long. See ring.h for the
 // mechanism; lost_records() counts messages that died with their producer.
+// The counts stay exact whoever dies where: qsize() reads 0 on an empty
+// queue, and a poison message (see corrupt_records()) is handed out once,
+// then dropped.
 //
 // There is no feeder thread (puts write the ring directly), so JoinThread()
 // and CancelJoinThread() are no-ops kept for parity with Python.
@@ -54,8 +57,11 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <exception>
 #include <memory>
 #include <new>
 #include <optional>
@@ -66,6 +72,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "mp/core/fault.h"
 #include "mp/core/futex.h"
 #include "mp/core/shared_memory.h"
 #include "mp/queue/codec.h"
@@ -103,7 +110,13 @@ inline constexpr size_t kDefaultCapacity = size_t{1} << 20;
 struct QueueState {
   SharedMemory memory;
   Ring* ring = nullptr;
+  // JoinableQueue: this process's task slot in the ring, as
+  // pid << 32 | (slot + 1); another pid (a forked child) claims its own.
+  std::atomic<uint64_t> task_slot{0};
 };
+
+// The calling process's task slot for `state` (Ring::kNoSlot when none).
+uint32_t TaskSlotFor(QueueState& state);
 
 absl::StatusOr<std::shared_ptr<QueueState>> MakeAnonymousQueue(
     const QueueOptions& options);
@@ -121,10 +134,6 @@ inline Deadline ToDeadline(bool block, std::optional<double> timeout) {
   if (!timeout) return Deadline::Infinite();
   return Deadline::AfterSeconds(*timeout);
 }
-
-// JoinableQueue's counter (in the ring's header).
-absl::Status TaskDone(Ring* ring);
-absl::Status JoinTasks(Ring* ring, Deadline deadline);
 
 }  // namespace queue_internal
 
@@ -189,39 +198,14 @@ class Queue {
     return Get(queue_internal::ToDeadline(block, timeout));
   }
   absl::StatusOr<T> Get(Deadline deadline) {
-    if constexpr (CodecCopiesBytes<T> && std::is_default_constructible_v<T>) {
-      T value;
-      absl::Status s = ring()->Pop(
-          [](void* ctx, const char* bytes, size_t n) -> absl::Status {
-            if (n != sizeof(T)) {
-              return absl::DataLossError("queue: message of the wrong size");
-            }
-            std::memcpy(ctx, bytes, n);
-            return absl::OkStatus();
-          },
-          &value, deadline);
-      if (!s.ok()) return s;
-      return value;
-    } else {
-      std::string& buf = queue_internal::DecodeBuffer();
-      absl::Status s = ring()->Pop(
-          [](void* ctx, const char* bytes, size_t n) -> absl::Status {
-            static_cast<std::string*>(ctx)->assign(bytes, n);
-            return absl::OkStatus();
-          },
-          &buf, deadline);
-      if (!s.ok()) return s;
-      T value{};
-      if (absl::Status d = DecodeMessage(buf.data(), buf.size(), &value);
-          !d.ok()) {
-        return d;
-      }
-      return value;
-    }
+    return GetFor(deadline, queue_internal::Ring::kNoSlot);
   }
   absl::StatusOr<T> GetNowait() { return Get(false); }
 
-  // Messages waiting: a racy snapshot (Python's qsize(), named honestly).
+  // Messages waiting: a racy snapshot (Python's qsize(), named honestly):
+  // messages put (or being put) and not yet taken, lost or dropped. Exact
+  // while nobody is putting or getting, whoever died where: 0 on an empty
+  // queue.
   size_t ApproxSize() const { return ring()->RecordsApprox(); }
   size_t qsize() const { return ApproxSize(); }
   // Racy snapshots as well.
@@ -242,8 +226,15 @@ class Queue {
   void JoinThread() {}
   void CancelJoinThread() {}
 
-  // Messages lost because their producer was killed while writing them.
+  // Messages lost because their producer was killed while writing them,
+  // counted when a consumer skips them (exactly once, whoever dies when).
   uint64_t lost_records() const { return ring()->lost_records(); }
+  // Poison messages: records of the wrong size for a trivially copyable T,
+  // or that the codec could not decode (an error or an exception other
+  // than bad_alloc). Each is handed to one Get as DataLoss (or as the
+  // codec's exception), then dropped: never left at the head of the queue.
+  // Not counted in lost_records().
+  uint64_t corrupt_records() const { return ring()->corrupt_records(); }
   size_t capacity() const { return ring()->capacity(); }
   size_t max_message_bytes() const { return ring()->max_message(); }
 
@@ -251,6 +242,53 @@ class Queue {
   explicit Queue(std::shared_ptr<queue_internal::QueueState> s)
       : state_(std::move(s)) {}
   queue_internal::Ring* ring() const { return state_->ring; }
+  queue_internal::QueueState& state() const { return *state_; }
+
+  // Get, the record counted as taken by task slot `taker` (JoinableQueue).
+  absl::StatusOr<T> GetFor(Deadline deadline, uint32_t taker) {
+    if constexpr (CodecCopiesBytes<T> && std::is_default_constructible_v<T>) {
+      T value;
+      absl::Status s = ring()->Pop(
+          [](void* ctx, const char* bytes, size_t n) -> absl::Status {
+            if (n != sizeof(T)) {  // dropped by the ring, counted corrupt
+              return absl::DataLossError("queue: message of the wrong size");
+            }
+            std::memcpy(ctx, bytes, n);
+            return absl::OkStatus();
+          },
+          &value, deadline, taker);
+      if (!s.ok()) return s;
+      return value;
+    } else {
+      // Decoded straight from the ring, under the consumer lock: a record
+      // that does not decode is dropped there and then (counted in
+      // corrupt_records()). A codec that throws bad_alloc leaves the record
+      // for the next Get; any other exception drops it as corrupt and is
+      // rethrown here. Either way the lock is released.
+      struct Decoding {
+        T* value;
+        std::exception_ptr thrown;
+      };
+      T value{};
+      Decoding d{&value, nullptr};
+      absl::Status s = ring()->Pop(
+          [](void* ctx, const char* bytes, size_t n) -> absl::Status {
+            auto* d = static_cast<Decoding*>(ctx);
+            try {
+              return DecodeMessage(bytes, n, d->value);
+            } catch (const std::bad_alloc&) {
+              throw;
+            } catch (...) {
+              d->thrown = std::current_exception();
+              return absl::DataLossError("queue: the codec threw");
+            }
+          },
+          &d, deadline, taker);
+      if (d.thrown) std::rethrow_exception(d.thrown);
+      if (!s.ok()) return s;
+      return value;
+    }
+  }
 
  private:
   std::shared_ptr<queue_internal::QueueState> state_;
@@ -258,35 +296,63 @@ class Queue {
 
 // A Queue whose consumers report each item done; Join() waits until every
 // item put has been reported (Python's JoinableQueue).
+//
+// Tasks: an item is unfinished from the moment its Put claims room in the
+// ring (a Put still blocked on a full queue counts nothing, as in Python)
+// until a TaskDone matches it. An item whose producer died while writing it
+// is finished once a consumer skips it (lost_records()), a poison item once
+// a Get has reported it (corrupt_records()). The count lives in the ring,
+// so a Put through a Queue<T>& that refers to this queue counts like any
+// other.
+//
+// A consumer that dies between Get and TaskDone abandons its task: Join
+// stops waiting for it and abandoned_tasks() counts it. (Takes and
+// TaskDones are counted per process, in slots in the ring; a process is
+// dead once its pid is gone, a zombie, or reused by a process of another
+// start time. See "Tasks" in ring.h.) So Join returns once every task of a
+// live process, and every item still in the queue, is done. TaskDone must
+// come from the process that took the item, and the take must go through
+// this JoinableQueue (a Get through a Queue<T>& is never abandoned).
+//
+// Crash safety: the counts stay exact whoever is killed at any instruction
+// (see "Exact counts" in ring.h). Join sleeps in slices (20 ms) and counts
+// again, so a loss or an abandonment that wakes nobody is seen.
 template <class T>
 class JoinableQueue : public Queue<T> {
  public:
   explicit JoinableQueue(long maxsize = 0) : Queue<T>(maxsize) {}
   explicit JoinableQueue(const QueueOptions& options) : Queue<T>(options) {}
 
-  // As Queue::Put; the item counts as unfinished once the put succeeds
-  // (counted before it becomes visible, so a fast TaskDone never underflows).
-  absl::Status Put(const T& value, bool block = true,
-                   std::optional<double> timeout = std::nullopt) {
-    return Put(value, queue_internal::ToDeadline(block, timeout));
+  // As Queue::Get; the item is then this process's task until TaskDone.
+  absl::StatusOr<T> Get(bool block = true,
+                        std::optional<double> timeout = std::nullopt) {
+    return Get(queue_internal::ToDeadline(block, timeout));
   }
-  absl::Status Put(const T& value, Deadline deadline) {
-    this->ring()->unfinished().fetch_add(1, std::memory_order_relaxed);
-    absl::Status s = Queue<T>::Put(value, deadline);
-    if (!s.ok()) queue_internal::TaskDone(this->ring()).IgnoreError();
-    return s;
+  absl::StatusOr<T> Get(Deadline deadline) {
+    absl::StatusOr<T> v =
+        this->GetFor(deadline, queue_internal::TaskSlotFor(this->state()));
+    if (v.ok()) MP_FAULT_POINT("queue.joinable.after_get");
+    return v;
   }
-  absl::Status PutNowait(const T& value) { return Put(value, false); }
+  absl::StatusOr<T> GetNowait() { return Get(false); }
 
   // Marks one item done. InvalidArgument ("task_done() called too many
-  // times", Python's ValueError) when nothing is unfinished. Release: what the
-  // caller did happens-before the return of a Join it lets go.
-  absl::Status TaskDone() { return queue_internal::TaskDone(this->ring()); }
-
-  // Blocks until every item put has had TaskDone. OK, or DeadlineExceeded.
-  absl::Status Join(Deadline deadline = Deadline::Infinite()) {
-    return queue_internal::JoinTasks(this->ring(), deadline);
+  // times", Python's ValueError) when TaskDones already match every item
+  // put (abandoned tasks aside). Release: what the caller did
+  // happens-before the return of a Join it lets go.
+  absl::Status TaskDone() {
+    return this->ring()->TaskDone(queue_internal::TaskSlotFor(this->state()));
   }
+
+  // Blocks until nothing is unfinished. OK, or DeadlineExceeded.
+  absl::Status Join(Deadline deadline = Deadline::Infinite()) {
+    return this->ring()->JoinTasks(deadline);
+  }
+
+  // Items put and not yet done or abandoned: a racy snapshot.
+  uint64_t unfinished_tasks() const { return this->ring()->UnfinishedTasks(); }
+  // Tasks abandoned by consumers that died between Get and TaskDone.
+  uint64_t abandoned_tasks() const { return this->ring()->AbandonedTasks(); }
 };
 
 // Python's SimpleQueue: put/get/empty/close, no size bound to speak of, no

@@ -495,7 +495,8 @@ struct RingArena {
 // Whether a producer killed at `point` loses (and counts) its record, and
 // whether the record was published before the death.
 bool ProducerLosesAt(std::string_view point) {
-  return point == "ring.put.after_claim" || point == "ring.put.after_payload";
+  return point == "ring.put.after_tail" || point == "ring.put.after_claim" ||
+         point == "ring.put.after_payload";
 }
 bool ProducerPublishedAt(std::string_view point) {
   return point == "ring.put.after_publish";
@@ -573,7 +574,7 @@ Round ProducerRound(std::string_view point, uint64_t nth) {
 
 // Whether a consumer killed at `point` takes its record with it.
 bool ConsumerTakesAt(std::string_view point) {
-  return point == "ring.get.after_publish";
+  return point == "ring.get.after_head" || point == "ring.get.after_publish";
 }
 
 Round ConsumerRound(std::string_view point, uint64_t nth) {
@@ -646,6 +647,57 @@ Round ConsumerRound(std::string_view point, uint64_t nth) {
   return round;
 }
 
+// ---- JoinableQueue --------------------------------------------------------------
+
+// A consumer killed between its Get and its TaskDone abandons that task:
+// Join (with a deadline far above its slices) must return once the peer
+// has done everything else, with abandoned_tasks() == 1 and nothing
+// unfinished.
+Round JoinableRound(std::string_view point, uint64_t nth) {
+  Round round;
+  constexpr uint64_t kItems = 200;
+  mp::JoinableQueue<Msg> q(mp::QueueOptions{.maxsize = 1 << 16});
+  for (uint64_t i = 0; i < kItems; ++i) {
+    if (!q.Put(MakeMsg(i), mp::Deadline::After(kHang)).ok()) {
+      return Round{false, "put"};
+    }
+  }
+  auto consume = [&] {
+    for (;;) {
+      absl::StatusOr<Msg> m = q.Get(mp::Deadline::After(kHang));
+      if (!m.ok()) return mp::IsClosed(m.status()) ? kOk : kHung;
+      if (CheckOf(*m) != m->check) return kCorrupt;
+      if (!q.TaskDone().ok()) return kCorrupt;
+      usleep(50);  // let the other consumer in
+    }
+  };
+  pid_t victim = Fork([&] {
+    Arm(point, nth);
+    return consume();
+  });
+  pid_t peer = Fork(consume);
+  const int vs = WaitFor(victim, seconds(2));
+  if (vs == -1) {
+    KillAndReap(victim);
+  } else {
+    round.hit = KilledAtPoint(vs);
+  }
+  if (!q.Join(mp::Deadline::After(kHang)).ok()) {
+    round.failure = "join after the consumer died";
+  }
+  q.Close();
+  ExpectExitsCleanly(peer, kHang + seconds(1), "surviving consumer",
+                     &round.failure);
+  if (round.failure.empty() && round.hit &&
+      (q.abandoned_tasks() != 1 || q.unfinished_tasks() != 0 ||
+       q.qsize() != 0)) {
+    round.failure = absl::StrCat("abandoned ", q.abandoned_tasks(),
+                                 " (expected 1), unfinished ",
+                                 q.unfinished_tasks(), ", qsize ", q.qsize());
+  }
+  return round;
+}
+
 // ---- the driver ---------------------------------------------------------------
 
 [[maybe_unused]] Round RunRound(std::string_view point, uint64_t nth) {
@@ -659,6 +711,7 @@ Round ConsumerRound(std::string_view point, uint64_t nth) {
   if (starts("barrier.")) return BarrierRound(point, nth);
   if (starts("ring.put.")) return ProducerRound(point, nth);
   if (starts("ring.get.")) return ConsumerRound(point, nth);
+  if (starts("queue.joinable.")) return JoinableRound(point, nth);
   return Round{false, "no scenario for this point"};
 }
 

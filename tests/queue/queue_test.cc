@@ -352,6 +352,28 @@ TEST(JoinableQueueTest, TooManyTaskDoneIsAnError) {
   EXPECT_EQ(q.TaskDone().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// The task count lives in the ring: a Put through a Queue<T>& that refers to
+// a JoinableQueue counts as any other, and a Put that fails (full) counts
+// nothing.
+TEST(JoinableQueueTest, CountsPutsThroughABaseReference) {
+  mp::JoinableQueue<int64_t> q(64);
+  mp::Queue<int64_t>& base = q;
+  int items = 0;
+  while (base.PutNowait(items).ok()) ++items;
+  ASSERT_GT(items, 0);
+  EXPECT_TRUE(mp::IsFull(q.PutNowait(-1)));
+  EXPECT_EQ(q.unfinished_tasks(), static_cast<uint64_t>(items));
+  EXPECT_EQ(q.qsize(), static_cast<size_t>(items));
+  for (int i = 0; i < items; ++i) {
+    ASSERT_TRUE(q.Get().ok());
+    ASSERT_TRUE(q.TaskDone().ok());
+  }
+  EXPECT_TRUE(q.Join(mp::Deadline::After(std::chrono::seconds(5))).ok());
+  EXPECT_EQ(q.qsize(), 0u);
+  EXPECT_EQ(q.abandoned_tasks(), 0u);
+  EXPECT_EQ(q.TaskDone().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(SimpleQueueTest, PutGetEmptyClose) {
   mp::SimpleQueue<std::string> q;
   EXPECT_TRUE(q.empty());

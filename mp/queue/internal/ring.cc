@@ -1,5 +1,7 @@
 #include "mp/queue/internal/ring.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -36,6 +38,9 @@ constexpr int kLockSpinIterations = 100;
 // membarrier in this process) sleeps before it looks again.
 constexpr auto kUncoveredSlice = std::chrono::milliseconds(1);
 constexpr auto kLivenessSlice = std::chrono::milliseconds(20);
+// How long Join sleeps before it counts again (a wake can be missed where
+// the fence cannot cover TaskDone, or when a count moves without a wake).
+constexpr auto kJoinSlice = std::chrono::milliseconds(20);
 
 size_t Align8(size_t n) { return (n + 7) & ~size_t{7}; }
 
@@ -51,6 +56,33 @@ inline void CopyPayload(char* dst, const void* src_v, size_t n) {
   }
   if (n != 0) std::memcpy(dst, src, n);
 }
+
+// Holds a PidLock (or nothing, for a kSpsc side) for a scope: every exit,
+// a thrown exception included, releases it.
+class ScopedPidLock {
+ public:
+  explicit ScopedPidLock(PidLock* lock) : lock_(lock) {}
+  ~ScopedPidLock() { Unlock(); }
+  ScopedPidLock(const ScopedPidLock&) = delete;
+  ScopedPidLock& operator=(const ScopedPidLock&) = delete;
+
+  PidLock::Acquired Lock(Deadline deadline) {
+    if (lock_ == nullptr) return PidLock::Acquired::kYes;
+    const PidLock::Acquired a = lock_->Lock(deadline);
+    held_ = a != PidLock::Acquired::kNo;
+    return a;
+  }
+  void Unlock() {
+    if (held_) {
+      held_ = false;
+      lock_->Unlock();
+    }
+  }
+
+ private:
+  PidLock* const lock_;
+  bool held_ = false;
+};
 
 Deadline Earlier(Deadline a, Deadline b) {
   if (a.infinite()) return b;
@@ -333,14 +365,17 @@ absl::Status Ring::PushLocked(const void* src, size_t n, Deadline deadline,
                               bool mpmc) {
   const size_t rec = Align8(sizeof(RecordHeader) + n);
   const uint32_t me = CurrentTid();
+  ScopedPidLock lock(mpmc ? &producer_lock_ : nullptr);
   for (;;) {
-    // A lock taken over from a dead producer needs no repair here: a claim
-    // it published is the consumers' to skip and count (SkipDeadClaim), and
-    // one it did not publish is overwritten by ours.
-    if (mpmc && producer_lock_.Lock(deadline) == PidLock::Acquired::kNo) {
+    // A lock taken over from a dead producer needs no repair of the ring: a
+    // claim it published is the consumers' to skip and count
+    // (SkipDeadClaim), and one it did not publish is overwritten by ours.
+    // Only its count may need completing (RepairProducerCounts).
+    if (lock.Lock(deadline) == PidLock::Acquired::kNo) {
       return absl::ResourceExhaustedError("queue is full");
     }
     MP_FAULT_POINT("ring.put.after_lock");
+    RepairProducerCounts();
     for (;;) {
       const uint64_t tail = tail_.load(std::memory_order_relaxed);
       const size_t off = static_cast<size_t>(tail & mask_);
@@ -352,12 +387,11 @@ absl::Status Ring::PushLocked(const void* src, size_t n, Deadline deadline,
         head = head_.load(std::memory_order_acquire);
         head_cache_.store(head, std::memory_order_release);  // see Attach
         if (tail - head > capacity_) {  // head after tail, or lapped
-          if (mpmc) producer_lock_.Unlock();
           return absl::DataLossError("ring: indices out of range");
         }
         if (tail + need - head > capacity_) {
           if (mpmc && SkipPadsForProducer(tail)) continue;
-          if (mpmc) producer_lock_.Unlock();
+          lock.Unlock();
           if (closed()) {
             return absl::FailedPreconditionError("queue is closed");
           }
@@ -382,6 +416,13 @@ absl::Status Ring::PushLocked(const void* src, size_t n, Deadline deadline,
       std::atomic_ref<uint64_t> header = HeaderAt(tail);
       const uint32_t length =
           static_cast<uint32_t>(need - sizeof(RecordHeader));
+      // The intent before the tail store (see "Exact counts" in ring.h). A
+      // pad writes one too, counting nothing: else a pad could move tail to
+      // the position a dead claimer's intent names.
+      const uint64_t in =
+          records_in_.load(std::memory_order_relaxed) + (pad ? 0 : 1);
+      pend_tail_.store(next, std::memory_order_relaxed);
+      pend_in_.store(in, std::memory_order_release);
       if (pad) {
         header.store(RecordHeader::Claim(me, length | RecordHeader::kPadClaim),
                      std::memory_order_relaxed);
@@ -393,11 +434,11 @@ absl::Status Ring::PushLocked(const void* src, size_t n, Deadline deadline,
       }
       header.store(RecordHeader::Claim(me, static_cast<uint32_t>(n)),
                    std::memory_order_relaxed);
-      records_in_.store(records_in_.load(std::memory_order_relaxed) + 1,
-                        std::memory_order_relaxed);
       tail_.store(next, std::memory_order_release);
+      MP_FAULT_POINT("ring.put.after_tail");
+      records_in_.store(in, std::memory_order_relaxed);
       MP_FAULT_POINT("ring.put.after_claim");
-      if (mpmc) producer_lock_.Unlock();
+      lock.Unlock();
       CopyPayload(data() + off + sizeof(RecordHeader), src, n);
       MP_FAULT_POINT("ring.put.after_payload");
       header.store(RecordHeader::Committed(tail, static_cast<uint32_t>(n),
@@ -414,9 +455,10 @@ bool Ring::SkipPadsForProducer(uint64_t tail) {
   // Never wait for the lock: its holder skips committed pads itself, and
   // may be waiting at head for a commit from producers that need this
   // producer lock (the wait would deadlock). A dead holder is taken over.
-  if (consumer_lock_.Lock(Deadline::Past()) == PidLock::Acquired::kNo) {
-    return false;
-  }
+  ScopedPidLock lock(&consumer_lock_);
+  if (lock.Lock(Deadline::Past()) == PidLock::Acquired::kNo) return false;
+  // A dead consumer's interrupted count is completed before head moves on.
+  RepairConsumerCounts();
   const uint64_t start = head_.load(std::memory_order_relaxed);
   uint64_t head = start;
   while (head != tail && tail - head <= capacity_) {
@@ -432,12 +474,9 @@ bool Ring::SkipPadsForProducer(uint64_t tail) {
     }
     head += capacity_ - off;
   }
-  if (head == start) {
-    consumer_lock_.Unlock();
-    return false;
-  }
-  head_.store(head, std::memory_order_release);
-  consumer_lock_.Unlock();
+  if (head == start) return false;
+  AdvanceHead(head, Count::kNone);
+  lock.Unlock();
   WakeProducers();
   return true;
 }
@@ -454,37 +493,44 @@ absl::StatusOr<bool> Ring::SkipDeadClaim(uint64_t head, uint64_t w,
   }
   const uint32_t tid = RecordHeader::StateOf(w) >> 2;
   if (tid != 0 && !TaskIsDead(tid)) return false;
+  // Counted when head moves past it (AdvanceHead), not here: the count and
+  // the head move go together through the intent.
   uint64_t expected = w;
-  if (HeaderAt(head).compare_exchange_strong(
-          expected,
-          RecordHeader::Committed(
-              head, payload, pad ? RecordHeader::kPad : RecordHeader::kLost),
-          std::memory_order_acq_rel, std::memory_order_acquire) &&
-      !pad) {
-    lost_.fetch_add(1, std::memory_order_relaxed);
-  }
+  HeaderAt(head).compare_exchange_strong(
+      expected,
+      RecordHeader::Committed(
+          head, payload, pad ? RecordHeader::kPad : RecordHeader::kLost),
+      std::memory_order_acq_rel, std::memory_order_acquire);
   return true;  // skipped by us, or committed meanwhile: look again
 }
 
-absl::Status Ring::Pop(Sink sink, void* ctx, Deadline deadline) {
-  return PopLocked(sink, ctx, deadline, mode() == RingMode::kMpmc);
+absl::Status Ring::Pop(Sink sink, void* ctx, Deadline deadline,
+                       uint32_t taker) {
+  if (taker != kNoSlot && taker >= kTaskSlots) {
+    return absl::InvalidArgumentError("ring: bad task slot");
+  }
+  return PopLocked(sink, ctx, deadline, mode() == RingMode::kMpmc, taker);
 }
 
 absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
-                             bool mpmc) {
+                             bool mpmc, uint32_t taker) {
   // A claim seen uncommitted at `stuck_at` since `stuck_since`: its claimer
   // is checked for liveness once it has been stuck kLivenessSlice, or when
   // our deadline has passed.
   uint64_t stuck_at = ~uint64_t{0};
   std::chrono::steady_clock::time_point stuck_since;
   bool judged_late = false;  // its claimer was alive at our deadline
+  // Every exit releases the lock, a throwing sink's included.
+  ScopedPidLock lock(mpmc ? &consumer_lock_ : nullptr);
   for (;;) {
-    // A lock taken over from a dead consumer needs no repair: the record it
-    // was reading is still at `head` and goes to us.
-    if (mpmc && consumer_lock_.Lock(deadline) == PidLock::Acquired::kNo) {
+    // A lock taken over from a dead consumer needs no repair of the ring:
+    // the record it was reading is still at `head` and goes to us, or head
+    // has moved past it and only its count may need completing.
+    if (lock.Lock(deadline) == PidLock::Acquired::kNo) {
       return absl::DeadlineExceededError("queue is empty");
     }
     MP_FAULT_POINT("ring.get.after_lock");
+    RepairConsumerCounts();
     for (;;) {
       const uint64_t head = head_.load(std::memory_order_relaxed);
       const size_t off = static_cast<size_t>(head & mask_);
@@ -514,7 +560,6 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
         // publishes it.
         const uint64_t tail = tail_.load(std::memory_order_acquire);
         if (tail - head > capacity_) {  // head after tail, or lapped
-          if (mpmc) consumer_lock_.Unlock();
           return absl::DataLossError("ring: indices out of range");
         }
         w = HeaderAt(head).load(std::memory_order_acquire);
@@ -522,7 +567,6 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
           const bool claimed = tail != head;
           if (claimed) {
             if (RecordHeader::KindOf(w) != RecordHeader::kClaimed) {
-              if (mpmc) consumer_lock_.Unlock();
               return absl::DataLossError("ring: corrupt record header");
             }
             const auto now = std::chrono::steady_clock::now();
@@ -533,10 +577,7 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
             if (deadline.Expired() || now - stuck_since >= kLivenessSlice) {
               judged_late = deadline.Expired();
               absl::StatusOr<bool> skipped = SkipDeadClaim(head, w, tail);
-              if (!skipped.ok()) {
-                if (mpmc) consumer_lock_.Unlock();
-                return skipped.status();
-              }
+              if (!skipped.ok()) return skipped.status();
               if (*skipped) continue;
             }
             // Wait for the commit keeping the lock: the record at head is
@@ -548,7 +589,6 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
                                        Deadline::After(kLivenessSlice)),
                                /*or_closed=*/false) &&
                 deadline.Expired() && judged_late) {
-              if (mpmc) consumer_lock_.Unlock();
               return absl::DeadlineExceededError("queue is empty");
             }
             continue;
@@ -556,7 +596,6 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
           if (closed()) {
             // A producer that saw the queue open may claim after our read.
             if (tail_.load(std::memory_order_acquire) != head) continue;
-            if (mpmc) consumer_lock_.Unlock();
             return absl::OutOfRangeError("queue is closed");
           }
           if (mpmc) {
@@ -570,7 +609,6 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
                                        Deadline::After(kLivenessSlice)),
                                /*or_closed=*/true) &&
                 deadline.Expired()) {
-              consumer_lock_.Unlock();
               return absl::DeadlineExceededError("queue is empty");
             }
             continue;
@@ -585,35 +623,294 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
       const uint32_t kind = RecordHeader::KindOf(w);
       const size_t rec = Align8(sizeof(RecordHeader) + size_t{len});
       if (rec > to_end || (kind == RecordHeader::kPad && rec != to_end)) {
-        if (mpmc) consumer_lock_.Unlock();
         return absl::DataLossError("ring: corrupt record header");
       }
       if (kind != RecordHeader::kData) {  // a pad, or a lost record
-        head_.store(head + rec, std::memory_order_release);
+        const bool lost = kind == RecordHeader::kLost;
+        AdvanceHead(head + rec, lost ? Count::kLost : Count::kNone);
         WakeProducers();
+        if (lost) WakeJoiners();
         continue;
       }
+      // The sink may throw (bad_alloc): the guard releases the lock and the
+      // record stays at head. An error it returns drops the record.
       absl::Status s = sink(ctx, data() + off + sizeof(RecordHeader), len);
       if (!s.ok()) {
-        if (mpmc) consumer_lock_.Unlock();
+        AdvanceHead(head + rec, Count::kCorrupt);
+        lock.Unlock();
+        WakeProducers();
+        WakeJoiners();
         return s;
       }
       MP_FAULT_POINT("ring.get.after_copy");
-      records_out_.store(records_out_.load(std::memory_order_relaxed) + 1,
-                         std::memory_order_relaxed);
-      head_.store(head + rec, std::memory_order_release);
+      AdvanceHead(head + rec, Count::kOut, taker);
       MP_FAULT_POINT("ring.get.after_publish");
-      if (mpmc) consumer_lock_.Unlock();
+      lock.Unlock();
       WakeProducers();
       return absl::OkStatus();
     }
   }
 }
 
+// ---- Exact counts (ring.h) ---------------------------------------------------
+
+std::atomic<uint64_t>* Ring::CounterOf(Count c) {
+  switch (c) {
+    case Count::kOut:
+      return &records_out_;
+    case Count::kLost:
+      return &lost_;
+    case Count::kCorrupt:
+      return &corrupt_;
+    case Count::kNone:
+      break;
+  }
+  return nullptr;
+}
+
+void Ring::AdvanceHead(uint64_t next, Count c, uint32_t taker) {
+  std::atomic<uint64_t>* counter = CounterOf(c);
+  if (counter == nullptr) {  // a pad: nothing to count, no intent needed
+    head_.store(next, std::memory_order_release);
+    return;
+  }
+  const uint64_t n = counter->load(std::memory_order_relaxed) + 1;
+  // pend_head_ first: until head reaches it, the rest of the intent is
+  // ignored, stale or not. pend_what_ names the taker on every counted move,
+  // so a stale pend_taken_ is never read as ours.
+  pend_head_.store(next, std::memory_order_relaxed);
+  uint64_t taken = 0;
+  uint32_t what = static_cast<uint32_t>(c);
+  if (taker != kNoSlot) {
+    taken = slots_[taker].taken.load(std::memory_order_relaxed) + 1;
+    pend_taken_.store(taken, std::memory_order_relaxed);
+    what |= (taker + 1) << 8;
+  }
+  pend_what_.store(what, std::memory_order_relaxed);
+  pend_count_.store(n, std::memory_order_release);
+  head_.store(next, std::memory_order_release);
+  if (c == Count::kOut) MP_FAULT_POINT("ring.get.after_head");
+  counter->store(n, std::memory_order_relaxed);
+  if (taker != kNoSlot) {
+    slots_[taker].taken.store(taken, std::memory_order_release);
+  }
+}
+
+void Ring::RepairConsumerCounts() {
+  if (head_.load(std::memory_order_relaxed) !=
+      pend_head_.load(std::memory_order_relaxed)) {
+    return;
+  }
+  const uint32_t what = pend_what_.load(std::memory_order_relaxed);
+  std::atomic<uint64_t>* counter = CounterOf(static_cast<Count>(what & 0xff));
+  if (counter == nullptr) return;
+  const uint64_t want = pend_count_.load(std::memory_order_acquire);
+  if (counter->load(std::memory_order_relaxed) + 1 == want) {
+    counter->store(want, std::memory_order_relaxed);
+  }
+  const uint32_t slot = (what >> 8) - 1;  // kNoSlot when none
+  if (slot < kTaskSlots) {
+    const uint64_t taken = pend_taken_.load(std::memory_order_relaxed);
+    if (slots_[slot].taken.load(std::memory_order_relaxed) + 1 == taken) {
+      slots_[slot].taken.store(taken, std::memory_order_release);
+    }
+  }
+}
+
+void Ring::RepairProducerCounts() {
+  if (tail_.load(std::memory_order_relaxed) !=
+      pend_tail_.load(std::memory_order_relaxed)) {
+    return;
+  }
+  const uint64_t want = pend_in_.load(std::memory_order_acquire);
+  if (records_in_.load(std::memory_order_relaxed) + 1 == want) {
+    records_in_.store(want, std::memory_order_relaxed);
+  }
+}
+
+// Readers complete an interrupted move's count as the next holder will. An
+// intent counts only if head stands at its position and the intent did not
+// change while we looked (a successor writes pend_what_ before it moves
+// head), so a move still in flight, or an intent whose mover died before
+// moving head, is never counted.
+uint64_t Ring::Counted(Count c) const {
+  const std::atomic<uint64_t>& counter = c == Count::kOut    ? records_out_
+                                         : c == Count::kLost ? lost_
+                                                             : corrupt_;
+  const uint64_t v = counter.load(std::memory_order_acquire);
+  const uint32_t what = pend_what_.load(std::memory_order_acquire);
+  if ((what & 0xff) == static_cast<uint32_t>(c) &&
+      pend_count_.load(std::memory_order_acquire) == v + 1 &&
+      head_.load(std::memory_order_acquire) ==
+          pend_head_.load(std::memory_order_acquire) &&
+      pend_what_.load(std::memory_order_acquire) == what) {
+    return v + 1;
+  }
+  return v;
+}
+
+uint64_t Ring::SlotTaken(uint32_t i) const {
+  const uint64_t v = slots_[i].taken.load(std::memory_order_acquire);
+  const uint32_t what = pend_what_.load(std::memory_order_acquire);
+  if ((what & 0xff) == static_cast<uint32_t>(Count::kOut) &&
+      (what >> 8) == i + 1 &&
+      pend_taken_.load(std::memory_order_acquire) == v + 1 &&
+      head_.load(std::memory_order_acquire) ==
+          pend_head_.load(std::memory_order_acquire) &&
+      pend_what_.load(std::memory_order_acquire) == what) {
+    return v + 1;
+  }
+  return v;
+}
+
+uint64_t Ring::ClaimedRecords() const {
+  const uint64_t v = records_in_.load(std::memory_order_acquire);
+  if (pend_in_.load(std::memory_order_acquire) == v + 1 &&
+      tail_.load(std::memory_order_acquire) ==
+          pend_tail_.load(std::memory_order_acquire)) {
+    return v + 1;
+  }
+  return v;
+}
+
 uint64_t Ring::RecordsApprox() const {
-  uint64_t out = records_out_.load(std::memory_order_relaxed);
-  uint64_t in = records_in_.load(std::memory_order_relaxed);
-  return in > out ? in - out : 0;
+  // What left the ring first, then what entered it: a record moving through
+  // meanwhile makes the answer larger, never negative.
+  const uint64_t gone =
+      Counted(Count::kOut) + Counted(Count::kLost) + Counted(Count::kCorrupt);
+  const uint64_t in = ClaimedRecords();
+  return in > gone ? in - gone : 0;
+}
+
+// ---- JoinableQueue's tasks ---------------------------------------------------
+
+namespace {
+
+uint64_t OwnerWord(uint32_t pid, uint64_t start) {
+  return (uint64_t{pid} << 32) | (start & 0xffffffffu);
+}
+
+// True when the slot owner `owner` (non-zero) no longer runs: its pid is
+// gone or a zombie, or names a process that started at another time.
+bool OwnerIsDead(uint64_t owner) {
+  const uint32_t pid = static_cast<uint32_t>(owner >> 32);
+  if (TaskIsDead(pid)) return true;
+  const uint64_t start = liveness::TaskStartTime(pid);
+  if (start == 0) return TaskIsDead(pid);  // exited meanwhile, or unreadable
+  return (start & 0xffffffffu) != (owner & 0xffffffffu);
+}
+
+}  // namespace
+
+uint32_t Ring::ClaimTaskSlot() {
+  const uint32_t pid = static_cast<uint32_t>(getpid());
+  const uint64_t me = OwnerWord(pid, liveness::TaskStartTime(pid));
+  for (uint32_t i = 0; i < kTaskSlots; ++i) {
+    if (slots_[i].owner.load(std::memory_order_acquire) == me) return i;
+  }
+  for (uint32_t i = 0; i < kTaskSlots; ++i) {
+    uint64_t o = 0;
+    if (slots_[i].owner.load(std::memory_order_relaxed) == 0 &&
+        slots_[i].owner.compare_exchange_strong(o, me,
+                                                std::memory_order_acq_rel)) {
+      return i;  // never used: every count is 0
+    }
+  }
+  for (uint32_t i = 0; i < kTaskSlots; ++i) {
+    uint64_t o = slots_[i].owner.load(std::memory_order_acquire);
+    if (o == 0 || o == me || !OwnerIsDead(o)) continue;
+    // The dead owners' abandoned tasks, before we own the slot: nobody
+    // moves a dead slot's counts but a repair, which SlotTaken includes.
+    const uint64_t done = slots_[i].done.load(std::memory_order_acquire);
+    const uint64_t taken = SlotTaken(i);
+    if (slots_[i].owner.compare_exchange_strong(o, me,
+                                                std::memory_order_acq_rel)) {
+      // Killed before this store, we leave a dead slot, counted alike.
+      slots_[i].abandoned_before.store(taken > done ? taken - done : 0,
+                                       std::memory_order_release);
+      return i;
+    }
+  }
+  return kNoSlot;
+}
+
+uint64_t Ring::UnfinishedTasks() const {
+  // The finished first, then the claimed: racing puts and task_dones can
+  // only make the answer larger (Join waits longer), never smaller.
+  uint64_t finished = tasks_done_.load(std::memory_order_acquire) +
+                      Counted(Count::kLost) + Counted(Count::kCorrupt);
+  for (uint32_t i = 0; i < kTaskSlots; ++i) {
+    const uint64_t owner = slots_[i].owner.load(std::memory_order_acquire);
+    if (owner == 0) continue;
+    const uint64_t ab = slots_[i].abandoned_before.load(std::memory_order_acquire);
+    const uint64_t done = slots_[i].done.load(std::memory_order_acquire);
+    if (OwnerIsDead(owner)) {
+      finished += std::max(SlotTaken(i), done);
+    } else {
+      finished += done + ab;
+    }
+  }
+  const uint64_t in = ClaimedRecords();
+  return in > finished ? in - finished : 0;
+}
+
+uint64_t Ring::AbandonedTasks() const {
+  uint64_t abandoned = 0;
+  for (uint32_t i = 0; i < kTaskSlots; ++i) {
+    const uint64_t owner = slots_[i].owner.load(std::memory_order_acquire);
+    if (owner == 0) continue;
+    if (OwnerIsDead(owner)) {
+      const uint64_t done = slots_[i].done.load(std::memory_order_acquire);
+      const uint64_t taken = SlotTaken(i);
+      abandoned += taken > done ? taken - done : 0;
+    } else {
+      abandoned += slots_[i].abandoned_before.load(std::memory_order_acquire);
+    }
+  }
+  return abandoned;
+}
+
+absl::Status Ring::TaskDone(uint32_t slot) {
+  if (slot != kNoSlot && slot >= kTaskSlots) {
+    return absl::InvalidArgumentError("ring: bad task slot");
+  }
+  uint64_t finished = tasks_done_.load(std::memory_order_acquire) +
+                      Counted(Count::kLost) + Counted(Count::kCorrupt);
+  for (uint32_t i = 0; i < kTaskSlots; ++i) {
+    finished += slots_[i].done.load(std::memory_order_acquire);
+  }
+  if (finished >= ClaimedRecords()) {
+    return absl::InvalidArgumentError("task_done() called too many times");
+  }
+  std::atomic<uint64_t>& done =
+      slot == kNoSlot ? tasks_done_ : slots_[slot].done;
+  done.fetch_add(1, std::memory_order_acq_rel);
+  WakeJoiners();
+  return absl::OkStatus();
+}
+
+void Ring::WakeJoiners() {
+  if (LoadWaitersAfterStore(joiners_waiting_) != 0 &&
+      joiners_waiting_.exchange(0, std::memory_order_acq_rel) != 0) {
+    task_epoch_.fetch_add(1, std::memory_order_release);
+    FutexWakeAll(&task_epoch_);
+  }
+}
+
+absl::Status Ring::JoinTasks(Deadline deadline) {
+  for (;;) {
+    if (UnfinishedTasks() == 0) return absl::OkStatus();
+    if (deadline.Expired()) {
+      return absl::DeadlineExceededError("join: tasks still unfinished");
+    }
+    const uint32_t e = task_epoch_.load(std::memory_order_acquire);
+    RaiseWaitersBeforeLoad(joiners_waiting_);
+    if (UnfinishedTasks() == 0) return absl::OkStatus();
+    // Slices: a count can move with no wake (a dead consumer's count
+    // completed, a fence that could not cover the waker); Join counts again
+    // at least every kJoinSlice.
+    FutexWait(&task_epoch_, e, Earlier(deadline, Deadline::After(kJoinSlice)));
+  }
 }
 
 }  // namespace mp::queue_internal

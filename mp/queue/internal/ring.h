@@ -85,7 +85,40 @@
 //   is delivered or counted, never torn, never a hang.
 //   A consumer killed mid-read dies holding `consumer_lock` with `head` not
 //   yet moved: the next consumer takes over and delivers the same record, so
-//   it is delivered exactly once.
+//   it is delivered exactly once. One killed after moving `head` took the
+//   record with it; the next lock holder completes its count (see "Exact
+//   counts").
+//   A consumer whose sink throws (a decode that cannot allocate, a user
+//   codec) leaves the record at head and the lock free: PopLocked and
+//   PushLocked hold their locks in scoped guards, released on every exit.
+//   A record the sink refuses (returns an error: the wrong size, a message
+//   that does not decode) is dropped and counted in `corrupt_`: a poison
+//   record reaches one consumer once, never blocks the head.
+//
+// Exact counts (records_in_, records_out_, lost_, corrupt_)
+//   Each count moves with an index, in two stores a kill can separate. So
+//   the mover first writes an intent naming the index it is about to store
+//   and the count's new value, then stores the index, then the count:
+//       producer (lock held):  pend_tail_ = next; pend_in_ = in + 1;
+//                              [claim header]; tail_ = next; records_in_ = in + 1
+//       consumer (lock held):  pend_head_ = next; pend_what_ = which count;
+//                              pend_count_ = n + 1; head_ = next; count = n + 1
+//   The index goes to the intent's position only through the intent's own
+//   move: a move past a record writes its intent first (pend_head_ first,
+//   so a half-written intent names a position head has not reached), a pad
+//   claim writes one that counts nothing, and a pad skip (no count) leaves
+//   head short of or past any intent. So "index == intent's position and
+//   count + 1 == intent's value" holds exactly when a mover died between its
+//   index store and its count store. The next holder of the side's lock
+//   (the kSpsc side at its next call) completes the count before it moves
+//   the index (Repair*Counts), and readers (qsize, lost_records, Join)
+//   count the completed value meanwhile. A kill before the index store
+//   leaves the index where it was and the intent ignored; after the count
+//   store, nothing to do. So records_in_ counts every claim once, and
+//   records_out_ + lost_ + corrupt_ every record head passed once:
+//       in ring = records_in_ - records_out_ - lost_ - corrupt_
+//   exact whoever dies where (verify/ring.pml checks it).
+//
 //   Limits: a pid recycled before the check makes a dead task look alive
 //   (the waiter then waits for that unrelated task); a task judged dead that
 //   is not (another pid namespace) would write into bytes already skipped;
@@ -162,6 +195,26 @@ static_assert(sizeof(PidLock) == 12);
 
 enum class RingMode : uint32_t { kSpsc = 1, kMpmc = 2 };
 
+// One process's JoinableQueue tasks (see "Tasks" in Ring). Every count is
+// cumulative over the slot's owners, never reset.
+//
+//   owner             pid << 32 | start time (field 22 of /proc/<pid>/stat,
+//                     low 32 bits): a recycled pid is another owner; 0: never
+//                     used
+//   taken             records taken by the slot's owners: stored by the
+//                     consumer-lock holder, through the take intent
+//   done              their TaskDones (fetch_add)
+//   abandoned_before  taken - done when the present owner claimed the slot:
+//                     the earlier (dead) owners' abandoned tasks
+struct TaskSlot {
+  std::atomic<uint64_t> owner{0};
+  std::atomic<uint64_t> taken{0};
+  std::atomic<uint64_t> done{0};
+  std::atomic<uint64_t> abandoned_before{0};
+};
+static_assert(std::is_standard_layout_v<TaskSlot>);
+static_assert(sizeof(TaskSlot) == 32);
+
 // The header in front of every record, read and written as one 64-bit
 // atomic word (little-endian: `length` is the low half).
 //
@@ -210,8 +263,11 @@ static_assert(sizeof(RecordHeader) == 8);
 class Ring {
  public:
   static constexpr uint64_t kMagic = 0x6d705f72696e6731ull;  // "mp_ring1"
-  // 3: committed record headers; 4: PidLock waiters flag, plain-store unlock
-  static constexpr uint32_t kVersion = 4;
+  // 3: committed record headers; 4: PidLock waiters flag, plain-store unlock;
+  // 5: count intents, corrupt and task counts (lines 1, 3, 6), task slots
+  static constexpr uint32_t kVersion = 5;
+  static constexpr uint32_t kTaskSlots = 32;
+  static constexpr uint32_t kNoSlot = ~0u;
   static constexpr size_t kMinCapacity = 64;
   static constexpr size_t kMaxCapacity = size_t{1} << 31;
 
@@ -244,12 +300,19 @@ class Ring {
   absl::Status Push(const void* data, size_t n, Deadline deadline);
 
   // Removes the oldest record by handing it to `sink(ctx, bytes, n)`, which
-  // copies it out; if the sink returns an error, the record stays and the
-  // error is returned. DeadlineExceeded when empty at `deadline`;
-  // OutOfRange when empty and closed; DataLoss on a corrupt record or
-  // indices.
+  // copies it out. If the sink returns an error (a record it cannot decode),
+  // the record is dropped all the same (head moves past it, counted in
+  // corrupt_records()) and the error is returned: a poison record is handed
+  // out once, never left at head. If the sink throws, the record stays at
+  // head for the next Pop, the consumer lock is released (a scoped guard)
+  // and the exception propagates. DeadlineExceeded when empty at
+  // `deadline`; OutOfRange when empty and closed; DataLoss on a corrupt
+  // record or indices.
   using Sink = absl::Status (*)(void* ctx, const char* bytes, size_t n);
-  absl::Status Pop(Sink sink, void* ctx, Deadline deadline);
+  // `taker`: the task slot (ClaimTaskSlot) the record is taken for, counted
+  // in its `taken` exactly once, whoever dies when; kNoSlot for none.
+  absl::Status Pop(Sink sink, void* ctx, Deadline deadline,
+                   uint32_t taker = kNoSlot);
 
   // Marks the ring closed and wakes every sleeper.
   void Close();
@@ -260,14 +323,47 @@ class Ring {
   RingMode mode() const { return static_cast<RingMode>(mode_); }
   // Bytes in use (records + headers + pads): a racy snapshot.
   size_t BytesUsedApprox() const;
-  // Data records in the ring: a racy snapshot, never negative.
+  // Data records in the ring (claimed and not yet taken, skipped or
+  // dropped): a racy snapshot, never negative; exact when nobody is in the
+  // middle of a Push or Pop, whoever died where.
   uint64_t RecordsApprox() const;
-  uint64_t lost_records() const {
-    return lost_.load(std::memory_order_relaxed);
-  }
+  // Dead producers' claims skipped, and records the sink refused (dropped),
+  // as the consumers have counted them (exact; see "Exact counts").
+  uint64_t lost_records() const { return Counted(Count::kLost); }
+  uint64_t corrupt_records() const { return Counted(Count::kCorrupt); }
 
-  // JoinableQueue's count of puts not yet matched by task_done.
-  FutexWord& unfinished() { return unfinished_; }
+  // Tasks (JoinableQueue). Every data record claimed is a task. It is
+  // finished once lost or dropped as corrupt, once a TaskDone matches it, or
+  // once the process that took it is dead (abandoned). Takes and TaskDones
+  // are counted in per-process slots (TaskSlot): a slot whose owner is dead
+  // (gone, a zombie, or its pid now names a process of another start time)
+  // counts max(taken, done) as finished, of which taken - done abandoned; a
+  // live one done + abandoned_before. So
+  //   unfinished = claimed - lost - corrupt - sum over slots of finished
+  //                - TaskDones with no slot
+  // is the records in the ring plus those live processes took and have not
+  // done. A blocked Push counts nothing. A dead slot is reused by a new
+  // process with one store (abandoned_before = taken - done), which a kill
+  // cannot split: an owner that dies before it leaves a dead slot, counted
+  // the same way.
+  // Limits: a TaskDone must come from the process that took the item (one
+  // that passes items on to another process makes the counts of a dead
+  // taker inexact); a take through a plain Queue handle (kNoSlot) is never
+  // abandoned; with every slot owned by a live process a process gets no
+  // slot, and its takes and TaskDones are counted without attribution.
+  uint64_t UnfinishedTasks() const;
+  // Tasks abandoned by dead processes (see above): a racy snapshot.
+  uint64_t AbandonedTasks() const;
+  // The calling process's slot: its own, a never used one, or a dead
+  // process's (taken over). kNoSlot when every slot has a live owner.
+  uint32_t ClaimTaskSlot();
+  // Counts one TaskDone for `slot` (kNoSlot: unattributed). InvalidArgument
+  // when the TaskDones, lost and corrupt records already match every claim
+  // (the check ignores abandoned tasks, and races with other TaskDones).
+  absl::Status TaskDone(uint32_t slot);
+  // Sleeps in slices of kJoinSlice until UnfinishedTasks() is 0.
+  // DeadlineExceeded at `deadline`.
+  absl::Status JoinTasks(Deadline deadline);
 
  private:
   Ring() = default;
@@ -296,12 +392,32 @@ class Ring {
   bool WaitForSpace(uint64_t tail, size_t need, Deadline deadline);
   absl::Status PushLocked(const void* src, size_t n, Deadline deadline,
                           bool mpmc);
-  absl::Status PopLocked(Sink sink, void* ctx, Deadline deadline, bool mpmc);
+  absl::Status PopLocked(Sink sink, void* ctx, Deadline deadline, bool mpmc,
+                         uint32_t taker);
   // kMpmc, producer lock held, `tail` the tail: takes the consumer lock if
   // it is free (or held by a dead task) and skips the committed pad records
   // at head, as a consumer would before reaching the next record. True if
   // head moved.
   bool SkipPadsForProducer(uint64_t tail);
+
+  // The counts that move with head; kNone: a pad skipped, nothing counted.
+  enum class Count : uint32_t { kNone = 0, kOut = 1, kLost = 2, kCorrupt = 3 };
+  std::atomic<uint64_t>* CounterOf(Count c);
+  // The count as it will be once an interrupted head move is completed.
+  uint64_t Counted(Count c) const;
+  uint64_t ClaimedRecords() const;
+  // Consumer lock held (or the kSpsc consumer): moves head from `head` to
+  // `next` and counts the record in `c`, through the intent (see "Exact
+  // counts").
+  void AdvanceHead(uint64_t next, Count c, uint32_t taker = kNoSlot);
+  // slot `i`'s taken, with an interrupted take completed.
+  uint64_t SlotTaken(uint32_t i) const;
+  // Completes the count of a head move / claim that its mover did not live
+  // to finish. Called with the side's lock held (or as the kSpsc side)
+  // before the side moves its index.
+  void RepairConsumerCounts();
+  void RepairProducerCounts();
+  void WakeJoiners();
 
   // Line 0, written once at Format:
   //   magic u64 | version u32 | mode u32 | capacity u64 | mask u64
@@ -312,24 +428,38 @@ class Ring {
   uint64_t mask_;
 
   // Line 1, producers: tail (the end of the claimed bytes, a monotonic
-  // position), their cached head and the record count. The claimer writes
-  // tail once per claim; consumers read it only when the header at head is
-  // not committed (and poll it while the ring is empty).
+  // position), their cached head, the record count and the claim intent.
+  // The claimer writes tail once per claim; consumers read it only when the
+  // header at head is not committed (and poll it while the ring is empty).
   // head_cache_ is a value head once had, so never ahead of it: written
   // (release) right after loading head (acquire), which lets Attach, reading
   // cache then index, check that in a live ring. A head cache ahead of head
   // would let a producer overwrite unread records.
+  // records_in_ moves with tail through the intent {pend_tail_, pend_in_}
+  // (see "Exact counts" above): written by the claimer only.
   alignas(kCacheLine) std::atomic<uint64_t> tail_{0};
   std::atomic<uint64_t> head_cache_{0};
-  std::atomic<uint64_t> records_in_{0};  // written by the claimer only
+  std::atomic<uint64_t> records_in_{0};
+  std::atomic<uint64_t> pend_tail_{0};
+  std::atomic<uint64_t> pend_in_{0};
 
   // Line 2: head (next byte to read), written by the consumer once per
   // record, polled by producers only when their cached head says full.
   alignas(kCacheLine) std::atomic<uint64_t> head_{0};
 
-  // Line 3, consumers only: consumer lock, record count.
+  // Line 3, consumers only (written by the consumer lock holder, or the
+  // kSpsc consumer): the consumer lock, the counts that move with head and
+  // the intent {pend_head_, pend_what_, pend_count_} that makes them exact.
+  //   lock 0..11 | out 16 | lost 24 | corrupt 32 | pend_head 40 |
+  //   pend_count 48 | pend_what 56
+  // pend_what_: bits 7..0 the Count, bits 31..8 the taker slot + 1 (0: none)
   alignas(kCacheLine) PidLock consumer_lock_;
-  std::atomic<uint64_t> records_out_{0};  // written by the lock holder only
+  std::atomic<uint64_t> records_out_{0};  // records handed to a sink
+  std::atomic<uint64_t> lost_{0};         // dead producers' claims skipped
+  std::atomic<uint64_t> corrupt_{0};      // records the sink refused, dropped
+  std::atomic<uint64_t> pend_head_{0};
+  std::atomic<uint64_t> pend_count_{0};
+  std::atomic<uint32_t> pend_what_{0};
 
   // Line 4, producers: the consumers' sleep flag, which every commit reads,
   // and the producer lock (kMpmc). Consumers write here only when they go
@@ -346,17 +476,23 @@ class Ring {
   alignas(kCacheLine) FutexWord space_epoch_{0};
   std::atomic<uint32_t> producers_waiting_{0};
 
-  // Line 6: queue state: closed flag, unfinished tasks, lost records.
+  // Line 6: queue state: closed flag; JoinableQueue's task_done count and
+  // the joiners' sleep (epoch, flag).
   alignas(kCacheLine) FutexWord closed_{0};
-  FutexWord unfinished_{0};
-  std::atomic<uint64_t> lost_{0};
+  FutexWord task_epoch_{0};
+  std::atomic<uint32_t> joiners_waiting_{0};
+  std::atomic<uint64_t> tasks_done_{0};  // TaskDones with no slot
+  std::atomic<uint64_t> pend_taken_{0};  // the take intent's slot `taken`
+
+  // Lines 7..22: task slots.
+  alignas(kCacheLine) TaskSlot slots_[kTaskSlots];
 };
 
 static_assert(std::is_standard_layout_v<Ring>);
 static_assert(std::is_trivially_destructible_v<Ring>);
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
-static_assert(sizeof(Ring) == 7 * kCacheLine);
+static_assert(sizeof(Ring) == 7 * kCacheLine + Ring::kTaskSlots * 32);
 static_assert(alignof(Ring) == kCacheLine);
 
 }  // namespace mp::queue_internal
