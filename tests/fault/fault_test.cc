@@ -43,6 +43,7 @@
 #include "mp/sync/event.h"
 #include "mp/sync/lock.h"
 #include "mp/sync/semaphore.h"
+#include "tests/watchdog.h"
 
 namespace {
 
@@ -50,8 +51,7 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 [[maybe_unused]] int MinKills() {
-  const char* s = std::getenv("MP_FAULT_KILLS");
-  return s != nullptr && std::atoi(s) > 0 ? std::atoi(s) : 100;
+  return mp_test::CountFromEnv("MP_FAULT_KILLS", 100);
 }
 
 // A survivor's call that takes longer than this is a hang.
@@ -65,40 +65,17 @@ constexpr int kHung = 3;       // a blocking call with a deadline timed out
 constexpr int kCorrupt = 4;    // protected data or a message was wrong
 constexpr int kOwnerDied = 5;  // owner-died where none was possible
 
-pid_t Fork(const std::function<int()>& body) {
-  pid_t pid = fork();
-  if (pid < 0) std::abort();
-  if (pid == 0) _exit(body());
-  return pid;
-}
+using mp_test::Describe;
+using mp_test::KillAndReap;
+using mp_test::WaitFor;
 
-// Waits for `pid` up to `timeout`; returns its wait status, or -1 if it is
-// still running then (it is left running).
-int WaitFor(pid_t pid, std::chrono::milliseconds timeout) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    int status = 0;
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) return status;
-    if (std::chrono::steady_clock::now() >= until) return -1;
-    usleep(500);
-  }
-}
-
-void KillAndReap(pid_t pid) {
-  kill(pid, SIGKILL);
-  int status;
-  waitpid(pid, &status, 0);
+template <class F>
+pid_t Fork(F&& body) {
+  return mp_test::ForkChild(std::forward<F>(body));
 }
 
 bool KilledAtPoint(int status) {
-  return status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
-}
-
-std::string Describe(int status) {
-  if (status == -1) return "still running (hung)";
-  if (WIFEXITED(status)) return absl::StrCat("exit ", WEXITSTATUS(status));
-  return absl::StrCat("signal ", WTERMSIG(status));
+  return status >= 0 && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
 }
 
 // Waits up to 2 s for the victim; true if it died at its point. One that

@@ -26,18 +26,19 @@
 #include "gtest/gtest.h"
 #include "mp/core/fault.h"
 #include "mp/queue/queue.h"
+#include "tests/watchdog.h"
 
 namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-constexpr auto kWatchdog = seconds(10);
+using mp_test::Describe;
+using mp_test::WaitOrKill;
 
-int Rounds() {
-  const char* s = std::getenv("MP_HANG_ROUNDS");
-  return s != nullptr && std::atoi(s) > 0 ? std::atoi(s) : 20;
-}
+constexpr auto kWatchdog = mp_test::kHangAfter;
+
+int Rounds() { return mp_test::CountFromEnv("MP_HANG_ROUNDS", 20); }
 
 // In a survivor: a failed check ends it with exit code 3 and says why.
 #define SURVIVOR_CHECK(cond)                                              \
@@ -49,34 +50,9 @@ int Rounds() {
     }                                                                     \
   } while (0)
 
-pid_t Fork(const std::function<int()>& body) {
-  std::fflush(nullptr);
-  pid_t pid = fork();
-  if (pid < 0) std::abort();
-  if (pid == 0) _exit(body());
-  return pid;
-}
-
-// The wait status of `pid` within `timeout`, or -1: then it was still
-// running, and has been killed and reaped.
-int WaitOrKill(pid_t pid, milliseconds timeout) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    int status = 0;
-    if (waitpid(pid, &status, WNOHANG) == pid) return status;
-    if (std::chrono::steady_clock::now() >= until) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return -1;
-    }
-    usleep(1000);
-  }
-}
-
-std::string Describe(int status) {
-  if (status == -1) return "HUNG (killed by the watchdog)";
-  if (WIFEXITED(status)) return absl::StrCat("exit ", WEXITSTATUS(status));
-  return absl::StrCat("signal ", WTERMSIG(status));
+template <class F>
+pid_t Fork(F&& body) {
+  return mp_test::ForkChild(std::forward<F>(body));
 }
 
 // Forks a victim armed to die at the `nth` hit of `point`, runs `body` in

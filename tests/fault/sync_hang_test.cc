@@ -36,81 +36,27 @@
 #include "mp/sync/event.h"
 #include "mp/sync/lock.h"
 #include "mp/sync/semaphore.h"
+#include "tests/watchdog.h"
 
 namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
+using mp_test::AwaitAsleep;
+using mp_test::Describe;
+using mp_test::KillAndReap;
+using mp_test::WaitFor;
+using mp_test::Watch;
+
 // A survivor still blocked this long after the victim died is hung.
-constexpr auto kWatchdog = seconds(10);
+constexpr auto kWatchdog = mp_test::kHangAfter;
 
-int Rounds() {
-  const char* s = std::getenv("MP_HANG_ROUNDS");
-  return s != nullptr && std::atoi(s) > 0 ? std::atoi(s) : 20;
-}
+int Rounds() { return mp_test::CountFromEnv("MP_HANG_ROUNDS", 20); }
 
-pid_t Fork(const std::function<int()>& body) {
-  pid_t pid = fork();
-  if (pid < 0) std::abort();
-  if (pid == 0) _exit(body());
-  return pid;
-}
-
-// Waits for `pid` up to `timeout`; its wait status, or -1 if it still runs
-// (it is left running).
-int WaitFor(pid_t pid, std::chrono::milliseconds timeout) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    int status = 0;
-    if (waitpid(pid, &status, WNOHANG) == pid) return status;
-    if (std::chrono::steady_clock::now() >= until) return -1;
-    usleep(500);
-  }
-}
-
-void KillAndReap(pid_t pid) {
-  kill(pid, SIGKILL);
-  int status;
-  waitpid(pid, &status, 0);
-}
-
-std::string Describe(int status) {
-  if (status == -1) {
-    return absl::StrCat("still blocked after ",
-                        std::chrono::duration_cast<seconds>(kWatchdog).count(),
-                        " s: HANG");
-  }
-  if (WIFEXITED(status)) return absl::StrCat("exit ", WEXITSTATUS(status));
-  return absl::StrCat("signal ", WTERMSIG(status));
-}
-
-// The watchdog: waits for `pid` up to kWatchdog; kills and reaps it if it
-// is still blocked. "" if it exited 0, else what happened.
-std::string Watch(pid_t pid, const char* who) {
-  const int status = WaitFor(pid, kWatchdog);
-  if (status == -1) KillAndReap(pid);
-  if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
-  return absl::StrCat(who, ": ", Describe(status));
-}
-
-// Waits (up to 2 s) until `pid` sleeps in the kernel (state S in
-// /proc/PID/stat) rather than spinning; false if it never does.
-bool AwaitAsleep(pid_t pid) {
-  const auto until = std::chrono::steady_clock::now() + seconds(2);
-  const std::string path = absl::StrCat("/proc/", pid, "/stat");
-  while (std::chrono::steady_clock::now() < until) {
-    std::ifstream in(path);
-    std::string stat((std::istreambuf_iterator<char>(in)),
-                     std::istreambuf_iterator<char>());
-    const size_t paren = stat.rfind(')');
-    if (paren != std::string::npos && paren + 2 < stat.size() &&
-        stat[paren + 2] == 'S') {
-      return true;
-    }
-    usleep(200);
-  }
-  return false;
+template <class F>
+pid_t Fork(F&& body) {
+  return mp_test::ForkChild(std::forward<F>(body));
 }
 
 // Fails the test (after killing and reaping `pid`) if it never sleeps.
