@@ -313,6 +313,11 @@ class Queue {
 // live process, and every item still in the queue, is done. TaskDone must
 // come from the process that took the item, and the take must go through
 // this JoinableQueue (a Get through a Queue<T>& is never abandoned).
+// An item still in the queue is never abandoned: a poison pill put for a
+// consumer that has died stays unfinished until another consumer takes it,
+// and Join waits for it, as Python's would (the seed producer/consumer
+// example hangs that way when a consumer is killed; end the stream with
+// Close() instead of pills, or let the survivors drain the pills).
 //
 // Crash safety: the counts stay exact whoever is killed at any instruction
 // (see "Exact counts" in ring.h). Join sleeps in slices (20 ms) and counts
