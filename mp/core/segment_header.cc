@@ -10,7 +10,7 @@
 
 namespace mp {
 
-std::string_view SegmentKindName(uint32_t kind) {
+const char* SegmentKindName(uint32_t kind) {
   switch (static_cast<SegmentKind>(kind)) {
     case SegmentKind::kQueue:
       return "queue";

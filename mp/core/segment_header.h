@@ -50,7 +50,7 @@ enum class SegmentKind : uint32_t {
 };
 
 // A short name for a kind ("queue", "lock", ...), "unknown" otherwise.
-std::string_view SegmentKindName(uint32_t kind);
+const char* SegmentKindName(uint32_t kind);
 
 struct SegmentHeader {
   static constexpr uint64_t kMagic = 0x010000676573706dull;  // "mpseg\0\0\1"

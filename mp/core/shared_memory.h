@@ -116,9 +116,19 @@ class Shared {
   static Shared Make(Args&&... args) {
     auto mem = SharedMemory::Anonymous(sizeof(T));
     if (!mem.ok()) throw std::bad_alloc();
-    auto block = std::make_shared<Block>(*std::move(mem));
-    block->object = new (block->memory.data()) T(std::forward<Args>(args)...);
-    return Shared(std::move(block));
+    auto memory = std::make_shared<SharedMemory>(*std::move(mem));
+    T* object = new (memory->data()) T(std::forward<Args>(args)...);
+    return Shared(std::make_shared<Block>(std::move(memory), object));
+  }
+
+  // A handle to the T already constructed at `offset` of `memory` (a named
+  // segment, which may hold several resident objects: every handle to any
+  // of them keeps the whole mapping). `offset` must be suitably aligned and
+  // leave sizeof(T) bytes.
+  static Shared At(std::shared_ptr<SharedMemory> memory, size_t offset) {
+    T* object = reinterpret_cast<T*>(static_cast<char*>(memory->data()) +
+                                     offset);
+    return Shared(std::make_shared<Block>(std::move(memory), object));
   }
 
   Shared() = default;
@@ -132,7 +142,8 @@ class Shared {
 
  private:
   struct Block {
-    explicit Block(SharedMemory m) : memory(std::move(m)) {}
+    Block(std::shared_ptr<SharedMemory> m, T* o)
+        : memory(std::move(m)), object(o) {}
     // The object is not destroyed here: other processes may still use it.
     // Resident types are trivially destructible by contract. A type that
     // keeps per-process links into its bytes (a held lock sits on its
@@ -144,7 +155,7 @@ class Shared {
     }
     Block(const Block&) = delete;
     Block& operator=(const Block&) = delete;
-    SharedMemory memory;
+    std::shared_ptr<SharedMemory> memory;
     T* object = nullptr;
   };
   static_assert(std::is_standard_layout_v<T>,

@@ -28,8 +28,12 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstddef>
+#include <new>
+#include <type_traits>
 
 #include "mp/core/fault.h"
+#include "mp/sync/internal/named.h"
 #include "mp/sync/internal/robust_list.h"
 
 namespace mp {
@@ -179,6 +183,45 @@ void Condition::unlock() {
     sync_internal::Die(
         ("mp::Condition::unlock: " + std::string(s.message())).c_str());
   }
+}
+
+namespace {
+
+// A named condition's segment: the condition and its lock, side by side.
+struct NamedConditionState {
+  ResidentCondition condition;
+  ResidentRLock lock;
+};
+static_assert(std::is_standard_layout_v<NamedConditionState>);
+static_assert(std::is_trivially_destructible_v<NamedConditionState>);
+
+}  // namespace
+
+absl::StatusOr<Condition> Condition::Create(std::string_view name,
+                                            mode_t mode) {
+  auto mem = sync_internal::CreateNamed<NamedConditionState>(
+      name, SegmentKind::kCondition, mode,
+      [](void* at) { new (at) NamedConditionState(); });
+  if (!mem.ok()) return mem.status();
+  constexpr size_t kAt = sync_internal::kNamedStateOffset;
+  return Condition(
+      Shared<ResidentCondition>::At(
+          *mem, kAt + offsetof(NamedConditionState, condition)),
+      RLock(Shared<ResidentRLock>::At(
+          *mem, kAt + offsetof(NamedConditionState, lock))));
+}
+
+absl::StatusOr<Condition> Condition::Open(std::string_view name,
+                                          const SegmentAccess& access) {
+  auto mem = sync_internal::OpenNamed<NamedConditionState>(
+      name, SegmentKind::kCondition, access);
+  if (!mem.ok()) return mem.status();
+  constexpr size_t kAt = sync_internal::kNamedStateOffset;
+  return Condition(
+      Shared<ResidentCondition>::At(
+          *mem, kAt + offsetof(NamedConditionState, condition)),
+      RLock(Shared<ResidentRLock>::At(
+          *mem, kAt + offsetof(NamedConditionState, lock))));
 }
 
 }  // namespace mp

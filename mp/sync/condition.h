@@ -62,6 +62,7 @@
 #include <chrono>
 #include <cstdint>
 #include <type_traits>
+#include <string_view>
 #include <variant>
 
 #include "mp/core/futex.h"
@@ -136,6 +137,20 @@ class Condition {
   explicit Condition(RLock lock)
       : state_(Shared<ResidentCondition>::Make()), lock_(std::move(lock)) {}
 
+  // Named: one /dev/shm segment `name` holds the condition and its lock (an
+  // RLock, Python's default), for processes that are not parent and child.
+  // Create: O_EXCL, `mode`, AlreadyExists when taken. Open:
+  // SharedMemory::Open's owner and mode checks, then the common header:
+  // InvalidArgument for another kind of segment, DataLoss for one that is
+  // not mp's. Unlink removes the name; handles stay valid.
+  static absl::StatusOr<Condition> Create(std::string_view name,
+                                          mode_t mode = 0600);
+  static absl::StatusOr<Condition> Open(std::string_view name,
+                                        const SegmentAccess& access = {});
+  static absl::Status Unlink(std::string_view name) {
+    return SharedMemory::Unlink(name);
+  }
+
   // Python's wait(timeout): true if notified, false on timeout.
   bool Wait(Deadline deadline = Deadline::Infinite());
   template <class Rep, class Period>
@@ -178,6 +193,8 @@ class Condition {
     return sync_internal::Checked(state_, "mp::Condition");
   }
   bool HeldByCurrentThread() const;
+  Condition(Shared<ResidentCondition> state, RLock lock)
+      : state_(std::move(state)), lock_(std::move(lock)) {}
 
   Shared<ResidentCondition> state_;
   std::variant<Lock, RLock> lock_;

@@ -1,6 +1,7 @@
 #include "mp/sync/event.h"
 
 #include "mp/core/fault.h"
+#include "mp/sync/internal/named.h"
 #include "mp/sync/internal/robust_list.h"
 
 namespace mp {
@@ -34,6 +35,24 @@ bool ResidentEvent::Wait(Deadline deadline) {
     // (the flag is set, WAITERS already cleared). As ResidentLock does.
     FutexWait(&word_, v | kWaiters, sync_internal::SliceOf(deadline));
   }
+}
+
+absl::StatusOr<Event> Event::Create(std::string_view name, mode_t mode) {
+  auto mem = sync_internal::CreateNamed<ResidentEvent>(
+      name, SegmentKind::kEvent, mode,
+      [](void* at) { new (at) ResidentEvent(); });
+  if (!mem.ok()) return mem.status();
+  return Event(Shared<ResidentEvent>::At(*std::move(mem),
+                                         sync_internal::kNamedStateOffset));
+}
+
+absl::StatusOr<Event> Event::Open(std::string_view name,
+                                  const SegmentAccess& access) {
+  auto mem = sync_internal::OpenNamed<ResidentEvent>(name, SegmentKind::kEvent,
+                                                     access);
+  if (!mem.ok()) return mem.status();
+  return Event(Shared<ResidentEvent>::At(*std::move(mem),
+                                         sync_internal::kNamedStateOffset));
 }
 
 }  // namespace mp

@@ -26,7 +26,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <string_view>
 #include <type_traits>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 #include "mp/core/futex.h"
 #include "mp/core/shared_memory.h"
@@ -62,6 +67,20 @@ static_assert(sizeof(ResidentEvent) == 4);
 class Event {
  public:
   Event() : state_(Shared<ResidentEvent>::Make()) {}
+  explicit Event(Shared<ResidentEvent> state) : state_(std::move(state)) {}
+
+  // Named: the /dev/shm segment `name`, for processes that are not parent
+  // and child. Create: O_EXCL, `mode`, AlreadyExists when taken. Open:
+  // SharedMemory::Open's owner and mode checks, then the common header:
+  // InvalidArgument for another kind of segment, DataLoss for one that is
+  // not mp's. Unlink removes the name; handles stay valid.
+  static absl::StatusOr<Event> Create(std::string_view name,
+                                      mode_t mode = 0600);
+  static absl::StatusOr<Event> Open(std::string_view name,
+                                    const SegmentAccess& access = {});
+  static absl::Status Unlink(std::string_view name) {
+    return SharedMemory::Unlink(name);
+  }
 
   void Set() { state().Set(); }
   void Clear() { state().Clear(); }

@@ -26,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "mp/sync/internal/named.h"
 #include "mp/sync/internal/robust_list.h"
 
 namespace mp {
@@ -213,6 +214,44 @@ LockResult ResidentRLock::AcquireRestore(uint32_t count) {
   LockResult r = lock_.Acquire();
   count_ = count;
   return r;
+}
+
+namespace {
+
+template <class Handle, class Resident>
+absl::StatusOr<Handle> CreateNamedLock(std::string_view name, mode_t mode) {
+  auto mem = sync_internal::CreateNamed<Resident>(
+      name, SegmentKind::kLock, mode, [](void* at) { new (at) Resident(); });
+  if (!mem.ok()) return mem.status();
+  return Handle(Shared<Resident>::At(*std::move(mem),
+                                     sync_internal::kNamedStateOffset));
+}
+
+template <class Handle, class Resident>
+absl::StatusOr<Handle> OpenNamedLock(std::string_view name,
+                                     const SegmentAccess& access) {
+  auto mem = sync_internal::OpenNamed<Resident>(name, SegmentKind::kLock,
+                                                access);
+  if (!mem.ok()) return mem.status();
+  return Handle(Shared<Resident>::At(*std::move(mem),
+                                     sync_internal::kNamedStateOffset));
+}
+
+}  // namespace
+
+absl::StatusOr<Lock> Lock::Create(std::string_view name, mode_t mode) {
+  return CreateNamedLock<Lock, ResidentLock>(name, mode);
+}
+absl::StatusOr<Lock> Lock::Open(std::string_view name,
+                                const SegmentAccess& access) {
+  return OpenNamedLock<Lock, ResidentLock>(name, access);
+}
+absl::StatusOr<RLock> RLock::Create(std::string_view name, mode_t mode) {
+  return CreateNamedLock<RLock, ResidentRLock>(name, mode);
+}
+absl::StatusOr<RLock> RLock::Open(std::string_view name,
+                                  const SegmentAccess& access) {
+  return OpenNamedLock<RLock, ResidentRLock>(name, access);
 }
 
 }  // namespace mp

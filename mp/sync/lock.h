@@ -65,9 +65,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <type_traits>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "mp/core/fault.h"
 #include "mp/core/futex.h"
 #include "mp/core/shared_memory.h"
@@ -294,6 +296,8 @@ template <class Resident, const char* kName>
 class LockHandle {
  public:
   LockHandle() : state_(Shared<Resident>::Make()) {}
+  // A handle to a resident lock somewhere else (a named segment).
+  explicit LockHandle(Shared<Resident> state) : state_(std::move(state)) {}
 
   LockResult Acquire(Deadline deadline = Deadline::Infinite()) {
     return state().Acquire(deadline);
@@ -345,12 +349,46 @@ inline constexpr char kRLockName[] = "mp::RLock";
 }  // namespace sync_internal
 
 // A handle to a ResidentLock in its own shared mapping (see the banner).
+//
+// Named locks, for processes that are not parent and child: Create makes
+// the /dev/shm segment `name` (O_EXCL, `mode`; AlreadyExists when taken),
+// Open maps an existing one after checking its owner and mode
+// (SegmentAccess, as SharedMemory::Open) and its common header (kind,
+// format version, size: InvalidArgument for another kind of segment,
+// DataLoss for one that is not mp's), Unlink removes the name (handles stay
+// valid). Crash safety is the same as an anonymous lock's.
 class Lock : public sync_internal::LockHandle<ResidentLock,
-                                              sync_internal::kLockName> {};
+                                              sync_internal::kLockName> {
+ public:
+  Lock() = default;
+  explicit Lock(Shared<ResidentLock> state) : LockHandle(std::move(state)) {}
 
-// A handle to a ResidentRLock. Same interface as Lock, re-entrant.
+  static absl::StatusOr<Lock> Create(std::string_view name,
+                                     mode_t mode = 0600);
+  static absl::StatusOr<Lock> Open(std::string_view name,
+                                   const SegmentAccess& access = {});
+  static absl::Status Unlink(std::string_view name) {
+    return SharedMemory::Unlink(name);
+  }
+};
+
+// A handle to a ResidentRLock. Same interface as Lock, re-entrant; named
+// the same way.
 class RLock : public sync_internal::LockHandle<ResidentRLock,
-                                               sync_internal::kRLockName> {};
+                                               sync_internal::kRLockName> {
+ public:
+  RLock() = default;
+  explicit RLock(Shared<ResidentRLock> state)
+      : LockHandle(std::move(state)) {}
+
+  static absl::StatusOr<RLock> Create(std::string_view name,
+                                      mode_t mode = 0600);
+  static absl::StatusOr<RLock> Open(std::string_view name,
+                                    const SegmentAccess& access = {});
+  static absl::Status Unlink(std::string_view name) {
+    return SharedMemory::Unlink(name);
+  }
+};
 
 }  // namespace mp
 

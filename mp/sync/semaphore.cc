@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "mp/core/fault.h"
+#include "mp/sync/internal/named.h"
 #include "mp/sync/internal/robust_list.h"
 
 namespace mp {
@@ -130,6 +131,46 @@ void Semaphore::release(std::ptrdiff_t n) {
     sync_internal::Die(
         ("mp::Semaphore::release: " + std::string(s.message())).c_str());
   }
+}
+
+namespace {
+
+absl::StatusOr<Shared<ResidentSemaphore>> CreateNamedSemaphore(
+    std::string_view name, int value, bool bounded, mode_t mode) {
+  if (absl::Status s = CheckValue(value); !s.ok()) return s;
+  const uint32_t v = static_cast<uint32_t>(value);
+  const uint32_t bound = bounded ? v : ResidentSemaphore::kMaxValue;
+  auto mem = sync_internal::CreateNamed<ResidentSemaphore>(
+      name, SegmentKind::kSemaphore, mode,
+      [v, bound](void* at) { new (at) ResidentSemaphore(v, bound); });
+  if (!mem.ok()) return mem.status();
+  return Shared<ResidentSemaphore>::At(*std::move(mem),
+                                       sync_internal::kNamedStateOffset);
+}
+
+}  // namespace
+
+absl::StatusOr<Semaphore> Semaphore::Create(std::string_view name, int value,
+                                            mode_t mode) {
+  auto state = CreateNamedSemaphore(name, value, /*bounded=*/false, mode);
+  if (!state.ok()) return state.status();
+  return Semaphore(*std::move(state));
+}
+
+absl::StatusOr<BoundedSemaphore> BoundedSemaphore::Create(
+    std::string_view name, int value, mode_t mode) {
+  auto state = CreateNamedSemaphore(name, value, /*bounded=*/true, mode);
+  if (!state.ok()) return state.status();
+  return BoundedSemaphore(*std::move(state));
+}
+
+absl::StatusOr<Semaphore> Semaphore::Open(std::string_view name,
+                                          const SegmentAccess& access) {
+  auto mem = sync_internal::OpenNamed<ResidentSemaphore>(
+      name, SegmentKind::kSemaphore, access);
+  if (!mem.ok()) return mem.status();
+  return Semaphore(Shared<ResidentSemaphore>::At(
+      *std::move(mem), sync_internal::kNamedStateOffset));
 }
 
 }  // namespace mp

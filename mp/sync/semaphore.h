@@ -41,7 +41,9 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 #include <type_traits>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -104,6 +106,23 @@ class Semaphore {
   // Aborts with a message if value < 0 or value > kMaxValue.
   explicit Semaphore(int value = 1) : Semaphore(value, false) {}
   static absl::StatusOr<Semaphore> Create(int value = 1);
+  explicit Semaphore(Shared<ResidentSemaphore> state)
+      : state_(std::move(state)) {}
+
+  // Named: the /dev/shm segment `name`, for processes that are not parent
+  // and child. Create: O_EXCL, `mode`, AlreadyExists when taken. Open:
+  // SharedMemory::Open's owner and mode checks, then the common header:
+  // InvalidArgument for another kind of segment, DataLoss for one that is
+  // not mp's. Unlink removes the name; handles stay valid.
+  // Create: InvalidArgument for a negative value. A named
+  // BoundedSemaphore keeps its bound in the segment, so Open works for both.
+  static absl::StatusOr<Semaphore> Create(std::string_view name, int value,
+                                          mode_t mode = 0600);
+  static absl::StatusOr<Semaphore> Open(std::string_view name,
+                                        const SegmentAccess& access = {});
+  static absl::Status Unlink(std::string_view name) {
+    return SharedMemory::Unlink(name);
+  }
 
   // Python's acquire(block=True, timeout=None): true if acquired.
   bool Acquire(Deadline deadline = Deadline::Infinite()) {
@@ -150,6 +169,14 @@ class BoundedSemaphore : public Semaphore {
  public:
   explicit BoundedSemaphore(int value = 1) : Semaphore(value, true) {}
   static absl::StatusOr<BoundedSemaphore> Create(int value = 1);
+  // A named one (see Semaphore); Open with Semaphore::Open.
+  static absl::StatusOr<BoundedSemaphore> Create(std::string_view name,
+                                                 int value,
+                                                 mode_t mode = 0600);
+
+ private:
+  explicit BoundedSemaphore(Shared<ResidentSemaphore> state)
+      : Semaphore(std::move(state)) {}
 };
 
 }  // namespace mp

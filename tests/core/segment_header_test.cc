@@ -21,7 +21,7 @@ TEST(SegmentHeaderTest, WrittenThenReadBack) {
   auto h = ReadSegmentHeader(seg.data(), 1024);
   ASSERT_TRUE(h.ok()) << h.status();
   EXPECT_EQ(h->kind, static_cast<uint32_t>(SegmentKind::kQueue));
-  EXPECT_EQ(SegmentKindName(h->kind), "queue");
+  EXPECT_STREQ(SegmentKindName(h->kind), "queue");
   EXPECT_EQ(h->version, 7u);
   EXPECT_EQ(h->flags, 2u);
   EXPECT_EQ(h->creator_pid, static_cast<uint32_t>(getpid()));
@@ -55,7 +55,7 @@ TEST(SegmentHeaderTest, TypeTagsTellTypesApart) {
   EXPECT_NE(TypeTag("i"), TypeTag("f"));
   EXPECT_EQ(TypeTag("i"), TypeTag("i"));
   EXPECT_NE(TypeTag(""), 0u);
-  EXPECT_EQ(SegmentKindName(999), "unknown");
+  EXPECT_STREQ(SegmentKindName(999), "unknown");
 }
 
 }  // namespace
