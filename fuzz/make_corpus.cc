@@ -48,6 +48,7 @@ using mp::Deadline;
 using mp::fuzz::AlignedBytes;
 using mp::queue_internal::Ring;
 using mp::queue_internal::RingMode;
+using mp::queue_internal::RingView;
 
 std::filesystem::path root;
 
@@ -97,28 +98,27 @@ class RingSeed {
  public:
   RingSeed(size_t capacity, RingMode mode)
       : bytes_(nullptr, 0, Ring::BytesFor(capacity)),
-        ring_(Ring::Format(bytes_.data(), capacity, mode)) {}
+        ring_(RingView::Format(bytes_.data(), capacity, mode)) {}
   void Push(const std::string& m) {
-    Check(ring_->Push(m.data(), m.size(), Deadline::Past()).ok(), "push");
+    Check(ring_.Push(m.data(), m.size(), Deadline::Past()).ok(), "push");
   }
   bool TryPush(const std::string& m) {
-    return ring_->Push(m.data(), m.size(), Deadline::Past()).ok();
+    return ring_.Push(m.data(), m.size(), Deadline::Past()).ok();
   }
   void Pop() {
-    Check(ring_
-              ->Pop([](void*, const char*, size_t) { return absl::OkStatus(); },
+    Check(ring_.Pop([](void*, const char*, size_t) { return absl::OkStatus(); },
                     nullptr, Deadline::Past())
               .ok(),
           "pop");
   }
-  void Close() { ring_->Close(); }
+  void Close() { ring_.Close(); }
   std::string bytes() const {
     return std::string(bytes_.data(), bytes_.size());
   }
 
  private:
   AlignedBytes bytes_;
-  Ring* ring_;
+  RingView ring_;
 };
 
 void RingCorpus() {

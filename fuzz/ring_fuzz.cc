@@ -47,6 +47,7 @@ using mp::fuzz::AlignedBytes;
 using mp::queue_internal::RecordHeader;
 using mp::queue_internal::Ring;
 using mp::queue_internal::RingMode;
+using mp::queue_internal::RingView;
 
 size_t Align8(size_t n) { return (n + 7) & ~size_t{7}; }
 
@@ -102,15 +103,15 @@ void OpenNamed(const uint8_t* data, size_t size, bool attach_ok) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   AlignedBytes segment(data, size, size);
-  absl::StatusOr<Ring*> attached = Ring::Attach(segment.data(), size);
+  absl::StatusOr<RingView> attached = RingView::Attach(segment.data(), size);
   OpenNamed(data, size, attached.ok());
   if (!attached.ok()) {
     FUZZ_CHECK(IsAttachError(attached.status()));
     return 0;
   }
-  Ring* ring = *attached;
+  RingView* ring = &*attached;
   const size_t cap = ring->capacity();
-  FUZZ_CHECK(static_cast<void*>(ring) == segment.data());
+  FUZZ_CHECK(static_cast<void*>(ring->shared()) == segment.data());
   FUZZ_CHECK(cap >= Ring::kMinCapacity && (cap & (cap - 1)) == 0);
   FUZZ_CHECK(cap <= size - sizeof(Ring));
   const bool mpmc = ring->mode() == RingMode::kMpmc;

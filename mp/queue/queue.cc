@@ -29,7 +29,7 @@ absl::StatusOr<std::shared_ptr<QueueState>> MakeAnonymousQueue(
   if (!mem.ok()) return mem.status();
   auto state = std::make_shared<QueueState>();
   state->memory = *std::move(mem);
-  state->ring = Ring::Format(state->memory.data(), cap, options.mode);
+  state->ring = RingView::Format(state->memory.data(), cap, options.mode);
   return state;
 }
 
@@ -42,7 +42,7 @@ absl::StatusOr<std::shared_ptr<QueueState>> CreateNamedQueue(
   if (!mem.ok()) return mem.status();
   auto state = std::make_shared<QueueState>();
   state->memory = *std::move(mem);
-  state->ring = Ring::Format(state->memory.data(), cap, options.mode);
+  state->ring = RingView::Format(state->memory.data(), cap, options.mode);
   return state;
 }
 
@@ -50,7 +50,7 @@ absl::StatusOr<std::shared_ptr<QueueState>> OpenNamedQueue(
     std::string_view name, const SegmentAccess& access) {
   auto mem = SharedMemory::Open(name, access);
   if (!mem.ok()) return mem.status();
-  auto ring = Ring::Attach(mem->data(), mem->size());
+  auto ring = RingView::Attach(mem->data(), mem->size());
   if (!ring.ok()) {
     return absl::Status(ring.status().code(),
                         absl::StrCat("queue ", std::string(name), ": ",
@@ -68,7 +68,7 @@ uint32_t TaskSlotFor(QueueState& state) {
   if ((cached >> 32) == pid && (cached & 0xffffffffu) != 0) {
     return static_cast<uint32_t>(cached & 0xffffffffu) - 1;
   }
-  const uint32_t slot = state.ring->ClaimTaskSlot();
+  const uint32_t slot = state.ring.ClaimTaskSlot();
   if (slot != Ring::kNoSlot) {
     state.task_slot.store((pid << 32) | (slot + 1), std::memory_order_release);
   }

@@ -109,7 +109,8 @@ inline constexpr size_t kDefaultCapacity = size_t{1} << 20;
 // The mapping and the ring in it, shared by every copy of a handle.
 struct QueueState {
   SharedMemory memory;
-  Ring* ring = nullptr;
+  // This process's view of the ring: geometry copied at Create/Open.
+  RingView ring;
   // JoinableQueue: this process's task slot in the ring, as
   // pid << 32 | (slot + 1); another pid (a forked child) claims its own.
   std::atomic<uint64_t> task_slot{0};
@@ -241,7 +242,7 @@ class Queue {
  protected:
   explicit Queue(std::shared_ptr<queue_internal::QueueState> s)
       : state_(std::move(s)) {}
-  queue_internal::Ring* ring() const { return state_->ring; }
+  queue_internal::RingView* ring() const { return &state_->ring; }
   queue_internal::QueueState& state() const { return *state_; }
 
   // Get, the record counted as taken by task slot `taker` (JoinableQueue).

@@ -7,12 +7,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <fstream>
 #include <functional>
+#include <random>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "mp/core/shared_memory.h"
 #include "mp/queue/queue.h"
+#include "tests/watchdog.h"
 
 namespace {
 
@@ -85,6 +91,163 @@ TEST_F(HostileSegmentTest, SymlinkInPlaceOfTheQueueIsRefused) {
       << opened.status();
   ASSERT_EQ(unlink(("/dev/shm" + name_).c_str()), 0);
   ASSERT_TRUE(mp::SharedMemory::Unlink(target).ok());
+}
+
+// Where the fields of a named queue's ring lie in its segment (ring.h,
+// "Line 0" and after), for the tests that play the hostile writer.
+constexpr size_t kRingAt = 0;
+constexpr size_t kModeAt = kRingAt + 12;
+constexpr size_t kCapacityAt = kRingAt + 16;
+constexpr size_t kMaskAt = kRingAt + 24;
+constexpr size_t kTailAt = kRingAt + 64;
+constexpr size_t kHeadCacheAt = kRingAt + 72;
+constexpr size_t kHeadAt = kRingAt + 128;
+constexpr size_t kDataAt = kRingAt + sizeof(mp::queue_internal::Ring);
+
+void Poke64(void* base, size_t at, uint64_t v) {
+  std::memcpy(static_cast<char*>(base) + at, &v, 8);
+}
+void Poke32(void* base, size_t at, uint32_t v) {
+  std::memcpy(static_cast<char*>(base) + at, &v, 4);
+}
+
+// The start addresses of this process's mappings of the /dev/shm `name`.
+std::vector<uintptr_t> MappingsOf(const std::string& name) {
+  std::vector<uintptr_t> out;
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    if (line.size() < name.size() + 8 ||
+        line.compare(line.size() - name.size() - 8, std::string::npos,
+                     "/dev/shm" + name) != 0) {
+      continue;
+    }
+    out.push_back(std::stoull(line.substr(0, line.find('-')), nullptr, 16));
+  }
+  return out;
+}
+
+// Case 1: a second mapping rewrites the ring's capacity, mask and indices
+// after Open so that the next record's offset lands in another segment of
+// this process (queue A writing into B). The queue keeps the geometry it
+// read at Open: the Put lands in A's own data area, B is untouched.
+TEST_F(HostileSegmentTest, RewrittenGeometryCannotRedirectAPut) {
+  auto created = mp::Queue<int64_t>::Create(name_, {.maxsize = 4096});
+  ASSERT_TRUE(created.ok()) << created.status();
+  auto q = mp::Queue<int64_t>::Open(name_);
+  ASSERT_TRUE(q.ok()) << q.status();
+  auto writer = mp::SharedMemory::Open(name_);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  const std::string other = UniqueName("b");
+  auto b = mp::SharedMemory::Create(other, 1 << 16);
+  ASSERT_TRUE(b.ok()) << b.status();
+  std::memset(b->data(), 0x5a, b->size());
+  const std::vector<uintptr_t> all = MappingsOf(name_);
+  ASSERT_EQ(all.size(), 3u);  // the creator's, q's and the writer's
+  // tail such that data + (tail & mask) is 1 KiB into B, for either queue
+  // mapping (both are tried: the test does not know which one q uses).
+  for (uintptr_t base : all) {
+    if (base == reinterpret_cast<uintptr_t>(writer->data())) continue;
+    const uint64_t pos = reinterpret_cast<uintptr_t>(b->data()) + 1024 -
+                         (base + kDataAt);
+    Poke64(writer->data(), kCapacityAt, ~uint64_t{0} >> 1);
+    Poke64(writer->data(), kMaskAt, ~uint64_t{0});
+    Poke64(writer->data(), kTailAt, pos);
+    Poke64(writer->data(), kHeadCacheAt, pos);
+    Poke64(writer->data(), kHeadAt, pos);
+    Poke32(writer->data(), kModeAt, 7);
+    const pid_t child = mp_test::ForkChild([&] {
+      absl::Status put = q->Put(42, mp::Deadline::Past());
+      if (!put.ok() && put.code() != absl::StatusCode::kDataLoss) return 1;
+      absl::StatusOr<int64_t> got = q->Get(mp::Deadline::Past());
+      if (got.ok() && *got != 42) return 2;
+      if (!got.ok() && got.status().code() != absl::StatusCode::kDataLoss &&
+          got.status().code() != absl::StatusCode::kDeadlineExceeded) {
+        return 3;
+      }
+      return 0;
+    });
+    EXPECT_EQ(mp_test::Watch(child, "put/get after the rewrite"), "");
+    for (size_t i = 0; i < b->size(); ++i) {
+      ASSERT_EQ(static_cast<unsigned char*>(b->data())[i], 0x5a)
+          << "queue A wrote into segment B at byte " << i;
+    }
+  }
+  mp::SharedMemory::Unlink(other).IgnoreError();
+}
+
+// Case 1: whatever a second mapping writes into the ring's fixed fields,
+// indices, counts and record headers between operations, Put and Get answer
+// with a status (OK, DataLoss, full, empty, closed), never crash, hang or
+// touch a neighbouring segment.
+TEST_F(HostileSegmentTest, RandomRewritesBetweenOperationsNeverCrash) {
+  for (mp::queue_internal::RingMode mode :
+       {mp::queue_internal::RingMode::kMpmc,
+        mp::queue_internal::RingMode::kSpsc}) {
+    mp::SharedMemory::Unlink(name_).IgnoreError();
+    auto created =
+        mp::Queue<std::string>::Create(name_, {.maxsize = 4096, .mode = mode});
+    ASSERT_TRUE(created.ok()) << created.status();
+    auto b = mp::SharedMemory::Create(UniqueName("guard"), 1 << 16);
+    ASSERT_TRUE(b.ok()) << b.status();
+    mp::SharedMemory::Unlink(UniqueName("guard")).IgnoreError();
+    std::memset(b->data(), 0x5a, b->size());
+    const pid_t child = mp_test::ForkChild([&] {
+      auto q = mp::Queue<std::string>::Open(name_);
+      auto writer = mp::SharedMemory::Open(name_);
+      if (!q.ok() || !writer.ok()) return 10;
+      std::mt19937_64 rng(1234);
+      const size_t size = writer->size();
+      const uint64_t b_pos = reinterpret_cast<uintptr_t>(b->data());
+      for (int i = 0; i < 3000; ++i) {
+        const uint64_t r = rng();
+        uint64_t v = rng();
+        switch (r % 6) {  // a value: random, small, misaligned, or aimed at B
+          case 0: v &= 0xffff; break;
+          case 1: v = (v & 0xfff) | 1; break;
+          case 2: v = b_pos - reinterpret_cast<uintptr_t>(writer->data()); break;
+          default: break;
+        }
+        const size_t fields[] = {kModeAt, kCapacityAt, kMaskAt, kTailAt,
+                                 kHeadCacheAt, kHeadAt, kRingAt + 80,
+                                 kRingAt + 88, kRingAt + 96, kRingAt + 192,
+                                 kRingAt + 208, kRingAt + 216, kRingAt + 224,
+                                 kRingAt + 232, kRingAt + 240, kRingAt + 248,
+                                 kRingAt + 256, kRingAt + 264, kRingAt + 384};
+        const size_t at = (r >> 8) % 3 == 0
+                              ? kDataAt + (((r >> 16) % (size - kDataAt)) & ~size_t{7})
+                              : fields[(r >> 16) % std::size(fields)];
+        if (at + 8 <= size) Poke64(writer->data(), at, v);
+        if ((r >> 40) % 50 == 0) std::memset(static_cast<char*>(writer->data()) + kTailAt, 0, 200);
+        const std::string msg((r >> 24) % 300, 'x');
+        absl::Status put = q->Put(msg, mp::Deadline::Past());
+        const absl::StatusCode pc = put.code();
+        if (pc != absl::StatusCode::kOk && pc != absl::StatusCode::kDataLoss &&
+            pc != absl::StatusCode::kResourceExhausted &&
+            pc != absl::StatusCode::kFailedPrecondition &&
+            pc != absl::StatusCode::kInvalidArgument) {
+          std::fprintf(stderr, "put: %s\n", put.ToString().c_str());
+          return 11;
+        }
+        auto got = q->Get(mp::Deadline::After(std::chrono::milliseconds(1)));
+        const absl::StatusCode gc = got.status().code();
+        if (gc != absl::StatusCode::kOk && gc != absl::StatusCode::kDataLoss &&
+            gc != absl::StatusCode::kDeadlineExceeded &&
+            gc != absl::StatusCode::kOutOfRange) {
+          std::fprintf(stderr, "get: %s\n", got.status().ToString().c_str());
+          return 12;
+        }
+        if (got.ok() && got->size() > q->max_message_bytes()) return 13;
+        if (q->capacity() != 4096) return 14;
+      }
+      return 0;
+    });
+    EXPECT_EQ(mp_test::Watch(child, "hostile rewrites"), "");
+    for (size_t i = 0; i < b->size(); ++i) {
+      ASSERT_EQ(static_cast<unsigned char*>(b->data())[i], 0x5a)
+          << "the queue wrote into a neighbouring segment at byte " << i;
+    }
+  }
 }
 
 }  // namespace

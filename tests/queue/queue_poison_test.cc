@@ -176,7 +176,9 @@ TEST(QueuePoisonTest, ThrowingSinkReleasesTheConsumerLock) {
   constexpr size_t kCapacity = 4096;
   alignas(64) static char bytes[sizeof(Ring) + kCapacity];
   std::memset(bytes, 0, sizeof(bytes));
-  Ring* ring = Ring::Format(bytes, kCapacity, RingMode::kMpmc);
+  mp::queue_internal::RingView view =
+      mp::queue_internal::RingView::Format(bytes, kCapacity, RingMode::kMpmc);
+  mp::queue_internal::RingView* ring = &view;
   const int64_t value = 9;
   ASSERT_TRUE(ring->Push(&value, sizeof(value), Soon()).ok());
   auto throwing = [](void*, const char*, size_t) -> absl::Status {

@@ -263,6 +263,35 @@ absl::StatusOr<Ring*> Ring::Attach(void* base, size_t size) {
   }
 }
 
+RingView RingView::Format(void* base, size_t capacity, RingMode mode) {
+  return RingView(Ring::Format(base, capacity, mode), capacity, mode);
+}
+
+absl::StatusOr<RingView> RingView::Attach(void* base, size_t size) {
+  absl::StatusOr<Ring*> r = Ring::Attach(base, size);
+  if (!r.ok()) return r.status();
+  // One read of each, then validated again here: what Ring::Attach checked
+  // may have been rewritten since.
+  const uint64_t cap = std::atomic_ref<uint64_t>((*r)->capacity_).load(
+      std::memory_order_relaxed);
+  const uint32_t mode = std::atomic_ref<uint32_t>((*r)->mode_).load(
+      std::memory_order_relaxed);
+  if (cap < Ring::kMinCapacity || cap > Ring::kMaxCapacity ||
+      (cap & (cap - 1)) != 0 || cap > size - sizeof(Ring)) {
+    return absl::DataLossError(absl::StrCat("ring: bad capacity ", cap));
+  }
+  if (mode != static_cast<uint32_t>(RingMode::kSpsc) &&
+      mode != static_cast<uint32_t>(RingMode::kMpmc)) {
+    return absl::DataLossError("ring: bad mode");
+  }
+  return RingView(*r, static_cast<size_t>(cap), static_cast<RingMode>(mode));
+}
+
+size_t RingView::BytesUsedApprox() const {
+  const size_t used = r_->BytesUsedApprox();
+  return used > capacity_ ? capacity_ : used;
+}
+
 size_t Ring::BytesUsedApprox() const {
   uint64_t head = head_.load(std::memory_order_relaxed);
   uint64_t tail = tail_.load(std::memory_order_relaxed);
@@ -316,56 +345,56 @@ bool SleepUntil(FutexWord& epoch, std::atomic<uint32_t>& waiters, Ready ready,
   return ready() || !deadline.Expired();
 }
 
-bool Ring::WaitForClaim(uint64_t head, Deadline deadline) {
+bool RingView::WaitForClaim(uint64_t head, Deadline deadline) {
   // Indices only: without the consumer lock (kMpmc) the header at a head
   // another consumer has since moved past may be a payload being written.
   auto claimed = [&] {
-    return tail_.load(std::memory_order_seq_cst) != head ||
-           head_.load(std::memory_order_relaxed) != head || closed();
+    return r_->tail_.load(std::memory_order_seq_cst) != head ||
+           r_->head_.load(std::memory_order_relaxed) != head || r_->closed();
   };
   return SleepUntil(
-      data_epoch_, consumers_waiting_, claimed,
+      r_->data_epoch_, r_->consumers_waiting_, claimed,
       [] { MP_FAULT_POINT("ring.get.before_sleep"); }, deadline);
 }
 
-bool Ring::WaitForCommit(uint64_t head, Deadline deadline, bool or_closed) {
+bool RingView::WaitForCommit(uint64_t head, Deadline deadline, bool or_closed) {
   auto committed = [&] {
     return RecordHeader::IsCommittedAt(
                HeaderAt(head).load(std::memory_order_seq_cst), head) ||
-           (or_closed && closed());
+           (or_closed && r_->closed());
   };
   return SleepUntil(
-      data_epoch_, consumers_waiting_, committed,
+      r_->data_epoch_, r_->consumers_waiting_, committed,
       [] { MP_FAULT_POINT("ring.get.before_sleep"); }, deadline);
 }
 
-bool Ring::WaitForSpace(uint64_t /*tail*/, size_t need, Deadline deadline) {
+bool RingView::WaitForSpace(uint64_t /*tail*/, size_t need, Deadline deadline) {
   auto has_room = [&] {
-    return tail_.load(std::memory_order_relaxed) + need -
-                   head_.load(std::memory_order_seq_cst) <=
+    return r_->tail_.load(std::memory_order_relaxed) + need -
+                   r_->head_.load(std::memory_order_seq_cst) <=
                capacity_ ||
-           closed();
+           r_->closed();
   };
   return SleepUntil(
-      space_epoch_, producers_waiting_, has_room,
+      r_->space_epoch_, r_->producers_waiting_, has_room,
       [] { MP_FAULT_POINT("ring.put.before_sleep"); }, deadline);
 }
 
-absl::Status Ring::Push(const void* data, size_t n, Deadline deadline) {
+absl::Status RingView::Push(const void* data, size_t n, Deadline deadline) {
   if (n > max_message()) {
     return absl::InvalidArgumentError(
         absl::StrCat("message of ", n, " bytes exceeds the ring's maximum of ",
                      max_message(), " bytes"));
   }
-  if (closed()) return absl::FailedPreconditionError("queue is closed");
-  return PushLocked(data, n, deadline, mode() == RingMode::kMpmc);
+  if (r_->closed()) return absl::FailedPreconditionError("queue is closed");
+  return PushLocked(data, n, deadline, mode_ == RingMode::kMpmc);
 }
 
-absl::Status Ring::PushLocked(const void* src, size_t n, Deadline deadline,
+absl::Status RingView::PushLocked(const void* src, size_t n, Deadline deadline,
                               bool mpmc) {
   const size_t rec = Align8(sizeof(RecordHeader) + n);
   const uint32_t me = CurrentTid();
-  ScopedPidLock lock(mpmc ? &producer_lock_ : nullptr);
+  ScopedPidLock lock(mpmc ? &r_->producer_lock_ : nullptr);
   for (;;) {
     // A lock taken over from a dead producer needs no repair of the ring: a
     // claim it published is the consumers' to skip and count
@@ -375,30 +404,35 @@ absl::Status Ring::PushLocked(const void* src, size_t n, Deadline deadline,
       return absl::ResourceExhaustedError("queue is full");
     }
     MP_FAULT_POINT("ring.put.after_lock");
-    RepairProducerCounts();
+    r_->RepairProducerCounts();
     for (;;) {
-      const uint64_t tail = tail_.load(std::memory_order_relaxed);
+      const uint64_t tail = r_->tail_.load(std::memory_order_relaxed);
+      // Positions come from shared memory: only an 8-aligned one is used
+      // as an offset (an aligned header inside the data area, see RingView).
+      if (tail % 8 != 0) {
+        return absl::DataLossError("ring: indices out of range");
+      }
       const size_t off = static_cast<size_t>(tail & mask_);
       const size_t to_end = capacity_ - off;
       const bool pad = rec > to_end;
       const size_t need = pad ? to_end : rec;
-      uint64_t head = head_cache_.load(std::memory_order_relaxed);
+      uint64_t head = r_->head_cache_.load(std::memory_order_relaxed);
       if (tail + need - head > capacity_) {
-        head = head_.load(std::memory_order_acquire);
-        head_cache_.store(head, std::memory_order_release);  // see Attach
+        head = r_->head_.load(std::memory_order_acquire);
+        r_->head_cache_.store(head, std::memory_order_release);  // see Attach
         if (tail - head > capacity_) {  // head after tail, or lapped
           return absl::DataLossError("ring: indices out of range");
         }
         if (tail + need - head > capacity_) {
           if (mpmc && SkipPadsForProducer(tail)) continue;
           lock.Unlock();
-          if (closed()) {
+          if (r_->closed()) {
             return absl::FailedPreconditionError("queue is closed");
           }
           if (!WaitForSpace(tail, need, deadline)) {
             return absl::ResourceExhaustedError("queue is full");
           }
-          if (closed()) {
+          if (r_->closed()) {
             return absl::FailedPreconditionError("queue is closed");
           }
           if (mpmc) break;  // re-take the lock
@@ -420,48 +454,48 @@ absl::Status Ring::PushLocked(const void* src, size_t n, Deadline deadline,
       // pad writes one too, counting nothing: else a pad could move tail to
       // the position a dead claimer's intent names.
       const uint64_t in =
-          records_in_.load(std::memory_order_relaxed) + (pad ? 0 : 1);
-      pend_tail_.store(next, std::memory_order_relaxed);
-      pend_in_.store(in, std::memory_order_release);
+          r_->records_in_.load(std::memory_order_relaxed) + (pad ? 0 : 1);
+      r_->pend_tail_.store(next, std::memory_order_relaxed);
+      r_->pend_in_.store(in, std::memory_order_release);
       if (pad) {
         header.store(RecordHeader::Claim(me, length | RecordHeader::kPadClaim),
                      std::memory_order_relaxed);
-        tail_.store(next, std::memory_order_release);
+        r_->tail_.store(next, std::memory_order_release);
         header.store(RecordHeader::Committed(tail, length, RecordHeader::kPad),
                      std::memory_order_release);
-        WakeConsumers();
+        r_->WakeConsumers();
         continue;
       }
       header.store(RecordHeader::Claim(me, static_cast<uint32_t>(n)),
                    std::memory_order_relaxed);
-      tail_.store(next, std::memory_order_release);
+      r_->tail_.store(next, std::memory_order_release);
       MP_FAULT_POINT("ring.put.after_tail");
-      records_in_.store(in, std::memory_order_relaxed);
+      r_->records_in_.store(in, std::memory_order_relaxed);
       MP_FAULT_POINT("ring.put.after_claim");
       lock.Unlock();
-      CopyPayload(data() + off + sizeof(RecordHeader), src, n);
+      CopyPayload(data_ + off + sizeof(RecordHeader), src, n);
       MP_FAULT_POINT("ring.put.after_payload");
       header.store(RecordHeader::Committed(tail, static_cast<uint32_t>(n),
                                            RecordHeader::kData),
                    std::memory_order_release);
       MP_FAULT_POINT("ring.put.after_publish");
-      WakeConsumers();
+      r_->WakeConsumers();
       return absl::OkStatus();
     }
   }
 }
 
-bool Ring::SkipPadsForProducer(uint64_t tail) {
+bool RingView::SkipPadsForProducer(uint64_t tail) {
   // Never wait for the lock: its holder skips committed pads itself, and
   // may be waiting at head for a commit from producers that need this
   // producer lock (the wait would deadlock). A dead holder is taken over.
-  ScopedPidLock lock(&consumer_lock_);
+  ScopedPidLock lock(&r_->consumer_lock_);
   if (lock.Lock(Deadline::Past()) == PidLock::Acquired::kNo) return false;
   // A dead consumer's interrupted count is completed before head moves on.
-  RepairConsumerCounts();
-  const uint64_t start = head_.load(std::memory_order_relaxed);
+  r_->RepairConsumerCounts();
+  const uint64_t start = r_->head_.load(std::memory_order_relaxed);
   uint64_t head = start;
-  while (head != tail && tail - head <= capacity_) {
+  while (head != tail && tail - head <= capacity_ && head % 8 == 0) {
     const uint64_t w = HeaderAt(head).load(std::memory_order_acquire);
     const size_t off = static_cast<size_t>(head & mask_);
     // Only a committed pad that fills the lap; anything else is the
@@ -475,13 +509,13 @@ bool Ring::SkipPadsForProducer(uint64_t tail) {
     head += capacity_ - off;
   }
   if (head == start) return false;
-  AdvanceHead(head, Count::kNone);
+  r_->AdvanceHead(head, Ring::Count::kNone);
   lock.Unlock();
-  WakeProducers();
+  r_->WakeProducers();
   return true;
 }
 
-absl::StatusOr<bool> Ring::SkipDeadClaim(uint64_t head, uint64_t w,
+absl::StatusOr<bool> RingView::SkipDeadClaim(uint64_t head, uint64_t w,
                                          uint64_t tail) {
   const uint32_t length = RecordHeader::LengthOf(w);
   const bool pad = (length & RecordHeader::kPadClaim) != 0;
@@ -504,15 +538,15 @@ absl::StatusOr<bool> Ring::SkipDeadClaim(uint64_t head, uint64_t w,
   return true;  // skipped by us, or committed meanwhile: look again
 }
 
-absl::Status Ring::Pop(Sink sink, void* ctx, Deadline deadline,
+absl::Status RingView::Pop(Sink sink, void* ctx, Deadline deadline,
                        uint32_t taker) {
-  if (taker != kNoSlot && taker >= kTaskSlots) {
+  if (taker != Ring::kNoSlot && taker >= Ring::kTaskSlots) {
     return absl::InvalidArgumentError("ring: bad task slot");
   }
-  return PopLocked(sink, ctx, deadline, mode() == RingMode::kMpmc, taker);
+  return PopLocked(sink, ctx, deadline, mode_ == RingMode::kMpmc, taker);
 }
 
-absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
+absl::Status RingView::PopLocked(Sink sink, void* ctx, Deadline deadline,
                              bool mpmc, uint32_t taker) {
   // A claim seen uncommitted at `stuck_at` since `stuck_since`: its claimer
   // is checked for liveness once it has been stuck kLivenessSlice, or when
@@ -521,7 +555,7 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
   std::chrono::steady_clock::time_point stuck_since;
   bool judged_late = false;  // its claimer was alive at our deadline
   // Every exit releases the lock, a throwing sink's included.
-  ScopedPidLock lock(mpmc ? &consumer_lock_ : nullptr);
+  ScopedPidLock lock(mpmc ? &r_->consumer_lock_ : nullptr);
   for (;;) {
     // A lock taken over from a dead consumer needs no repair of the ring:
     // the record it was reading is still at `head` and goes to us, or head
@@ -530,13 +564,16 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
       return absl::DeadlineExceededError("queue is empty");
     }
     MP_FAULT_POINT("ring.get.after_lock");
-    RepairConsumerCounts();
+    r_->RepairConsumerCounts();
     for (;;) {
-      const uint64_t head = head_.load(std::memory_order_relaxed);
+      const uint64_t head = r_->head_.load(std::memory_order_relaxed);
+      if (head % 8 != 0) {
+        return absl::DataLossError("ring: indices out of range");
+      }
       const size_t off = static_cast<size_t>(head & mask_);
       const size_t to_end = capacity_ - off;
       uint64_t w = HeaderAt(head).load(std::memory_order_acquire);
-      if (w == 0 && !closed()) {
+      if (w == 0 && !r_->closed()) {
         // Nothing claimed at head: a claim writes the header before it
         // publishes the tail, and the word after each record was zeroed.
         // Wait for the commit polling the header alone, the line the
@@ -558,7 +595,7 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
         // Not (yet) a record: look at the claims. Tail first, then the
         // header again: a claim is written before the tail store that
         // publishes it.
-        const uint64_t tail = tail_.load(std::memory_order_acquire);
+        const uint64_t tail = r_->tail_.load(std::memory_order_acquire);
         if (tail - head > capacity_) {  // head after tail, or lapped
           return absl::DataLossError("ring: indices out of range");
         }
@@ -593,9 +630,9 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
             }
             continue;
           }
-          if (closed()) {
+          if (r_->closed()) {
             // A producer that saw the queue open may claim after our read.
-            if (tail_.load(std::memory_order_acquire) != head) continue;
+            if (r_->tail_.load(std::memory_order_acquire) != head) continue;
             return absl::OutOfRangeError("queue is closed");
           }
           if (mpmc) {
@@ -627,26 +664,26 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
       }
       if (kind != RecordHeader::kData) {  // a pad, or a lost record
         const bool lost = kind == RecordHeader::kLost;
-        AdvanceHead(head + rec, lost ? Count::kLost : Count::kNone);
-        WakeProducers();
-        if (lost) WakeJoiners();
+        r_->AdvanceHead(head + rec, lost ? Ring::Count::kLost : Ring::Count::kNone);
+        r_->WakeProducers();
+        if (lost) r_->WakeJoiners();
         continue;
       }
       // The sink may throw (bad_alloc): the guard releases the lock and the
       // record stays at head. An error it returns drops the record.
-      absl::Status s = sink(ctx, data() + off + sizeof(RecordHeader), len);
+      absl::Status s = sink(ctx, data_ + off + sizeof(RecordHeader), len);
       if (!s.ok()) {
-        AdvanceHead(head + rec, Count::kCorrupt);
+        r_->AdvanceHead(head + rec, Ring::Count::kCorrupt);
         lock.Unlock();
-        WakeProducers();
-        WakeJoiners();
+        r_->WakeProducers();
+        r_->WakeJoiners();
         return s;
       }
       MP_FAULT_POINT("ring.get.after_copy");
-      AdvanceHead(head + rec, Count::kOut, taker);
+      r_->AdvanceHead(head + rec, Ring::Count::kOut, taker);
       MP_FAULT_POINT("ring.get.after_publish");
       lock.Unlock();
-      WakeProducers();
+      r_->WakeProducers();
       return absl::OkStatus();
     }
   }

@@ -284,43 +284,15 @@ class Ring {
   // InvalidArgument / DataLoss for a bad magic, version, capacity, mode or
   // indices out of range (head after tail, more than a capacity apart, not
   // 8-aligned, or a cached index ahead of its index). Never reads outside
-  // [base, base + size). Afterwards the fields Format wrote once (capacity,
-  // mask, mode) are trusted; what processes keep writing (indices, caches,
-  // record headers) is checked where it is read: whatever its values, Push
-  // and Pop never touch memory outside the data area, and indices out of
-  // range are DataLoss.
+  // [base, base + size). Operations go through a RingView (below), which
+  // copies capacity, mask and mode once and never trusts the shared copies
+  // again (another process can rewrite them at any time).
   static absl::StatusOr<Ring*> Attach(void* base, size_t size);
-
-  // Appends one record of `n` bytes. OK; InvalidArgument when n >
-  // max_message() (nothing changes); FailedPrecondition when closed;
-  // ResourceExhausted when still full at `deadline` (a past deadline polls);
-  // DataLoss when the indices are corrupt.
-  // Release: everything the caller wrote before happens-before the Pop that
-  // returns this record.
-  absl::Status Push(const void* data, size_t n, Deadline deadline);
-
-  // Removes the oldest record by handing it to `sink(ctx, bytes, n)`, which
-  // copies it out. If the sink returns an error (a record it cannot decode),
-  // the record is dropped all the same (head moves past it, counted in
-  // corrupt_records()) and the error is returned: a poison record is handed
-  // out once, never left at head. If the sink throws, the record stays at
-  // head for the next Pop, the consumer lock is released (a scoped guard)
-  // and the exception propagates. DeadlineExceeded when empty at
-  // `deadline`; OutOfRange when empty and closed; DataLoss on a corrupt
-  // record or indices.
-  using Sink = absl::Status (*)(void* ctx, const char* bytes, size_t n);
-  // `taker`: the task slot (ClaimTaskSlot) the record is taken for, counted
-  // in its `taken` exactly once, whoever dies when; kNoSlot for none.
-  absl::Status Pop(Sink sink, void* ctx, Deadline deadline,
-                   uint32_t taker = kNoSlot);
 
   // Marks the ring closed and wakes every sleeper.
   void Close();
   bool closed() const { return closed_.load(std::memory_order_acquire) != 0; }
 
-  size_t capacity() const { return capacity_; }
-  size_t max_message() const { return capacity_ - sizeof(RecordHeader); }
-  RingMode mode() const { return static_cast<RingMode>(mode_); }
   // Bytes in use (records + headers + pads): a racy snapshot.
   size_t BytesUsedApprox() const;
   // Data records in the ring (claimed and not yet taken, skipped or
@@ -366,39 +338,10 @@ class Ring {
   absl::Status JoinTasks(Deadline deadline);
 
  private:
+  friend class RingView;
   Ring() = default;
-  char* data() { return reinterpret_cast<char*>(this) + sizeof(Ring); }
-  // The header word of the record at position `pos`.
-  std::atomic_ref<uint64_t> HeaderAt(uint64_t pos) {
-    return std::atomic_ref<uint64_t>(
-        *reinterpret_cast<uint64_t*>(data() + (pos & mask_)));
-  }
   void WakeConsumers();
   void WakeProducers();
-  // Consumer side: sleeps until a claim past `head` (or a moved head, or
-  // close) may be there; and, with the consumer lock held (kMpmc), until
-  // the record at `head` is committed. False at the deadline.
-  bool WaitForClaim(uint64_t head, Deadline deadline);
-  // `or_closed`: a close ends the wait too (a consumer at an empty head
-  // must see it); never while a claim is at head, which only its commit or
-  // its claimer's death ends (else, closed, the wait would return at once,
-  // again and again).
-  bool WaitForCommit(uint64_t head, Deadline deadline, bool or_closed);
-  // Consumer lock held (kMpmc), `w` the header at `head`, uncommitted, with
-  // `tail` past head: the claim of a producer that has not committed. If
-  // that producer is dead, turns the claim into a committed lost record (or
-  // pad) and returns true. DataLoss when the claim is malformed.
-  absl::StatusOr<bool> SkipDeadClaim(uint64_t head, uint64_t w, uint64_t tail);
-  bool WaitForSpace(uint64_t tail, size_t need, Deadline deadline);
-  absl::Status PushLocked(const void* src, size_t n, Deadline deadline,
-                          bool mpmc);
-  absl::Status PopLocked(Sink sink, void* ctx, Deadline deadline, bool mpmc,
-                         uint32_t taker);
-  // kMpmc, producer lock held, `tail` the tail: takes the consumer lock if
-  // it is free (or held by a dead task) and skips the committed pad records
-  // at head, as a consumer would before reaching the next record. True if
-  // head moved.
-  bool SkipPadsForProducer(uint64_t tail);
 
   // The counts that move with head; kNone: a pad skipped, nothing counted.
   enum class Count : uint32_t { kNone = 0, kOut = 1, kLost = 2, kCorrupt = 3 };
@@ -494,6 +437,112 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free);
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
 static_assert(sizeof(Ring) == 7 * kCacheLine + Ring::kTaskSlots * 32);
 static_assert(alignof(Ring) == kCacheLine);
+
+// One process's handle on a ring: the ring's geometry and mode, copied from
+// the segment once, at Format or Attach, and never read from shared memory
+// again. Every offset this process computes comes from this copy: the data
+// pointer, `pos & mask_` (a position is bounds-checked by construction) and
+// a record's extent checked against `capacity_`. So no value another process
+// writes into the segment afterwards (capacity, mask, mode, indices, record
+// headers) can make this process read or write outside the ring's data
+// area: at worst an operation returns DataLoss. Indices read from shared
+// memory are also checked for 8-byte alignment before use, so every header
+// access is an aligned 8-byte atomic inside the data area.
+// Cheap to copy; the mapping must outlive every copy.
+class RingView {
+ public:
+  RingView() = default;
+  // Formats a fresh ring at `base` (see Ring::Format) and returns its view.
+  static RingView Format(void* base, size_t capacity, RingMode mode);
+  // Validates the ring in `size` bytes at `base` (Ring::Attach) and copies
+  // its geometry and mode.
+  static absl::StatusOr<RingView> Attach(void* base, size_t size);
+
+  // Appends one record of `n` bytes. OK; InvalidArgument when n >
+  // max_message() (nothing changes); FailedPrecondition when closed;
+  // ResourceExhausted when still full at `deadline` (a past deadline polls);
+  // DataLoss when the indices are corrupt.
+  // Release: everything the caller wrote before happens-before the Pop that
+  // returns this record.
+  absl::Status Push(const void* data, size_t n, Deadline deadline);
+
+  // Removes the oldest record by handing it to `sink(ctx, bytes, n)`, which
+  // copies it out. If the sink returns an error (a record it cannot decode),
+  // the record is dropped all the same (head moves past it, counted in
+  // corrupt_records()) and the error is returned: a poison record is handed
+  // out once, never left at head. If the sink throws, the record stays at
+  // head for the next Pop, the consumer lock is released (a scoped guard)
+  // and the exception propagates. DeadlineExceeded when empty at
+  // `deadline`; OutOfRange when empty and closed; DataLoss on a corrupt
+  // record or indices.
+  using Sink = absl::Status (*)(void* ctx, const char* bytes, size_t n);
+  // `taker`: the task slot (ClaimTaskSlot) the record is taken for, counted
+  // in its `taken` exactly once, whoever dies when; Ring::kNoSlot for none.
+  absl::Status Pop(Sink sink, void* ctx, Deadline deadline,
+                   uint32_t taker = Ring::kNoSlot);
+
+  // Marks the ring closed and wakes every sleeper.
+  void Close() { r_->Close(); }
+  bool closed() const { return r_->closed(); }
+
+  size_t capacity() const { return capacity_; }
+  size_t max_message() const { return capacity_ - sizeof(RecordHeader); }
+  RingMode mode() const { return mode_; }
+  // See Ring.
+  size_t BytesUsedApprox() const;
+  uint64_t RecordsApprox() const { return r_->RecordsApprox(); }
+  uint64_t lost_records() const { return r_->lost_records(); }
+  uint64_t corrupt_records() const { return r_->corrupt_records(); }
+  uint64_t UnfinishedTasks() const { return r_->UnfinishedTasks(); }
+  uint64_t AbandonedTasks() const { return r_->AbandonedTasks(); }
+  uint32_t ClaimTaskSlot() { return r_->ClaimTaskSlot(); }
+  absl::Status TaskDone(uint32_t slot) { return r_->TaskDone(slot); }
+  absl::Status JoinTasks(Deadline deadline) { return r_->JoinTasks(deadline); }
+  Ring* shared() const { return r_; }
+
+ private:
+  RingView(Ring* r, size_t capacity, RingMode mode)
+      : r_(r),
+        data_(reinterpret_cast<char*>(r) + sizeof(Ring)),
+        capacity_(capacity),
+        mask_(capacity - 1),
+        mode_(mode) {}
+  // The header word of the record at position `pos`.
+  std::atomic_ref<uint64_t> HeaderAt(uint64_t pos) {
+    return std::atomic_ref<uint64_t>(
+        *reinterpret_cast<uint64_t*>(data_ + (pos & mask_)));
+  }
+  // Consumer side: sleeps until a claim past `head` (or a moved head, or
+  // close) may be there; and, with the consumer lock held (kMpmc), until
+  // the record at `head` is committed. False at the deadline.
+  bool WaitForClaim(uint64_t head, Deadline deadline);
+  // `or_closed`: a close ends the wait too (a consumer at an empty head
+  // must see it); never while a claim is at head, which only its commit or
+  // its claimer's death ends (else, closed, the wait would return at once,
+  // again and again).
+  bool WaitForCommit(uint64_t head, Deadline deadline, bool or_closed);
+  // Consumer lock held (kMpmc), `w` the header at `head`, uncommitted, with
+  // `tail` past head: the claim of a producer that has not committed. If
+  // that producer is dead, turns the claim into a committed lost record (or
+  // pad) and returns true. DataLoss when the claim is malformed.
+  absl::StatusOr<bool> SkipDeadClaim(uint64_t head, uint64_t w, uint64_t tail);
+  bool WaitForSpace(uint64_t tail, size_t need, Deadline deadline);
+  absl::Status PushLocked(const void* src, size_t n, Deadline deadline,
+                          bool mpmc);
+  absl::Status PopLocked(Sink sink, void* ctx, Deadline deadline, bool mpmc,
+                         uint32_t taker);
+  // kMpmc, producer lock held, `tail` the tail: takes the consumer lock if
+  // it is free (or held by a dead task) and skips the committed pad records
+  // at head, as a consumer would before reaching the next record. True if
+  // head moved.
+  bool SkipPadsForProducer(uint64_t tail);
+
+  Ring* r_ = nullptr;
+  char* data_ = nullptr;
+  uint64_t capacity_ = 0;
+  uint64_t mask_ = 0;
+  RingMode mode_ = RingMode::kSpsc;
+};
 
 }  // namespace mp::queue_internal
 
