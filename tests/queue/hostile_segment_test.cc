@@ -250,4 +250,60 @@ TEST_F(HostileSegmentTest, RandomRewritesBetweenOperationsNeverCrash) {
   }
 }
 
+// Case 3: head and tail made inconsistent by a second mapping. A Get with no
+// deadline returns DataLoss within a slice (the outside watchdog calls a
+// Get still blocked after 10 s a hang), also when it was already asleep
+// and a valid Put follows; a timed Get counts no phantom lost record.
+class InconsistentIndicesTest
+    : public HostileSegmentTest,
+      public ::testing::WithParamInterface<mp::queue_internal::RingMode> {};
+
+TEST_P(InconsistentIndicesTest, BlockingGetReturnsDataLossPromptly) {
+  struct Rewrite {
+    const char* what;
+    uint64_t head, tail;
+  };
+  for (const Rewrite& r : {Rewrite{"tail = head + 8", 0, 8},
+                           Rewrite{"head past tail", 16, 8}}) {
+    SCOPED_TRACE(r.what);
+    mp::SharedMemory::Unlink(name_).IgnoreError();
+    auto q = mp::Queue<int64_t>::Create(name_, {.maxsize = 4096,
+                                                .mode = GetParam()});
+    ASSERT_TRUE(q.ok()) << q.status();
+    auto writer = mp::SharedMemory::Open(name_);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    // The consumer is asleep in Get() before the rewrite.
+    const pid_t child = mp_test::ForkChild([&] {
+      absl::StatusOr<int64_t> got = q->Get();
+      if (got.status().code() != absl::StatusCode::kDataLoss) {
+        std::fprintf(stderr, "get: %s\n", got.status().ToString().c_str());
+        return 1;
+      }
+      return q->lost_records() == 0 ? 0 : 2;
+    });
+    usleep(50 * 1000);
+    Poke64(writer->data(), kHeadAt, r.head);
+    Poke64(writer->data(), kHeadCacheAt, r.head < r.tail ? r.head : r.tail);
+    Poke64(writer->data(), kTailAt, r.tail);
+    // A valid Put (for "head past tail" the producer sees the indices out
+    // of range and says so).
+    absl::Status put = q->Put(7, mp::Deadline::Past());
+    EXPECT_TRUE(put.ok() || put.code() == absl::StatusCode::kDataLoss) << put;
+    EXPECT_EQ(mp_test::Watch(child, "blocked get"), "");
+    // A new Get, blocking or timed, sees the same at once.
+    const pid_t again = mp_test::ForkChild([&] {
+      return q->Get().status().code() == absl::StatusCode::kDataLoss ? 0 : 1;
+    });
+    EXPECT_EQ(mp_test::Watch(again, "second blocking get"), "");
+    auto timed = q->Get(mp::Deadline::After(std::chrono::milliseconds(30)));
+    EXPECT_EQ(timed.status().code(), absl::StatusCode::kDataLoss)
+        << timed.status();
+    EXPECT_EQ(q->lost_records(), 0u);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, InconsistentIndicesTest,
+                         ::testing::Values(mp::queue_internal::RingMode::kSpsc,
+                                           mp::queue_internal::RingMode::kMpmc));
+
 }  // namespace

@@ -38,6 +38,10 @@ constexpr int kLockSpinIterations = 100;
 // membarrier in this process) sleeps before it looks again.
 constexpr auto kUncoveredSlice = std::chrono::milliseconds(1);
 constexpr auto kLivenessSlice = std::chrono::milliseconds(20);
+// How long a waiter sleeps before it checks again the state it sleeps on
+// (indices, the header at head): a writer of the shared bytes that makes
+// the ring inconsistent sends no wake-up.
+constexpr auto kValidateSlice = std::chrono::milliseconds(100);
 // How long Join sleeps before it counts again (a wake can be missed where
 // the fence cannot cover TaskDone, or when a count moves without a wake).
 constexpr auto kJoinSlice = std::chrono::milliseconds(20);
@@ -429,7 +433,11 @@ absl::Status RingView::PushLocked(const void* src, size_t n, Deadline deadline,
           if (r_->closed()) {
             return absl::FailedPreconditionError("queue is closed");
           }
-          if (!WaitForSpace(tail, need, deadline)) {
+          // Sliced: the loop re-validates the indices after each slice, so
+          // a head another process rewrote is DataLoss, not an endless wait.
+          if (!WaitForSpace(tail, need,
+                            Earlier(deadline, Deadline::After(kValidateSlice))) &&
+              deadline.Expired()) {
             return absl::ResourceExhaustedError("queue is full");
           }
           if (r_->closed()) {
@@ -582,13 +590,13 @@ absl::Status RingView::PopLocked(Sink sink, void* ctx, Deadline deadline,
         // before committing makes no wake-up; the sleeper sees it at the
         // next commit or at its deadline, as it would an empty queue (kMpmc
         // keeps its liveness slices).
-        const Deadline until =
-            mpmc ? Earlier(deadline, Deadline::After(kLivenessSlice))
-                 : deadline;
-        if (WaitForCommit(head, until, /*or_closed=*/true) ||
-            !deadline.Expired()) {
-          continue;
-        }
+        // The sleep is sliced (kValidateSlice): after each slice the indices
+        // and the claim at head are checked below, so a ring another process
+        // made inconsistent (tail moved past an unclaimed head, head past
+        // tail) is DataLoss within a slice, never an endless sleep.
+        const Deadline until = Earlier(
+            deadline, Deadline::After(mpmc ? kLivenessSlice : kValidateSlice));
+        if (WaitForCommit(head, until, /*or_closed=*/true)) continue;
         w = HeaderAt(head).load(std::memory_order_acquire);
       }
       if (!RecordHeader::IsCommittedAt(w, head)) {
@@ -605,6 +613,15 @@ absl::Status RingView::PopLocked(Sink sink, void* ctx, Deadline deadline,
           if (claimed) {
             if (RecordHeader::KindOf(w) != RecordHeader::kClaimed) {
               return absl::DataLossError("ring: corrupt record header");
+            }
+            if (w == 0) {
+              // Tail is past head (read with acquire) yet nothing is claimed
+              // at head: a claim writes its header before it moves tail, and
+              // only the consumer side clears a header at head. Not a
+              // producer's claim (never counted as a lost record): the
+              // indices were written by someone else.
+              return absl::DataLossError(
+                  "ring: tail past head with no record at head");
             }
             const auto now = std::chrono::steady_clock::now();
             if (stuck_at != head) {
@@ -650,7 +667,10 @@ absl::Status RingView::PopLocked(Sink sink, void* ctx, Deadline deadline,
             }
             continue;
           }
-          if (!WaitForClaim(head, deadline)) {
+          // Sliced, as above: a rewrite of the indices makes no wake-up.
+          if (!WaitForClaim(head, Earlier(deadline,
+                                          Deadline::After(kValidateSlice))) &&
+              deadline.Expired()) {
             return absl::DeadlineExceededError("queue is empty");
           }
           continue;
