@@ -102,6 +102,10 @@ constexpr size_t kMaskAt = kRingAt + 24;
 constexpr size_t kTailAt = kRingAt + 64;
 constexpr size_t kHeadCacheAt = kRingAt + 72;
 constexpr size_t kHeadAt = kRingAt + 128;
+constexpr size_t kConsumerLockAt = kRingAt + 192;
+constexpr size_t kLostAt = kRingAt + 216;
+constexpr size_t kCorruptAt = kRingAt + 224;
+constexpr size_t kProducerLockAt = kRingAt + 264;
 constexpr size_t kDataAt = kRingAt + sizeof(mp::queue_internal::Ring);
 
 void Poke64(void* base, size_t at, uint64_t v) {
@@ -305,5 +309,74 @@ TEST_P(InconsistentIndicesTest, BlockingGetReturnsDataLossPromptly) {
 INSTANTIATE_TEST_SUITE_P(Modes, InconsistentIndicesTest,
                          ::testing::Values(mp::queue_internal::RingMode::kSpsc,
                                            mp::queue_internal::RingMode::kMpmc));
+
+// Case 4: a committed record whose header claims more than the ring holds.
+// Its extent cannot be known (a record's length is its only boundary), so
+// nothing behind it can be found: the ring is corrupt, and every Get, a
+// sleeping one included (it sends no wake-up), returns DataLoss within a
+// slice. Nothing is counted as a lost or corrupt record.
+TEST_P(InconsistentIndicesTest, OversizedCommittedRecordIsDataLossForEveryGet) {
+  using mp::queue_internal::RecordHeader;
+  auto q = mp::Queue<int64_t>::Create(name_, {.maxsize = 4096,
+                                              .mode = GetParam()});
+  ASSERT_TRUE(q.ok()) << q.status();
+  auto writer = mp::SharedMemory::Open(name_);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  const pid_t sleeper = mp_test::ForkChild([&] {
+    return q->Get().status().code() == absl::StatusCode::kDataLoss ? 0 : 1;
+  });
+  usleep(50 * 1000);
+  Poke64(writer->data(), kDataAt,
+         RecordHeader::Committed(0, 1u << 20, RecordHeader::kData));
+  Poke64(writer->data(), kTailAt, 16);
+  EXPECT_EQ(mp_test::Watch(sleeper, "sleeping get"), "");
+  for (int i = 0; i < 2; ++i) {
+    const pid_t get = mp_test::ForkChild([&] {
+      return q->Get().status().code() == absl::StatusCode::kDataLoss ? 0 : 1;
+    });
+    EXPECT_EQ(mp_test::Watch(get, "blocking get"), "");
+  }
+  EXPECT_EQ(q->lost_records(), 0u);
+  EXPECT_EQ(q->corrupt_records(), 0u);
+}
+
+// Case 7: counters read from the segment are reported no higher than is
+// possible (a writer set them to 2^64 - 1); a Put or Get that timed out on
+// a lock held by a live stranger says so instead of "full" / "empty".
+TEST_F(HostileSegmentTest, CountersAreClampedAndLockTimeoutsSayWhy) {
+  auto q = mp::Queue<int64_t>::Create(name_, {.maxsize = 4096});
+  ASSERT_TRUE(q.ok()) << q.status();
+  auto writer = mp::SharedMemory::Open(name_);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE(q->Put(1).ok());
+  ASSERT_TRUE(q->Put(2).ok());
+  ASSERT_TRUE(q->Get().ok());
+  Poke64(writer->data(), kLostAt, ~uint64_t{0});
+  Poke64(writer->data(), kCorruptAt, ~uint64_t{0} - 3);
+  EXPECT_LE(q->lost_records(), 1u);     // 2 claimed, 1 taken
+  EXPECT_LE(q->corrupt_records(), 1u);
+  Poke64(writer->data(), kLostAt, 0);
+  Poke64(writer->data(), kCorruptAt, 0);
+  EXPECT_EQ(q->lost_records(), 0u);
+  EXPECT_EQ(q->qsize(), 1u);
+
+  const uint32_t stranger = static_cast<uint32_t>(getpid());  // alive
+  Poke32(writer->data(), kProducerLockAt, stranger);
+  absl::Status put = q->Put(3, mp::Deadline::Past());
+  EXPECT_EQ(put.code(), absl::StatusCode::kResourceExhausted) << put;
+  EXPECT_NE(put.message().find("producer lock, held by live task " +
+                               std::to_string(stranger)),
+            std::string::npos)
+      << put;
+  Poke32(writer->data(), kProducerLockAt, 0);
+  Poke32(writer->data(), kConsumerLockAt, stranger);
+  auto got = q->Get(mp::Deadline::Past());
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kDeadlineExceeded)
+      << got.status();
+  EXPECT_NE(got.status().message().find("consumer lock"), std::string::npos)
+      << got.status();
+  Poke32(writer->data(), kConsumerLockAt, 0);
+  EXPECT_EQ(*q->Get(), 2);
+}
 
 }  // namespace
