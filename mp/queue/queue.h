@@ -49,6 +49,17 @@
 // queue, and a poison message (see corrupt_records()) is handed out once,
 // then dropped.
 //
+// Named queues and other writers: a process that can write a named queue's
+// /dev/shm file can make its operations fail, never make another process
+// crash, hang or write outside the queue's mapping: geometry and mode are
+// read once at Open, indices are bounds-checked, every wait re-checks the
+// ring at least every 100 ms, an inconsistent ring or a record with no
+// knowable extent is DataLoss for every Get (recreate the queue), and
+// lost_records() / corrupt_records() are clamped to what is possible. The
+// exception is truncating the file after Open: the next access to the lost
+// pages raises SIGBUS (see "Hostile writers" in internal/ring.h); Open's
+// ownership and mode checks (SegmentAccess) keep strangers from doing it.
+//
 // There is no feeder thread (puts write the ring directly), so JoinThread()
 // and CancelJoinThread() are no-ops kept for parity with Python.
 

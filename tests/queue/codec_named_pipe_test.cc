@@ -265,6 +265,7 @@ TEST_F(NamedQueueTest, CorruptRecordIsDataLossNotACrash) {
 
 // The ring's tail in a named queue's segment (ring.h, line 1).
 constexpr size_t kTailAt = 64;
+constexpr size_t kRecordsInAt = 80;
 uint64_t TailOf(const mp::SharedMemory& mem) {
   uint64_t tail;
   std::memcpy(&tail, static_cast<char*>(mem.data()) + kTailAt, 8);
@@ -281,6 +282,12 @@ void PublishIntClaim(const mp::SharedMemory& mem, uint64_t at, uint32_t tid) {
   std::memcpy(base + mp::queue_internal::Ring::BytesFor(0) + at, &claim, 8);
   const uint64_t next = at + 16;
   std::memcpy(base + kTailAt, &next, 8);
+  // And counted, as a producer counts its claim (records_in_, line 1):
+  // lost_records() never reports more records than were claimed.
+  uint64_t in;
+  std::memcpy(&in, base + kRecordsInAt, 8);
+  ++in;
+  std::memcpy(base + kRecordsInAt, &in, 8);
 }
 
 // A producer that dies between its claim and its commit leaves a header that

@@ -88,6 +88,22 @@ class ScopedPidLock {
   bool held_ = false;
 };
 
+// A Put or Get that timed out waiting for its side's lock, not for room or
+// data: the status its caller expects (full / empty), saying so, and who
+// held the lock (a live task: a dead one would have been taken over).
+absl::Status LockTimedOut(absl::StatusCode code, const char* op,
+                          const char* side, const PidLock& lock) {
+  const uint32_t holder =
+      lock.word.load(std::memory_order_relaxed) & PidLock::kHolderMask;
+  return absl::Status(
+      code, absl::StrCat("queue: ", op, " timed out waiting for the ", side,
+                         " lock, held by live task ", holder,
+                         " (the queue itself may not be ",
+                         code == absl::StatusCode::kResourceExhausted
+                             ? "full)"
+                             : "empty)"));
+}
+
 Deadline Earlier(Deadline a, Deadline b) {
   if (a.infinite()) return b;
   if (b.infinite()) return a;
@@ -405,7 +421,8 @@ absl::Status RingView::PushLocked(const void* src, size_t n, Deadline deadline,
     // (SkipDeadClaim), and one it did not publish is overwritten by ours.
     // Only its count may need completing (RepairProducerCounts).
     if (lock.Lock(deadline) == PidLock::Acquired::kNo) {
-      return absl::ResourceExhaustedError("queue is full");
+      return LockTimedOut(absl::StatusCode::kResourceExhausted, "put",
+                          "producer", r_->producer_lock_);
     }
     MP_FAULT_POINT("ring.put.after_lock");
     r_->RepairProducerCounts();
@@ -569,7 +586,8 @@ absl::Status RingView::PopLocked(Sink sink, void* ctx, Deadline deadline,
     // the record it was reading is still at `head` and goes to us, or head
     // has moved past it and only its count may need completing.
     if (lock.Lock(deadline) == PidLock::Acquired::kNo) {
-      return absl::DeadlineExceededError("queue is empty");
+      return LockTimedOut(absl::StatusCode::kDeadlineExceeded, "get",
+                          "consumer", r_->consumer_lock_);
     }
     MP_FAULT_POINT("ring.get.after_lock");
     r_->RepairConsumerCounts();
@@ -804,6 +822,19 @@ uint64_t Ring::Counted(Count c) const {
     return v + 1;
   }
   return v;
+}
+
+uint64_t Ring::Clamped(Count c) const {
+  const uint64_t v = Counted(c);
+  uint64_t others = 0;
+  for (Count o : {Count::kOut, Count::kLost, Count::kCorrupt}) {
+    if (o == c) continue;
+    const uint64_t n = Counted(o);
+    others = n > ~uint64_t{0} - others ? ~uint64_t{0} : others + n;
+  }
+  const uint64_t in = ClaimedRecords();
+  const uint64_t possible = in > others ? in - others : 0;
+  return std::min(v, possible);
 }
 
 uint64_t Ring::SlotTaken(uint32_t i) const {

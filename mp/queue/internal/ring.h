@@ -119,6 +119,33 @@
 //       in ring = records_in_ - records_out_ - lost_ - corrupt_
 //   exact whoever dies where (verify/ring.pml checks it).
 //
+// Hostile writers (any process that can write the segment's file)
+//   What another process writes is never trusted with this process's memory:
+//   geometry and mode live in the RingView, copied at Create/Open; indices
+//   are masked with the local mask and must be 8-aligned; a record's extent
+//   is checked against the local lap. So the worst a writer can do is make
+//   operations fail (DataLoss), deliver bytes it wrote, or hold a lock as a
+//   live task (timeouts then say so). Every sleep is sliced (20 ms for the
+//   locks and kMpmc consumers, 100 ms otherwise) and the state slept on is
+//   checked again after each slice: an inconsistent ring (tail past an
+//   unclaimed head, head past tail) is DataLoss for every waiter within a
+//   slice, never an endless sleep, and never counted as a lost record.
+//   A committed record whose length does not fit before the end of its lap
+//   (or a pad that does not end there) has no knowable extent: a record's
+//   length is the only boundary, so the records behind it cannot be found.
+//   The ring is then corrupt: every Pop returns DataLoss, at once, and
+//   nothing is counted (recreate the queue). A record that fits but that
+//   the sink refuses (wrong size for T, does not decode) is dropped and
+//   counted in corrupt_records(), and the records behind it are delivered.
+//   Shared counters are clamped to what is possible when reported.
+//   Truncating the segment's file (ftruncate by its owner) unmaps the pages
+//   under every process: the next access to them raises SIGBUS, which
+//   kills the process unless it handles the signal. mp does not install a
+//   handler (it would be process-wide and interfere with the user's); Open
+//   checks the size once, so only a truncation after Open can do this. Keep
+//   segments mode 0600 and owned by you (SegmentAccess) so that only your
+//   own processes can truncate them.
+//
 //   Limits: a pid recycled before the check makes a dead task look alive
 //   (the waiter then waits for that unrelated task); a task judged dead that
 //   is not (another pid namespace) would write into bytes already skipped;
@@ -348,6 +375,9 @@ class Ring {
   std::atomic<uint64_t>* CounterOf(Count c);
   // The count as it will be once an interrupted head move is completed.
   uint64_t Counted(Count c) const;
+  // Counted(c), at most the records claimed less the other two counts (a
+  // shared counter someone overwrote reads as no more than is possible).
+  uint64_t Clamped(Count c) const;
   uint64_t ClaimedRecords() const;
   // Consumer lock held (or the kSpsc consumer): moves head from `head` to
   // `next` and counts the record in `c`, through the intent (see "Exact
@@ -491,8 +521,13 @@ class RingView {
   // See Ring.
   size_t BytesUsedApprox() const;
   uint64_t RecordsApprox() const { return r_->RecordsApprox(); }
-  uint64_t lost_records() const { return r_->lost_records(); }
-  uint64_t corrupt_records() const { return r_->corrupt_records(); }
+  // Never more than the records claimed: the counts are shared words any
+  // writer of the segment can set, so what is reported is clamped to what
+  // is possible (ClaimedRecords minus the other counts).
+  uint64_t lost_records() const { return r_->Clamped(Ring::Count::kLost); }
+  uint64_t corrupt_records() const {
+    return r_->Clamped(Ring::Count::kCorrupt);
+  }
   uint64_t UnfinishedTasks() const { return r_->UnfinishedTasks(); }
   uint64_t AbandonedTasks() const { return r_->AbandonedTasks(); }
   uint32_t ClaimTaskSlot() { return r_->ClaimTaskSlot(); }
