@@ -78,9 +78,19 @@ void OpenNamed(const uint8_t* data, size_t size, bool attach_ok) {
   if (size == 0) return;  // a segment cannot be empty
   static const std::string name = "/mp-fuzz-ring-" + std::to_string(getpid());
   (void)mp::SharedMemory::Unlink(name);  // a crashed earlier run's leftover
-  absl::StatusOr<mp::SharedMemory> mem = mp::SharedMemory::Create(name, size);
+  // A named queue's segment: the common header a Queue<std::string> of the
+  // input's mode would have, then the input (the ring).
+  constexpr size_t kAt = mp::queue_internal::kNamedRingOffset;
+  absl::StatusOr<mp::SharedMemory> mem =
+      mp::SharedMemory::Create(name, kAt + size);
   FUZZ_CHECK(mem.ok());
-  std::memcpy(mem->data(), data, size);
+  uint32_t mode = 0;
+  if (size >= 16) std::memcpy(&mode, data + 12, 4);
+  const mp::queue_internal::ElementType type =
+      mp::queue_internal::ElementTypeOf<std::string>();
+  mp::WriteSegmentHeader(mem->data(), mp::SegmentKind::kQueue, Ring::kVersion,
+                         mode, type.tag, type.size, size);
+  std::memcpy(static_cast<char*>(mem->data()) + kAt, data, size);
   absl::StatusOr<mp::Queue<std::string>> q = mp::Queue<std::string>::Open(name);
   FUZZ_CHECK(mp::SharedMemory::Unlink(name).ok());
   FUZZ_CHECK(q.ok() == attach_ok);

@@ -79,12 +79,14 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "mp/core/fault.h"
 #include "mp/core/futex.h"
+#include "mp/core/segment_header.h"
 #include "mp/core/shared_memory.h"
 #include "mp/queue/codec.h"
 #include "mp/queue/internal/ring.h"
@@ -132,10 +134,32 @@ uint32_t TaskSlotFor(QueueState& state);
 
 absl::StatusOr<std::shared_ptr<QueueState>> MakeAnonymousQueue(
     const QueueOptions& options);
+// A named queue's segment: the common SegmentHeader (mp/core/segment_header.h:
+// kind kQueue, version Ring::kVersion, flags the RingMode, type_tag and
+// type_size the element type's), then the ring, 64-byte aligned.
+inline constexpr size_t kNamedRingOffset = SegmentHeader::kSize;
+
+// What a named queue holds: a tag of the element type's name and its size
+// when copied as is (0 when it goes through a codec).
+struct ElementType {
+  uint64_t tag;
+  uint32_t size;
+  const char* name;
+};
+template <class T>
+ElementType ElementTypeOf() {
+  return ElementType{TypeTag(typeid(T).name()),
+                     CodecCopiesBytes<T> ? static_cast<uint32_t>(sizeof(T))
+                                         : 0u,
+                     typeid(T).name()};
+}
+
 absl::StatusOr<std::shared_ptr<QueueState>> CreateNamedQueue(
-    std::string_view name, const QueueOptions& options);
+    std::string_view name, const QueueOptions& options,
+    const ElementType& type);
 absl::StatusOr<std::shared_ptr<QueueState>> OpenNamedQueue(
-    std::string_view name, const SegmentAccess& access);
+    std::string_view name, const SegmentAccess& access,
+    const ElementType& type, std::optional<RingMode> mode);
 
 // Per-thread scratch for encoding and decoding.
 std::string& EncodeBuffer();
@@ -168,18 +192,24 @@ class Queue {
   // NotFound; PermissionDenied when the segment is not owned by the caller
   // (or by access.owner) or is open to more than access.permissions (0600)
   // allow, so a name squatted by another user is never used unawares;
-  // FailedPrecondition for a symlink in place of the name; DataLoss /
-  // InvalidArgument when the segment is not a sane queue (bad magic,
-  // capacity or indices). Unlink removes the name; open handles stay valid.
+  // FailedPrecondition for a symlink in place of the name; InvalidArgument
+  // when the segment is not a queue of this T (another kind of segment,
+  // another ring layout version, another element type: its tag and size are
+  // in the segment's header) or, given `mode`, was created in another mode;
+  // DataLoss when the segment is not a sane queue (bad magic, capacity or
+  // indices). Unlink removes the name; open handles stay valid.
   static absl::StatusOr<Queue> Create(std::string_view name,
                                       const QueueOptions& options = {}) {
-    auto st = queue_internal::CreateNamedQueue(name, options);
+    auto st = queue_internal::CreateNamedQueue(
+        name, options, queue_internal::ElementTypeOf<T>());
     if (!st.ok()) return st.status();
     return Queue(*std::move(st));
   }
-  static absl::StatusOr<Queue> Open(std::string_view name,
-                                    const SegmentAccess& access = {}) {
-    auto st = queue_internal::OpenNamedQueue(name, access);
+  static absl::StatusOr<Queue> Open(
+      std::string_view name, const SegmentAccess& access = {},
+      std::optional<queue_internal::RingMode> mode = std::nullopt) {
+    auto st = queue_internal::OpenNamedQueue(
+        name, access, queue_internal::ElementTypeOf<T>(), mode);
     if (!st.ok()) return st.status();
     return Queue(*std::move(st));
   }

@@ -13,9 +13,11 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <typeinfo>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "mp/core/segment_header.h"
 #include "mp/core/shared_memory.h"
 #include "mp/queue/queue.h"
 #include "tests/watchdog.h"
@@ -95,7 +97,7 @@ TEST_F(HostileSegmentTest, SymlinkInPlaceOfTheQueueIsRefused) {
 
 // Where the fields of a named queue's ring lie in its segment (ring.h,
 // "Line 0" and after), for the tests that play the hostile writer.
-constexpr size_t kRingAt = 0;
+constexpr size_t kRingAt = mp::queue_internal::kNamedRingOffset;
 constexpr size_t kModeAt = kRingAt + 12;
 constexpr size_t kCapacityAt = kRingAt + 16;
 constexpr size_t kMaskAt = kRingAt + 24;
@@ -145,6 +147,7 @@ TEST_F(HostileSegmentTest, RewrittenGeometryCannotRedirectAPut) {
   const std::string other = UniqueName("b");
   auto b = mp::SharedMemory::Create(other, 1 << 16);
   ASSERT_TRUE(b.ok()) << b.status();
+  mp::SharedMemory::Unlink(other).IgnoreError();  // mapped: enough
   std::memset(b->data(), 0x5a, b->size());
   const std::vector<uintptr_t> all = MappingsOf(name_);
   ASSERT_EQ(all.size(), 3u);  // the creator's, q's and the writer's
@@ -177,7 +180,6 @@ TEST_F(HostileSegmentTest, RewrittenGeometryCannotRedirectAPut) {
           << "queue A wrote into segment B at byte " << i;
     }
   }
-  mp::SharedMemory::Unlink(other).IgnoreError();
 }
 
 // Case 1: whatever a second mapping writes into the ring's fixed fields,
@@ -377,6 +379,53 @@ TEST_F(HostileSegmentTest, CountersAreClampedAndLockTimeoutsSayWhy) {
       << got.status();
   Poke32(writer->data(), kConsumerLockAt, 0);
   EXPECT_EQ(*q->Get(), 2);
+}
+
+// Case 7 (type) and case 5 (mode): a named queue's segment header records
+// its element type and mode; Open refuses another type of the same size
+// (int32 read as float), another kind of segment or layout version, and,
+// when asked, another mode, each with a message naming what it expected.
+TEST_F(HostileSegmentTest, OpenRefusesAnotherTypeKindVersionOrMode) {
+  auto ints = mp::Queue<int32_t>::Create(
+      name_, {.maxsize = 4096, .mode = mp::queue_internal::RingMode::kSpsc});
+  ASSERT_TRUE(ints.ok()) << ints.status();
+  ASSERT_TRUE(ints->Put(0x3f800000).ok());
+  auto floats = mp::Queue<float>::Open(name_);
+  EXPECT_EQ(floats.status().code(), absl::StatusCode::kInvalidArgument)
+      << floats.status();
+  EXPECT_NE(floats.status().message().find("another type"), std::string::npos)
+      << floats.status();
+  EXPECT_NE(floats.status().message().find(typeid(float).name()),
+            std::string::npos)
+      << floats.status();
+  EXPECT_EQ(mp::Queue<std::string>::Open(name_).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(mp::Queue<int32_t>::Open(name_).ok());
+
+  auto as_mpmc = mp::Queue<int32_t>::Open(name_, {},
+                                          mp::queue_internal::RingMode::kMpmc);
+  EXPECT_EQ(as_mpmc.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(as_mpmc.status().message().find("created SPSC, expected MPMC"),
+            std::string::npos)
+      << as_mpmc.status();
+  EXPECT_TRUE(mp::Queue<int32_t>::Open(name_, {},
+                                       mp::queue_internal::RingMode::kSpsc)
+                  .ok());
+
+  auto writer = mp::SharedMemory::Open(name_);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  Poke32(writer->data(), 8, static_cast<uint32_t>(mp::SegmentKind::kLock));
+  auto lock = mp::Queue<int32_t>::Open(name_);
+  EXPECT_EQ(lock.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(lock.status().message().find("is a lock"), std::string::npos)
+      << lock.status();
+  Poke32(writer->data(), 8, static_cast<uint32_t>(mp::SegmentKind::kQueue));
+  Poke32(writer->data(), 12, 1);
+  auto old = mp::Queue<int32_t>::Open(name_);
+  EXPECT_EQ(old.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(old.status().message().find("version 1, expected"),
+            std::string::npos)
+      << old.status();
 }
 
 }  // namespace
