@@ -48,6 +48,7 @@ absl::StatusOr<std::shared_ptr<QueueState>> CreateNamedQueue(
   state->memory = *std::move(mem);
   char* base = static_cast<char*>(state->memory.data());
   state->ring = RingView::Format(base + kNamedRingOffset, cap, options.mode);
+  state->check_spsc = options.mode == RingMode::kSpsc;
   // The header last (its magic last of all): an opener that sees it sees a
   // formatted ring.
   WriteSegmentHeader(base, SegmentKind::kQueue, Ring::kVersion,
@@ -124,7 +125,21 @@ absl::StatusOr<std::shared_ptr<QueueState>> OpenNamedQueue(
   auto state = std::make_shared<QueueState>();
   state->memory = *std::move(mem);
   state->ring = *ring;
+  state->check_spsc = ring->mode() == RingMode::kSpsc;
   return state;
+}
+
+absl::Status ClaimSpscSideSlow(QueueState& state, bool producer) {
+  QueueState::SpscSide& side = producer ? state.producer : state.consumer;
+  const uint32_t pid = static_cast<uint32_t>(getpid());
+  if (side.pid.load(std::memory_order_acquire) != pid) {
+    if (absl::Status s = state.ring.ClaimSpscSide(producer); !s.ok()) {
+      return s;
+    }
+    side.pid.store(pid, std::memory_order_release);
+  }
+  side.tid.store(liveness::CurrentTid(), std::memory_order_relaxed);
+  return absl::OkStatus();
 }
 
 uint32_t TaskSlotFor(QueueState& state) {

@@ -86,6 +86,7 @@
 #include "absl/status/statusor.h"
 #include "mp/core/fault.h"
 #include "mp/core/futex.h"
+#include "mp/core/liveness.h"
 #include "mp/core/segment_header.h"
 #include "mp/core/shared_memory.h"
 #include "mp/queue/codec.h"
@@ -109,7 +110,11 @@ struct QueueOptions {
   long maxsize = 0;
   // kMpmc (default): any number of producers and consumers, crash-safe as
   // described in ring.h. kSpsc: exactly one producer and one consumer at a
-  // time (not checked), no lock on either side.
+  // time, no lock on either side. A named kSpsc queue checks it per process:
+  // the first Put (Get) of a process makes it the producer (consumer); a
+  // Put (Get) from another process while that one lives is
+  // FailedPrecondition, and a dead one's side is taken over. An anonymous
+  // queue's processes are the program's own: not checked.
   queue_internal::RingMode mode = queue_internal::RingMode::kMpmc;
   // Permissions of a named queue's segment.
   mode_t permissions = 0600;
@@ -124,10 +129,37 @@ struct QueueState {
   SharedMemory memory;
   // This process's view of the ring: geometry copied at Create/Open.
   RingView ring;
+  // Named kSpsc queues: each side is one process at a time (see
+  // RingView::ClaimSpscSide), checked on the first Put / Get of each
+  // process and thread: the process that holds the side, and the last
+  // thread that passed the check (a forked child's threads have other
+  // tids, so a copy of this state checks again there).
+  struct SpscSide {
+    std::atomic<uint32_t> pid{0};
+    std::atomic<uint32_t> tid{0};
+  };
+  bool check_spsc = false;
+  SpscSide producer;
+  SpscSide consumer;
   // JoinableQueue: this process's task slot in the ring, as
   // pid << 32 | (slot + 1); another pid (a forked child) claims its own.
   std::atomic<uint64_t> task_slot{0};
 };
+
+absl::Status ClaimSpscSideSlow(QueueState& state, bool producer);
+// OK when the calling process may use `producer`'s side of `state`'s ring:
+// always, unless the queue is a named kSpsc one and another live process
+// holds that side (FailedPrecondition). One thread-local load and compare
+// once this thread has passed.
+inline absl::Status CheckSpscSide(QueueState& state, bool producer) {
+  QueueState::SpscSide& side = producer ? state.producer : state.consumer;
+  if (__builtin_expect(
+          side.tid.load(std::memory_order_relaxed) == liveness::CurrentTid(),
+          1)) {
+    return absl::OkStatus();
+  }
+  return ClaimSpscSideSlow(state, producer);
+}
 
 // The calling process's task slot for `state` (Ring::kNoSlot when none).
 uint32_t TaskSlotFor(QueueState& state);
@@ -224,6 +256,12 @@ class Queue {
     return Put(value, queue_internal::ToDeadline(block, timeout));
   }
   absl::Status Put(const T& value, Deadline deadline) {
+    if (state_->check_spsc) {
+      if (absl::Status s = queue_internal::CheckSpscSide(*state_, true);
+          !s.ok()) {
+        return s;
+      }
+    }
     if constexpr (CodecCopiesBytes<T>) {
       return ring()->Push(&value, sizeof(T), deadline);
     } else {
@@ -288,6 +326,12 @@ class Queue {
 
   // Get, the record counted as taken by task slot `taker` (JoinableQueue).
   absl::StatusOr<T> GetFor(Deadline deadline, uint32_t taker) {
+    if (state_->check_spsc) {
+      if (absl::Status s = queue_internal::CheckSpscSide(*state_, false);
+          !s.ok()) {
+        return s;
+      }
+    }
     if constexpr (CodecCopiesBytes<T> && std::is_default_constructible_v<T>) {
       T value;
       absl::Status s = ring()->Pop(

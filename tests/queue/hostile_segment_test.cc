@@ -428,4 +428,67 @@ TEST_F(HostileSegmentTest, OpenRefusesAnotherTypeKindVersionOrMode) {
       << old.status();
 }
 
+// Case 5: a named SPSC queue serves one producer and one consumer process
+// at a time: a second live one is refused with FailedPrecondition (it would
+// lose or tear messages), a dead one's side is taken over; MPMC is not
+// restricted.
+TEST_F(HostileSegmentTest, SpscSideIsOneLiveProcessAtATime) {
+  auto q = mp::Queue<int64_t>::Create(
+      name_, {.maxsize = 4096, .mode = mp::queue_internal::RingMode::kSpsc});
+  ASSERT_TRUE(q.ok()) << q.status();
+  ASSERT_TRUE(q->Put(1).ok());  // this process is the producer
+  int ready[2], release[2];
+  ASSERT_EQ(pipe(ready), 0);
+  ASSERT_EQ(pipe(release), 0);
+  const std::string name = name_;
+  const pid_t child = mp_test::ForkChild([&] {
+    auto opened = mp::Queue<int64_t>::Open(name);
+    if (!opened.ok()) return 1;
+    for (mp::Queue<int64_t>* h : {&*q, &*opened}) {  // inherited and opened
+      absl::Status put = h->Put(2, mp::Deadline::Past());
+      if (put.code() != absl::StatusCode::kFailedPrecondition ||
+          put.message().find("SPSC and its producer is process") ==
+              std::string::npos) {
+        std::fprintf(stderr, "put: %s\n", put.ToString().c_str());
+        return 2;
+      }
+    }
+    absl::StatusOr<int64_t> got = opened->Get(mp::Deadline::Past());
+    if (!got.ok() || *got != 1) return 3;  // the first consumer
+    char c = 1;
+    if (write(ready[1], &c, 1) != 1) return 4;
+    if (read(release[0], &c, 1) < 0) return 5;  // until the parent says
+    return 0;
+  });
+  char c;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  auto taken = q->Get(mp::Deadline::Past());
+  EXPECT_EQ(taken.status().code(), absl::StatusCode::kFailedPrecondition)
+      << taken.status();
+  EXPECT_NE(taken.status().message().find("its consumer is process " +
+                                          std::to_string(child)),
+            std::string::npos)
+      << taken.status();
+  ASSERT_EQ(write(release[1], &c, 1), 1);
+  EXPECT_EQ(mp_test::Watch(child, "second producer"), "");
+  // The consumer is dead: its side is ours now.
+  ASSERT_TRUE(q->Put(3).ok());
+  auto got = q->Get(mp::Deadline::Past());
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, 3);
+  for (int fd : {ready[0], ready[1], release[0], release[1]}) close(fd);
+
+  // MPMC: any number of each.
+  const std::string mpmc_name = UniqueName("mpmc");
+  auto m = mp::Queue<int64_t>::Create(mpmc_name, {.maxsize = 4096});
+  ASSERT_TRUE(m.ok()) << m.status();
+  mp::SharedMemory::Unlink(mpmc_name).IgnoreError();
+  ASSERT_TRUE(m->Put(1).ok());
+  const pid_t other = mp_test::ForkChild([&] {
+    return m->Put(2, mp::Deadline::Past()).ok() && m->Get().ok() ? 0 : 1;
+  });
+  EXPECT_EQ(mp_test::Watch(other, "MPMC producer"), "");
+  EXPECT_TRUE(m->Get(mp::Deadline::Past()).ok());
+}
+
 }  // namespace

@@ -1001,4 +1001,27 @@ absl::Status Ring::JoinTasks(Deadline deadline) {
   }
 }
 
+// ---- kSpsc sides ---------------------------------------------------------------
+
+absl::Status RingView::ClaimSpscSide(bool producer) {
+  std::atomic<uint64_t>& word =
+      producer ? r_->producer_owner_ : r_->consumer_owner_;
+  const uint32_t pid = static_cast<uint32_t>(getpid());
+  const uint64_t me = OwnerWord(pid, liveness::TaskStartTime(pid));
+  for (;;) {
+    uint64_t o = word.load(std::memory_order_acquire);
+    if (o == me) return absl::OkStatus();
+    if (o != 0 && !OwnerIsDead(o)) {
+      const char* side = producer ? "producer" : "consumer";
+      return absl::FailedPreconditionError(absl::StrCat(
+          "queue is SPSC and its ", side, " is process ", o >> 32,
+          ", still alive: a second ", side,
+          " would corrupt it (create the queue MPMC to share a side)"));
+    }
+    if (word.compare_exchange_strong(o, me, std::memory_order_acq_rel)) {
+      return absl::OkStatus();
+    }
+  }
+}
+
 }  // namespace mp::queue_internal

@@ -291,8 +291,9 @@ class Ring {
  public:
   static constexpr uint64_t kMagic = 0x6d705f72696e6731ull;  // "mp_ring1"
   // 3: committed record headers; 4: PidLock waiters flag, plain-store unlock;
-  // 5: count intents, corrupt and task counts (lines 1, 3, 6), task slots
-  static constexpr uint32_t kVersion = 5;
+  // 5: count intents, corrupt and task counts (lines 1, 3, 6), task slots;
+  // 6: kSpsc side owners (line 0)
+  static constexpr uint32_t kVersion = 6;
   static constexpr uint32_t kTaskSlots = 32;
   static constexpr uint32_t kNoSlot = ~0u;
   static constexpr size_t kMinCapacity = 64;
@@ -394,11 +395,17 @@ class Ring {
 
   // Line 0, written once at Format:
   //   magic u64 | version u32 | mode u32 | capacity u64 | mask u64
+  // then the kSpsc side owners (see RingView::ClaimSpscSide), written once
+  // per process that takes a side: pid << 32 | start time (low 32 bits), as
+  // a TaskSlot's owner; 0: never taken.
+  //   producer_owner 32 | consumer_owner 40
   uint64_t magic_;
   uint32_t version_;
   uint32_t mode_;
   uint64_t capacity_;
   uint64_t mask_;
+  std::atomic<uint64_t> producer_owner_{0};
+  std::atomic<uint64_t> consumer_owner_{0};
 
   // Line 1, producers: tail (the end of the claimed bytes, a monotonic
   // position), their cached head, the record count and the claim intent.
@@ -534,6 +541,13 @@ class RingView {
   absl::Status TaskDone(uint32_t slot) { return r_->TaskDone(slot); }
   absl::Status JoinTasks(Deadline deadline) { return r_->JoinTasks(deadline); }
   Ring* shared() const { return r_; }
+
+  // kSpsc, for handles that enforce it (named queues): makes the calling
+  // process the ring's producer (or consumer), unless a live other process
+  // is: FailedPrecondition naming it. A dead owner (gone, a zombie, or its
+  // pid now another process) is taken over. A system call or two and a
+  // /proc read: callers cache the answer per process (QueueState).
+  absl::Status ClaimSpscSide(bool producer);
 
  private:
   RingView(Ring* r, size_t capacity, RingMode mode)
