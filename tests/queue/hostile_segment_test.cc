@@ -460,8 +460,15 @@ TEST_F(HostileSegmentTest, SpscSideIsOneLiveProcessAtATime) {
     if (read(release[0], &c, 1) < 0) return 5;  // until the parent says
     return 0;
   });
-  char c;
-  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  close(ready[1]);  // so that a child that fails early gives EOF, not a hang
+  close(release[0]);
+  char c = 0;
+  if (read(ready[0], &c, 1) != 1) {
+    ADD_FAILURE() << mp_test::Watch(child, "second producer");
+    close(ready[0]);
+    close(release[1]);
+    return;
+  }
   auto taken = q->Get(mp::Deadline::Past());
   EXPECT_EQ(taken.status().code(), absl::StatusCode::kFailedPrecondition)
       << taken.status();
@@ -476,7 +483,8 @@ TEST_F(HostileSegmentTest, SpscSideIsOneLiveProcessAtATime) {
   auto got = q->Get(mp::Deadline::Past());
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(*got, 3);
-  for (int fd : {ready[0], ready[1], release[0], release[1]}) close(fd);
+  close(ready[0]);
+  close(release[1]);
 
   // MPMC: any number of each.
   const std::string mpmc_name = UniqueName("mpmc");
