@@ -882,6 +882,7 @@ uint64_t OwnerWord(uint32_t pid, uint64_t start) {
 // gone or a zombie, or names a process that started at another time.
 bool OwnerIsDead(uint64_t owner) {
   const uint32_t pid = static_cast<uint32_t>(owner >> 32);
+  if (pid == 0) return true;  // names no process: only a writer's garbage
   if (TaskIsDead(pid)) return true;
   const uint64_t start = liveness::TaskStartTime(pid);
   if (start == 0) return TaskIsDead(pid);  // exited meanwhile, or unreadable
