@@ -349,12 +349,17 @@ void Ring::Close() {
 // The sleep half of the wake-up protocol (ring.h), for either side: spin
 // until `ready()`, then raise `waiters`, fence, re-check and sleep on
 // `epoch`. `after_raise` is the side's fault point. True when `ready()` may
-// hold (the caller re-checks), false at the deadline.
+// hold (the caller re-checks), false at the deadline. A non-zero `slice`
+// ends the sleep after that long too (false, as at the deadline): the end
+// of the slice is computed only once the spin is spent, so the fast path
+// reads the clock no more than before.
 template <class Ready, class AfterRaise>
 bool SleepUntil(FutexWord& epoch, std::atomic<uint32_t>& waiters, Ready ready,
-                AfterRaise after_raise, Deadline deadline) {
+                AfterRaise after_raise, Deadline deadline,
+                std::chrono::milliseconds slice) {
   if (SpinUntil(ready)) return true;
   if (deadline.Expired()) return false;
+  if (slice.count() != 0) deadline = Earlier(deadline, Deadline::After(slice));
   const uint32_t e = epoch.load(std::memory_order_acquire);
   const bool covered = RaiseWaitersBeforeLoad(waiters);
   after_raise();
@@ -365,7 +370,8 @@ bool SleepUntil(FutexWord& epoch, std::atomic<uint32_t>& waiters, Ready ready,
   return ready() || !deadline.Expired();
 }
 
-bool RingView::WaitForClaim(uint64_t head, Deadline deadline) {
+bool RingView::WaitForClaim(uint64_t head, Deadline deadline,
+                            std::chrono::milliseconds slice) {
   // Indices only: without the consumer lock (kMpmc) the header at a head
   // another consumer has since moved past may be a payload being written.
   auto claimed = [&] {
@@ -374,10 +380,11 @@ bool RingView::WaitForClaim(uint64_t head, Deadline deadline) {
   };
   return SleepUntil(
       r_->data_epoch_, r_->consumers_waiting_, claimed,
-      [] { MP_FAULT_POINT("ring.get.before_sleep"); }, deadline);
+      [] { MP_FAULT_POINT("ring.get.before_sleep"); }, deadline, slice);
 }
 
-bool RingView::WaitForCommit(uint64_t head, Deadline deadline, bool or_closed) {
+bool RingView::WaitForCommit(uint64_t head, Deadline deadline, bool or_closed,
+                             std::chrono::milliseconds slice) {
   auto committed = [&] {
     return RecordHeader::IsCommittedAt(
                HeaderAt(head).load(std::memory_order_seq_cst), head) ||
@@ -385,10 +392,11 @@ bool RingView::WaitForCommit(uint64_t head, Deadline deadline, bool or_closed) {
   };
   return SleepUntil(
       r_->data_epoch_, r_->consumers_waiting_, committed,
-      [] { MP_FAULT_POINT("ring.get.before_sleep"); }, deadline);
+      [] { MP_FAULT_POINT("ring.get.before_sleep"); }, deadline, slice);
 }
 
-bool RingView::WaitForSpace(uint64_t /*tail*/, size_t need, Deadline deadline) {
+bool RingView::WaitForSpace(uint64_t /*tail*/, size_t need, Deadline deadline,
+                            std::chrono::milliseconds slice) {
   auto has_room = [&] {
     return r_->tail_.load(std::memory_order_relaxed) + need -
                    r_->head_.load(std::memory_order_seq_cst) <=
@@ -397,7 +405,7 @@ bool RingView::WaitForSpace(uint64_t /*tail*/, size_t need, Deadline deadline) {
   };
   return SleepUntil(
       r_->space_epoch_, r_->producers_waiting_, has_room,
-      [] { MP_FAULT_POINT("ring.put.before_sleep"); }, deadline);
+      [] { MP_FAULT_POINT("ring.put.before_sleep"); }, deadline, slice);
 }
 
 absl::Status RingView::Push(const void* data, size_t n, Deadline deadline) {
@@ -452,8 +460,7 @@ absl::Status RingView::PushLocked(const void* src, size_t n, Deadline deadline,
           }
           // Sliced: the loop re-validates the indices after each slice, so
           // a head another process rewrote is DataLoss, not an endless wait.
-          if (!WaitForSpace(tail, need,
-                            Earlier(deadline, Deadline::After(kValidateSlice))) &&
+          if (!WaitForSpace(tail, need, deadline, kValidateSlice) &&
               deadline.Expired()) {
             return absl::ResourceExhaustedError("queue is full");
           }
@@ -612,9 +619,10 @@ absl::Status RingView::PopLocked(Sink sink, void* ctx, Deadline deadline,
         // and the claim at head are checked below, so a ring another process
         // made inconsistent (tail moved past an unclaimed head, head past
         // tail) is DataLoss within a slice, never an endless sleep.
-        const Deadline until = Earlier(
-            deadline, Deadline::After(mpmc ? kLivenessSlice : kValidateSlice));
-        if (WaitForCommit(head, until, /*or_closed=*/true)) continue;
+        if (WaitForCommit(head, deadline, /*or_closed=*/true,
+                          mpmc ? kLivenessSlice : kValidateSlice)) {
+          continue;
+        }
         w = HeaderAt(head).load(std::memory_order_acquire);
       }
       if (!RecordHeader::IsCommittedAt(w, head)) {
@@ -656,10 +664,8 @@ absl::Status RingView::PopLocked(Sink sink, void* ctx, Deadline deadline,
             // the next one for every consumer, and only a lock holder may
             // read the header at head (see WaitForClaim). The commit wakes
             // us; the slices are for looking at the claimer now and then.
-            if (!WaitForCommit(head,
-                               Earlier(deadline,
-                                       Deadline::After(kLivenessSlice)),
-                               /*or_closed=*/false) &&
+            if (!WaitForCommit(head, deadline, /*or_closed=*/false,
+                               kLivenessSlice) &&
                 deadline.Expired() && judged_late) {
               return absl::DeadlineExceededError("queue is empty");
             }
@@ -676,18 +682,15 @@ absl::Status RingView::PopLocked(Sink sink, void* ctx, Deadline deadline,
             // is spent, instead of polling the ring beside us: their cores
             // go to the producers, and no consumer polls the producers'
             // line. The slices let us look for a claim to judge.
-            if (!WaitForCommit(head,
-                               Earlier(deadline,
-                                       Deadline::After(kLivenessSlice)),
-                               /*or_closed=*/true) &&
+            if (!WaitForCommit(head, deadline, /*or_closed=*/true,
+                               kLivenessSlice) &&
                 deadline.Expired()) {
               return absl::DeadlineExceededError("queue is empty");
             }
             continue;
           }
           // Sliced, as above: a rewrite of the indices makes no wake-up.
-          if (!WaitForClaim(head, Earlier(deadline,
-                                          Deadline::After(kValidateSlice))) &&
+          if (!WaitForClaim(head, deadline, kValidateSlice) &&
               deadline.Expired()) {
             return absl::DeadlineExceededError("queue is empty");
           }

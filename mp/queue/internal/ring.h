@@ -158,6 +158,7 @@
 #define MP_QUEUE_INTERNAL_RING_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -564,18 +565,21 @@ class RingView {
   // Consumer side: sleeps until a claim past `head` (or a moved head, or
   // close) may be there; and, with the consumer lock held (kMpmc), until
   // the record at `head` is committed. False at the deadline.
-  bool WaitForClaim(uint64_t head, Deadline deadline);
+  bool WaitForClaim(uint64_t head, Deadline deadline,
+                    std::chrono::milliseconds slice = {});
   // `or_closed`: a close ends the wait too (a consumer at an empty head
   // must see it); never while a claim is at head, which only its commit or
   // its claimer's death ends (else, closed, the wait would return at once,
   // again and again).
-  bool WaitForCommit(uint64_t head, Deadline deadline, bool or_closed);
+  bool WaitForCommit(uint64_t head, Deadline deadline, bool or_closed,
+                     std::chrono::milliseconds slice = {});
   // Consumer lock held (kMpmc), `w` the header at `head`, uncommitted, with
   // `tail` past head: the claim of a producer that has not committed. If
   // that producer is dead, turns the claim into a committed lost record (or
   // pad) and returns true. DataLoss when the claim is malformed.
   absl::StatusOr<bool> SkipDeadClaim(uint64_t head, uint64_t w, uint64_t tail);
-  bool WaitForSpace(uint64_t tail, size_t need, Deadline deadline);
+  bool WaitForSpace(uint64_t tail, size_t need, Deadline deadline,
+                    std::chrono::milliseconds slice = {});
   absl::Status PushLocked(const void* src, size_t n, Deadline deadline,
                           bool mpmc);
   absl::Status PopLocked(Sink sink, void* ctx, Deadline deadline, bool mpmc,
