@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "mp/core/liveness.h"
 
 namespace mp::queue_internal {
 namespace {
@@ -129,8 +130,11 @@ absl::StatusOr<std::shared_ptr<QueueState>> OpenNamedQueue(
   return state;
 }
 
-absl::Status ClaimSpscSideSlow(QueueState& state, bool producer) {
+absl::Status CheckSpscSide(QueueState& state, bool producer) {
   QueueState::SpscSide& side = producer ? state.producer : state.consumer;
+  if (side.tid.load(std::memory_order_relaxed) == liveness::CurrentTid()) {
+    return absl::OkStatus();
+  }
   const uint32_t pid = static_cast<uint32_t>(getpid());
   if (side.pid.load(std::memory_order_acquire) != pid) {
     if (absl::Status s = state.ring.ClaimSpscSide(producer); !s.ok()) {

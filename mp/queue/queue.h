@@ -86,7 +86,6 @@
 #include "absl/status/statusor.h"
 #include "mp/core/fault.h"
 #include "mp/core/futex.h"
-#include "mp/core/liveness.h"
 #include "mp/core/segment_header.h"
 #include "mp/core/shared_memory.h"
 #include "mp/queue/codec.h"
@@ -138,28 +137,21 @@ struct QueueState {
     std::atomic<uint32_t> pid{0};
     std::atomic<uint32_t> tid{0};
   };
-  bool check_spsc = false;
-  SpscSide producer;
-  SpscSide consumer;
   // JoinableQueue: this process's task slot in the ring, as
   // pid << 32 | (slot + 1); another pid (a forked child) claims its own.
   std::atomic<uint64_t> task_slot{0};
+  bool check_spsc = false;
+  SpscSide producer;
+  SpscSide consumer;
 };
 
-absl::Status ClaimSpscSideSlow(QueueState& state, bool producer);
-// OK when the calling process may use `producer`'s side of `state`'s ring:
-// always, unless the queue is a named kSpsc one and another live process
-// holds that side (FailedPrecondition). One thread-local load and compare
-// once this thread has passed.
-inline absl::Status CheckSpscSide(QueueState& state, bool producer) {
-  QueueState::SpscSide& side = producer ? state.producer : state.consumer;
-  if (__builtin_expect(
-          side.tid.load(std::memory_order_relaxed) == liveness::CurrentTid(),
-          1)) {
-    return absl::OkStatus();
-  }
-  return ClaimSpscSideSlow(state, producer);
-}
+// Named kSpsc queues only (state.check_spsc): OK when the calling process
+// may use `producer`'s side of `state`'s ring, FailedPrecondition when
+// another live process holds that side. A call, one thread-local load and
+// a compare once this thread has passed. Out of line: Put and Get of every
+// other queue keep only the test of check_spsc (inlined here, it cost the
+// small-message SPSC benchmark about 20%).
+absl::Status CheckSpscSide(QueueState& state, bool producer);
 
 // The calling process's task slot for `state` (Ring::kNoSlot when none).
 uint32_t TaskSlotFor(QueueState& state);
@@ -256,7 +248,7 @@ class Queue {
     return Put(value, queue_internal::ToDeadline(block, timeout));
   }
   absl::Status Put(const T& value, Deadline deadline) {
-    if (state_->check_spsc) {
+    if (__builtin_expect(state_->check_spsc, false)) {
       if (absl::Status s = queue_internal::CheckSpscSide(*state_, true);
           !s.ok()) {
         return s;
@@ -326,7 +318,7 @@ class Queue {
 
   // Get, the record counted as taken by task slot `taker` (JoinableQueue).
   absl::StatusOr<T> GetFor(Deadline deadline, uint32_t taker) {
-    if (state_->check_spsc) {
+    if (__builtin_expect(state_->check_spsc, false)) {
       if (absl::Status s = queue_internal::CheckSpscSide(*state_, false);
           !s.ok()) {
         return s;
