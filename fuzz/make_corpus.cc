@@ -31,9 +31,11 @@
 #include "fuzz/fuzz_util.h"
 #include "fuzz/sync_input.h"
 #include "mp/core/futex.h"
+#include "mp/core/segment_header.h"
 #include "mp/core/shared_arena.h"
 #include "mp/queue/codec.h"
 #include "mp/queue/connection.h"
+#include "mp/queue/queue.h"
 #include "mp/queue/internal/ring.h"
 #include "mp/queue/pipe_queue.h"
 #include "mp/sync/barrier.h"
@@ -48,6 +50,7 @@ using mp::Deadline;
 using mp::fuzz::AlignedBytes;
 using mp::queue_internal::Ring;
 using mp::queue_internal::RingMode;
+using mp::queue_internal::RingView;
 
 std::filesystem::path root;
 
@@ -97,29 +100,66 @@ class RingSeed {
  public:
   RingSeed(size_t capacity, RingMode mode)
       : bytes_(nullptr, 0, Ring::BytesFor(capacity)),
-        ring_(Ring::Format(bytes_.data(), capacity, mode)) {}
+        ring_(RingView::Format(bytes_.data(), capacity, mode)) {}
   void Push(const std::string& m) {
-    Check(ring_->Push(m.data(), m.size(), Deadline::Past()).ok(), "push");
+    Check(ring_.Push(m.data(), m.size(), Deadline::Past()).ok(), "push");
   }
   bool TryPush(const std::string& m) {
-    return ring_->Push(m.data(), m.size(), Deadline::Past()).ok();
+    return ring_.Push(m.data(), m.size(), Deadline::Past()).ok();
   }
   void Pop() {
-    Check(ring_
-              ->Pop([](void*, const char*, size_t) { return absl::OkStatus(); },
+    Check(ring_.Pop([](void*, const char*, size_t) { return absl::OkStatus(); },
                     nullptr, Deadline::Past())
               .ok(),
           "pop");
   }
-  void Close() { ring_->Close(); }
+  void Close() { ring_.Close(); }
   std::string bytes() const {
     return std::string(bytes_.data(), bytes_.size());
   }
 
  private:
   AlignedBytes bytes_;
-  Ring* ring_;
+  RingView ring_;
 };
+
+// open_fuzz: a setup byte, then a named queue's segment (queue.h): the
+// common header for element type T and the ring.
+template <class T>
+std::string NamedSegment(const RingSeed& ring, RingMode mode) {
+  const mp::queue_internal::ElementType t =
+      mp::queue_internal::ElementTypeOf<T>();
+  std::string header(mp::SegmentHeader::kSize, '\0');
+  const std::string r = ring.bytes();
+  mp::WriteSegmentHeader(header.data(), mp::SegmentKind::kQueue,
+                         Ring::kVersion, static_cast<uint32_t>(mode), t.tag,
+                         t.size, r.size());
+  return header + r;
+}
+
+void OpenCorpus() {
+  const char* t = "open_fuzz";
+  RingSeed spsc(64, RingMode::kSpsc);
+  RingSeed mpmc(128, RingMode::kMpmc);
+  mpmc.Push("one");
+  mpmc.Push(std::string(8, '\0'));
+  // setup byte: perms 0600, no chown, no expected mode
+  Write(t, "string-spsc-64", std::string(1, '\0') +
+                                 NamedSegment<std::string>(spsc, RingMode::kSpsc));
+  Write(t, "string-mpmc-128-two-records",
+        std::string(1, '\0') + NamedSegment<std::string>(mpmc, RingMode::kMpmc));
+  Write(t, "int64-mpmc-128-expect-mpmc",
+        std::string(1, 2 << 3) + NamedSegment<int64_t>(mpmc, RingMode::kMpmc));
+  Write(t, "string-mpmc-expect-spsc",
+        std::string(1, 1 << 3) + NamedSegment<std::string>(mpmc, RingMode::kMpmc));
+  Write(t, "string-spsc-0666-nobody",
+        std::string(1, 3 | 4) + NamedSegment<std::string>(spsc, RingMode::kSpsc));
+  std::string lying = NamedSegment<std::string>(mpmc, RingMode::kSpsc);
+  Write(t, "header-mode-differs-from-ring", std::string(1, '\0') + lying);
+  Write(t, "header-only", std::string(1, '\0') +
+                              NamedSegment<std::string>(spsc, RingMode::kSpsc)
+                                  .substr(0, mp::SegmentHeader::kSize));
+}
 
 void RingCorpus() {
   const char* t = "ring_fuzz";
@@ -502,6 +542,7 @@ int main(int argc, char** argv) {
   }
   root = argv[1];
   RingCorpus();
+  OpenCorpus();
   ArenaCorpus();
   SyncCorpus();
   CodecCorpus();

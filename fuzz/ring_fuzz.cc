@@ -22,16 +22,33 @@
 //    to skip a pad, as queue.h says), and the bytes in use never exceed the
 //    capacity (the producer never laps the consumer).
 //
-// Every wait uses a past deadline: a hostile lock word naming a live task
-// makes a timed wait last until its deadline, which is the contract.
+// Every wait of those phases uses a past deadline: a hostile lock word
+// naming a live task makes a timed wait last until its deadline, which is
+// the contract.
+//
+//  * Then the hostile phase: a writer that keeps changing the segment while
+//    it is in use. Between operations, 8-byte words anywhere in the segment
+//    (geometry, indices, counts, locks, record headers, payload) are
+//    overwritten with values drawn from the input, and Push and Pop run with
+//    short FUTURE deadlines (0.1 ms: the waits run): each returns a status
+//    (never another code than the contract's), never reads or writes outside
+//    the data area (AddressSanitizer, CopyOut), never hangs (a watchdog
+//    thread aborts after 10 s), and the view's capacity never changes. The
+//    named path does the same through a second mapping of the segment.
 
 #include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "absl/status/status.h"
 #include "fuzz/fuzz_util.h"
@@ -47,6 +64,7 @@ using mp::fuzz::AlignedBytes;
 using mp::queue_internal::RecordHeader;
 using mp::queue_internal::Ring;
 using mp::queue_internal::RingMode;
+using mp::queue_internal::RingView;
 
 size_t Align8(size_t n) { return (n + 7) & ~size_t{7}; }
 
@@ -70,6 +88,115 @@ absl::Status CopyOut(void* ctx, const char* bytes, size_t n) {
   return absl::OkStatus();
 }
 
+// Aborts the run if it is not destroyed within 10 s: the hostile phases'
+// waits all have deadlines of a few milliseconds and sliced sleeps.
+class Watchdog {
+ public:
+  explicit Watchdog(const char* what)
+      : thread_([this, what] {
+          std::unique_lock<std::mutex> l(mu_);
+          if (!cv_.wait_for(l, std::chrono::seconds(10),
+                            [this] { return done_; })) {
+            std::fprintf(stderr, "ring_fuzz: %s hung\n", what);
+            std::abort();
+          }
+        }) {}
+  ~Watchdog() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+// A small deterministic generator seeded from the input.
+struct Rng {
+  uint64_t s;
+  uint64_t Next() {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+  }
+};
+
+uint64_t Seed(const uint8_t* data, size_t size) {
+  uint64_t h = 0x9e3779b97f4a7c15ull;
+  for (size_t i = 0; i < size; i += 1 + size / 64) h = (h ^ data[i]) * 0x100000001b3ull;
+  return h | 1;
+}
+
+// An 8-byte value a hostile writer might store: random, small, an index
+// near the present ones, or a record header of some kind at some position.
+uint64_t HostileValue(Rng& rng, uint64_t near) {
+  const uint64_t r = rng.Next();
+  switch (r % 6) {
+    case 0:
+      return rng.Next();
+    case 1:
+      return r >> 56;
+    case 2:
+      return near + ((r >> 8) % 64) * 8 - 256;
+    case 3:
+      return near + ((r >> 8) & 7);  // misaligned
+    case 4:
+      return RecordHeader::Committed(near, static_cast<uint32_t>(r >> 20),
+                                     static_cast<uint32_t>(r >> 8) & 3);
+    default:
+      return RecordHeader::Claim(static_cast<uint32_t>(r >> 33) | 1,
+                                 static_cast<uint32_t>(r >> 8) & 0xffff);
+  }
+}
+
+bool IsOperationStatus(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kOk:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kDataLoss:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The hostile phase over the attached ring in `segment` (see the banner).
+void MutateBetweenOperations(const uint8_t* data, size_t size,
+                             const AlignedBytes& segment, RingView* ring) {
+  const size_t cap = ring->capacity();
+  Watchdog watchdog("the hostile phase");
+  Rng rng{Seed(data, size)};
+  PopTarget target{&segment, cap, {}};
+  uint64_t near = 0;
+  for (int i = 0; i < 16; ++i) {
+    for (int k = static_cast<int>(rng.Next() % 3); k > 0; --k) {
+      const size_t at = (rng.Next() % (segment.size() / 8)) * 8;
+      const uint64_t v = HostileValue(rng, near);
+      std::memcpy(segment.data() + at, &v, 8);
+    }
+    const std::string msg(rng.Next() % (cap / 2), 'h');
+    const Deadline soon = Deadline::After(std::chrono::microseconds(100));
+    absl::Status put = ring->Push(msg.data(), msg.size(), soon);
+    FUZZ_CHECK(IsOperationStatus(put));
+    absl::Status got = ring->Pop(&CopyOut, &target, soon);
+    FUZZ_CHECK(IsOperationStatus(got));
+    if (got.ok()) FUZZ_CHECK(target.got.size() <= ring->max_message());
+    FUZZ_CHECK(ring->capacity() == cap);
+    FUZZ_CHECK(ring->BytesUsedApprox() <= cap);
+    near += Align8(sizeof(RecordHeader) + msg.size());
+  }
+}
+
 // The named path: the same bytes in a /dev/shm segment, opened by name as a
 // Queue<std::string>. The name is unlinked as soon as it is opened, so a run
 // leaves nothing behind in /dev/shm.
@@ -77,9 +204,19 @@ void OpenNamed(const uint8_t* data, size_t size, bool attach_ok) {
   if (size == 0) return;  // a segment cannot be empty
   static const std::string name = "/mp-fuzz-ring-" + std::to_string(getpid());
   (void)mp::SharedMemory::Unlink(name);  // a crashed earlier run's leftover
-  absl::StatusOr<mp::SharedMemory> mem = mp::SharedMemory::Create(name, size);
+  // A named queue's segment: the common header a Queue<std::string> of the
+  // input's mode would have, then the input (the ring).
+  constexpr size_t kAt = mp::queue_internal::kNamedRingOffset;
+  absl::StatusOr<mp::SharedMemory> mem =
+      mp::SharedMemory::Create(name, kAt + size);
   FUZZ_CHECK(mem.ok());
-  std::memcpy(mem->data(), data, size);
+  uint32_t mode = 0;
+  if (size >= 16) std::memcpy(&mode, data + 12, 4);
+  const mp::queue_internal::ElementType type =
+      mp::queue_internal::ElementTypeOf<std::string>();
+  mp::WriteSegmentHeader(mem->data(), mp::SegmentKind::kQueue, Ring::kVersion,
+                         mode, type.tag, type.size, size);
+  std::memcpy(static_cast<char*>(mem->data()) + kAt, data, size);
   absl::StatusOr<mp::Queue<std::string>> q = mp::Queue<std::string>::Open(name);
   FUZZ_CHECK(mp::SharedMemory::Unlink(name).ok());
   FUZZ_CHECK(q.ok() == attach_ok);
@@ -91,10 +228,34 @@ void OpenNamed(const uint8_t* data, size_t size, bool attach_ok) {
     absl::StatusOr<std::string> v = q->Get(/*block=*/false);
     if (v.ok()) continue;
     const absl::StatusCode c = v.status().code();
+    // FailedPrecondition: an SPSC ring whose consumer-owner word names a
+    // live process (RingView::ClaimSpscSide).
     FUZZ_CHECK(c == absl::StatusCode::kDeadlineExceeded ||
                c == absl::StatusCode::kOutOfRange ||
-               c == absl::StatusCode::kDataLoss);
+               c == absl::StatusCode::kDataLoss ||
+               c == absl::StatusCode::kFailedPrecondition);
     break;
+  }
+  // A second mapping (the creator's, `mem`; the queue maps its own)
+  // rewrites words of the ring between operations with future deadlines
+  // (see the banner).
+  Watchdog watchdog("the named hostile phase");
+  Rng rng{Seed(data, size) ^ 0x5bd1e995u};
+  const size_t cap = q->capacity();
+  char* bytes = static_cast<char*>(mem->data()) + kAt;
+  for (int i = 0; i < 6; ++i) {
+    const size_t at = (rng.Next() % (size / 8 + 1)) * 8;
+    const uint64_t v = HostileValue(rng, rng.Next() % 4096);
+    if (at + 8 <= size) std::memcpy(bytes + at, &v, 8);
+    const Deadline soon = Deadline::After(std::chrono::microseconds(100));
+    const absl::Status put = q->Put(std::string(rng.Next() % 64, 'n'), soon);
+    // InvalidArgument: a message over the ring's maximum (a 64-byte ring).
+    FUZZ_CHECK(IsOperationStatus(put) ||
+               put.code() == absl::StatusCode::kInvalidArgument);
+    absl::StatusOr<std::string> v2 = q->Get(soon);
+    FUZZ_CHECK(IsOperationStatus(v2.status()));
+    if (v2.ok()) FUZZ_CHECK(v2->size() <= q->max_message_bytes());
+    FUZZ_CHECK(q->capacity() == cap);
   }
 }
 
@@ -102,15 +263,15 @@ void OpenNamed(const uint8_t* data, size_t size, bool attach_ok) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   AlignedBytes segment(data, size, size);
-  absl::StatusOr<Ring*> attached = Ring::Attach(segment.data(), size);
+  absl::StatusOr<RingView> attached = RingView::Attach(segment.data(), size);
   OpenNamed(data, size, attached.ok());
   if (!attached.ok()) {
     FUZZ_CHECK(IsAttachError(attached.status()));
     return 0;
   }
-  Ring* ring = *attached;
+  RingView* ring = &*attached;
   const size_t cap = ring->capacity();
-  FUZZ_CHECK(static_cast<void*>(ring) == segment.data());
+  FUZZ_CHECK(static_cast<void*>(ring->shared()) == segment.data());
   FUZZ_CHECK(cap >= Ring::kMinCapacity && (cap & (cap - 1)) == 0);
   FUZZ_CHECK(cap <= size - sizeof(Ring));
   const bool mpmc = ring->mode() == RingMode::kMpmc;
@@ -130,6 +291,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
              last.code() == absl::StatusCode::kDataLoss);
   FUZZ_CHECK(ring->BytesUsedApprox() <= cap);
   if (last.code() != absl::StatusCode::kDeadlineExceeded || ring->closed()) {
+    MutateBetweenOperations(data, size, segment, ring);
     return 0;
   }
 
@@ -178,5 +340,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     break;
   }
   FUZZ_CHECK(ring->BytesUsedApprox() <= cap);
+  MutateBetweenOperations(data, size, segment, ring);
   return 0;
 }

@@ -49,6 +49,17 @@
 // queue, and a poison message (see corrupt_records()) is handed out once,
 // then dropped.
 //
+// Named queues and other writers: a process that can write a named queue's
+// /dev/shm file can make its operations fail, never make another process
+// crash, hang or write outside the queue's mapping: geometry and mode are
+// read once at Open, indices are bounds-checked, every wait re-checks the
+// ring at least every 100 ms, an inconsistent ring or a record with no
+// knowable extent is DataLoss for every Get (recreate the queue), and
+// lost_records() / corrupt_records() are clamped to what is possible. The
+// exception is truncating the file after Open: the next access to the lost
+// pages raises SIGBUS (see "Hostile writers" in internal/ring.h); Open's
+// ownership and mode checks (SegmentAccess) keep strangers from doing it.
+//
 // There is no feeder thread (puts write the ring directly), so JoinThread()
 // and CancelJoinThread() are no-ops kept for parity with Python.
 
@@ -68,12 +79,14 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "mp/core/fault.h"
 #include "mp/core/futex.h"
+#include "mp/core/segment_header.h"
 #include "mp/core/shared_memory.h"
 #include "mp/queue/codec.h"
 #include "mp/queue/internal/ring.h"
@@ -96,7 +109,11 @@ struct QueueOptions {
   long maxsize = 0;
   // kMpmc (default): any number of producers and consumers, crash-safe as
   // described in ring.h. kSpsc: exactly one producer and one consumer at a
-  // time (not checked), no lock on either side.
+  // time, no lock on either side. A named kSpsc queue checks it per process:
+  // the first Put (Get) of a process makes it the producer (consumer); a
+  // Put (Get) from another process while that one lives is
+  // FailedPrecondition, and a dead one's side is taken over. An anonymous
+  // queue's processes are the program's own: not checked.
   queue_internal::RingMode mode = queue_internal::RingMode::kMpmc;
   // Permissions of a named queue's segment.
   mode_t permissions = 0600;
@@ -109,21 +126,64 @@ inline constexpr size_t kDefaultCapacity = size_t{1} << 20;
 // The mapping and the ring in it, shared by every copy of a handle.
 struct QueueState {
   SharedMemory memory;
-  Ring* ring = nullptr;
+  // This process's view of the ring: geometry copied at Create/Open.
+  RingView ring;
+  // Named kSpsc queues: each side is one process at a time (see
+  // RingView::ClaimSpscSide), checked on the first Put / Get of each
+  // process and thread: the process that holds the side, and the last
+  // thread that passed the check (a forked child's threads have other
+  // tids, so a copy of this state checks again there).
+  struct SpscSide {
+    std::atomic<uint32_t> pid{0};
+    std::atomic<uint32_t> tid{0};
+  };
   // JoinableQueue: this process's task slot in the ring, as
   // pid << 32 | (slot + 1); another pid (a forked child) claims its own.
   std::atomic<uint64_t> task_slot{0};
+  bool check_spsc = false;
+  SpscSide producer;
+  SpscSide consumer;
 };
+
+// Named kSpsc queues only (state.check_spsc): OK when the calling process
+// may use `producer`'s side of `state`'s ring, FailedPrecondition when
+// another live process holds that side. A call, one thread-local load and
+// a compare once this thread has passed. Out of line: Put and Get of every
+// other queue keep only the test of check_spsc (inlined, the check measured
+// slower on the small-message SPSC benchmark).
+absl::Status CheckSpscSide(QueueState& state, bool producer);
 
 // The calling process's task slot for `state` (Ring::kNoSlot when none).
 uint32_t TaskSlotFor(QueueState& state);
 
 absl::StatusOr<std::shared_ptr<QueueState>> MakeAnonymousQueue(
     const QueueOptions& options);
+// A named queue's segment: the common SegmentHeader (mp/core/segment_header.h:
+// kind kQueue, version Ring::kVersion, flags the RingMode, type_tag and
+// type_size the element type's), then the ring, 64-byte aligned.
+inline constexpr size_t kNamedRingOffset = SegmentHeader::kSize;
+
+// What a named queue holds: a tag of the element type's name and its size
+// when copied as is (0 when it goes through a codec).
+struct ElementType {
+  uint64_t tag;
+  uint32_t size;
+  const char* name;
+};
+template <class T>
+ElementType ElementTypeOf() {
+  return ElementType{TypeTag(typeid(T).name()),
+                     CodecCopiesBytes<T> ? static_cast<uint32_t>(sizeof(T))
+                                         : 0u,
+                     typeid(T).name()};
+}
+
 absl::StatusOr<std::shared_ptr<QueueState>> CreateNamedQueue(
-    std::string_view name, const QueueOptions& options);
+    std::string_view name, const QueueOptions& options,
+    const ElementType& type);
 absl::StatusOr<std::shared_ptr<QueueState>> OpenNamedQueue(
-    std::string_view name, const SegmentAccess& access);
+    std::string_view name, const SegmentAccess& access,
+    const ElementType& type, std::optional<RingMode> mode);
 
 // Per-thread scratch for encoding and decoding.
 std::string& EncodeBuffer();
@@ -156,18 +216,24 @@ class Queue {
   // NotFound; PermissionDenied when the segment is not owned by the caller
   // (or by access.owner) or is open to more than access.permissions (0600)
   // allow, so a name squatted by another user is never used unawares;
-  // FailedPrecondition for a symlink in place of the name; DataLoss /
-  // InvalidArgument when the segment is not a sane queue (bad magic,
-  // capacity or indices). Unlink removes the name; open handles stay valid.
+  // FailedPrecondition for a symlink in place of the name; InvalidArgument
+  // when the segment is not a queue of this T (another kind of segment,
+  // another ring layout version, another element type: its tag and size are
+  // in the segment's header) or, given `mode`, was created in another mode;
+  // DataLoss when the segment is not a sane queue (bad magic, capacity or
+  // indices). Unlink removes the name; open handles stay valid.
   static absl::StatusOr<Queue> Create(std::string_view name,
                                       const QueueOptions& options = {}) {
-    auto st = queue_internal::CreateNamedQueue(name, options);
+    auto st = queue_internal::CreateNamedQueue(
+        name, options, queue_internal::ElementTypeOf<T>());
     if (!st.ok()) return st.status();
     return Queue(*std::move(st));
   }
-  static absl::StatusOr<Queue> Open(std::string_view name,
-                                    const SegmentAccess& access = {}) {
-    auto st = queue_internal::OpenNamedQueue(name, access);
+  static absl::StatusOr<Queue> Open(
+      std::string_view name, const SegmentAccess& access = {},
+      std::optional<queue_internal::RingMode> mode = std::nullopt) {
+    auto st = queue_internal::OpenNamedQueue(
+        name, access, queue_internal::ElementTypeOf<T>(), mode);
     if (!st.ok()) return st.status();
     return Queue(*std::move(st));
   }
@@ -182,6 +248,12 @@ class Queue {
     return Put(value, queue_internal::ToDeadline(block, timeout));
   }
   absl::Status Put(const T& value, Deadline deadline) {
+    if (__builtin_expect(state_->check_spsc, false)) {
+      if (absl::Status s = queue_internal::CheckSpscSide(*state_, true);
+          !s.ok()) {
+        return s;
+      }
+    }
     if constexpr (CodecCopiesBytes<T>) {
       return ring()->Push(&value, sizeof(T), deadline);
     } else {
@@ -241,11 +313,17 @@ class Queue {
  protected:
   explicit Queue(std::shared_ptr<queue_internal::QueueState> s)
       : state_(std::move(s)) {}
-  queue_internal::Ring* ring() const { return state_->ring; }
+  queue_internal::RingView* ring() const { return &state_->ring; }
   queue_internal::QueueState& state() const { return *state_; }
 
   // Get, the record counted as taken by task slot `taker` (JoinableQueue).
   absl::StatusOr<T> GetFor(Deadline deadline, uint32_t taker) {
+    if (__builtin_expect(state_->check_spsc, false)) {
+      if (absl::Status s = queue_internal::CheckSpscSide(*state_, false);
+          !s.ok()) {
+        return s;
+      }
+    }
     if constexpr (CodecCopiesBytes<T> && std::is_default_constructible_v<T>) {
       T value;
       absl::Status s = ring()->Pop(

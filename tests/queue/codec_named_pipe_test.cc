@@ -193,6 +193,20 @@ TEST_F(NamedQueueTest, CreateOpenUnlink) {
   EXPECT_EQ(*q->Get(), 7);
 }
 
+// Rewrites the element type recorded in the named queue's segment header
+// (segment_header.h: type_tag at 32, type_size at 40) to U's, as a careless
+// or lying creator would leave it: Open<U> then accepts the segment, and
+// the records of the creator's type reach U's Get.
+template <class U>
+void RecordElementType(const std::string& name) {
+  auto mem = mp::SharedMemory::Open(name);
+  ASSERT_TRUE(mem.ok()) << mem.status();
+  const mp::queue_internal::ElementType t =
+      mp::queue_internal::ElementTypeOf<U>();
+  std::memcpy(static_cast<char*>(mem->data()) + 32, &t.tag, 8);
+  std::memcpy(static_cast<char*>(mem->data()) + 40, &t.size, 4);
+}
+
 // A Queue<bool> goes through bool's codec, not a raw copy: a record that
 // holds no bool is DataLoss, and the queue goes on working.
 TEST_F(NamedQueueTest, QueueOfBoolRejectsAByteThatIsNoBool) {
@@ -200,6 +214,7 @@ TEST_F(NamedQueueTest, QueueOfBoolRejectsAByteThatIsNoBool) {
   ASSERT_TRUE(bytes.ok()) << bytes.status();
   ASSERT_TRUE(bytes->Put(2).ok());
   ASSERT_TRUE(bytes->Put(1).ok());
+  RecordElementType<bool>(name_);
   auto bools = mp::Queue<bool>::Open(name_);
   ASSERT_TRUE(bools.ok()) << bools.status();
   EXPECT_EQ(bools->Get(false).status().code(), absl::StatusCode::kDataLoss);
@@ -225,19 +240,23 @@ TEST_F(NamedQueueTest, CorruptHeadersAreRejected) {
     ASSERT_TRUE(mp::SharedMemory::Unlink(name_).ok());
   }
   // Byte offsets in the ring header: mode at 12, capacity at 16, tail at 64,
-  // head at 128 (see ring.h).
+  // head at 128 (see ring.h), after the 64-byte segment header; and in the
+  // segment header (segment_header.h): magic at 0, kind at 8, version at 12.
   struct Breakage {
     size_t offset;
     uint64_t value;
   };
-  for (Breakage b : {Breakage{8, 99}, Breakage{12, 7}, Breakage{16, 1 << 20},
-                     Breakage{16, 100}, Breakage{64, 8 * 1024 * 1024},
-                     Breakage{128, 64}}) {
+  constexpr size_t R = mp::queue_internal::kNamedRingOffset;
+  for (Breakage b :
+       {Breakage{0, 99}, Breakage{8, 3}, Breakage{12, 99}, Breakage{R + 8, 99},
+        Breakage{R + 12, 7}, Breakage{R + 16, 1 << 20}, Breakage{R + 16, 100},
+        Breakage{R + 64, 8 * 1024 * 1024}, Breakage{R + 128, 64}}) {
     auto q = mp::Queue<int>::Create(name_, {.maxsize = 4096});
     ASSERT_TRUE(q.ok());
     auto mem = mp::SharedMemory::Open(name_);
     ASSERT_TRUE(mem.ok());
-    if (b.offset == 8 || b.offset == 12) {
+    if (b.offset == 8 || b.offset == 12 || b.offset == R + 8 ||
+        b.offset == R + 12) {
       uint32_t v = static_cast<uint32_t>(b.value);
       std::memcpy(static_cast<char*>(mem->data()) + b.offset, &v, 4);
     } else {
@@ -258,13 +277,16 @@ TEST_F(NamedQueueTest, CorruptRecordIsDataLossNotACrash) {
   uint32_t huge = 1u << 30;  // record length far past the ring
   // The first record's header starts right after the ring header.
   std::memcpy(static_cast<char*>(mem->data()) +
+                  mp::queue_internal::kNamedRingOffset +
                   mp::queue_internal::Ring::BytesFor(0),
               &huge, 4);
   EXPECT_EQ(q->Get(false).status().code(), absl::StatusCode::kDataLoss);
 }
 
-// The ring's tail in a named queue's segment (ring.h, line 1).
-constexpr size_t kTailAt = 64;
+// The ring's tail in a named queue's segment (ring.h, line 1, after the
+// 64-byte segment header).
+constexpr size_t kTailAt = mp::queue_internal::kNamedRingOffset + 64;
+constexpr size_t kRecordsInAt = mp::queue_internal::kNamedRingOffset + 80;
 uint64_t TailOf(const mp::SharedMemory& mem) {
   uint64_t tail;
   std::memcpy(&tail, static_cast<char*>(mem.data()) + kTailAt, 8);
@@ -278,9 +300,17 @@ void PublishIntClaim(const mp::SharedMemory& mem, uint64_t at, uint32_t tid) {
   using mp::queue_internal::RecordHeader;
   char* base = static_cast<char*>(mem.data());
   const uint64_t claim = RecordHeader::Claim(tid, sizeof(int));
-  std::memcpy(base + mp::queue_internal::Ring::BytesFor(0) + at, &claim, 8);
+  std::memcpy(base + mp::queue_internal::kNamedRingOffset +
+                  mp::queue_internal::Ring::BytesFor(0) + at,
+              &claim, 8);
   const uint64_t next = at + 16;
   std::memcpy(base + kTailAt, &next, 8);
+  // And counted, as a producer counts its claim (records_in_, line 1):
+  // lost_records() never reports more records than were claimed.
+  uint64_t in;
+  std::memcpy(&in, base + kRecordsInAt, 8);
+  ++in;
+  std::memcpy(base + kRecordsInAt, &in, 8);
 }
 
 // A producer that dies between its claim and its commit leaves a header that
@@ -338,7 +368,8 @@ TEST_F(NamedQueueTest, LiveProducersClaimInClosedQueueWaitsUntilDeadline) {
     EXPECT_EQ(q->Get(true, 0.05).status().code(),
               absl::StatusCode::kDeadlineExceeded);
     // The claimer commits: the record is delivered, then the close is seen.
-    char* data = static_cast<char*>(mem->data()) + Ring::BytesFor(0);
+    char* data = static_cast<char*>(mem->data()) +
+                 mp::queue_internal::kNamedRingOffset + Ring::BytesFor(0);
     const uint64_t committed =
         RecordHeader::Committed(16, sizeof(int), RecordHeader::kData);
     const int three = 3;

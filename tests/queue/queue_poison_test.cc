@@ -66,10 +66,25 @@ std::string UniqueName(const char* what) {
          std::to_string(getpid());
 }
 
+// Rewrites the element type recorded in the named queue's segment header
+// (segment_header.h: type_tag at 32, type_size at 40) to U's, as a careless
+// or lying creator would leave it: Open<U> then accepts the segment, and
+// the records of the creator's type reach U's Get.
+template <class U>
+void RecordElementType(const std::string& name) {
+  auto mem = mp::SharedMemory::Open(name);
+  ASSERT_TRUE(mem.ok()) << mem.status();
+  const mp::queue_internal::ElementType t =
+      mp::queue_internal::ElementTypeOf<U>();
+  std::memcpy(static_cast<char*>(mem->data()) + 32, &t.tag, 8);
+  std::memcpy(static_cast<char*>(mem->data()) + 40, &t.size, 4);
+}
+
 TEST(QueuePoisonTest, WrongSizeRecordIsHandedOutOnceThenDropped) {
   const std::string name = UniqueName("size");
   auto wide = mp::Queue<int64_t>::Create(name, {.maxsize = 4096});
   ASSERT_TRUE(wide.ok()) << wide.status();
+  RecordElementType<int32_t>(name);
   auto narrow = mp::Queue<int32_t>::Open(name);
   ASSERT_TRUE(narrow.ok()) << narrow.status();
   ASSERT_TRUE(mp::SharedMemory::Unlink(name).ok());
@@ -176,7 +191,9 @@ TEST(QueuePoisonTest, ThrowingSinkReleasesTheConsumerLock) {
   constexpr size_t kCapacity = 4096;
   alignas(64) static char bytes[sizeof(Ring) + kCapacity];
   std::memset(bytes, 0, sizeof(bytes));
-  Ring* ring = Ring::Format(bytes, kCapacity, RingMode::kMpmc);
+  mp::queue_internal::RingView view =
+      mp::queue_internal::RingView::Format(bytes, kCapacity, RingMode::kMpmc);
+  mp::queue_internal::RingView* ring = &view;
   const int64_t value = 9;
   ASSERT_TRUE(ring->Push(&value, sizeof(value), Soon()).ok());
   auto throwing = [](void*, const char*, size_t) -> absl::Status {

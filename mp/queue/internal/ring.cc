@@ -38,6 +38,10 @@ constexpr int kLockSpinIterations = 100;
 // membarrier in this process) sleeps before it looks again.
 constexpr auto kUncoveredSlice = std::chrono::milliseconds(1);
 constexpr auto kLivenessSlice = std::chrono::milliseconds(20);
+// How long a waiter sleeps before it checks again the state it sleeps on
+// (indices, the header at head): a writer of the shared bytes that makes
+// the ring inconsistent sends no wake-up.
+constexpr auto kValidateSlice = std::chrono::milliseconds(100);
 // How long Join sleeps before it counts again (a wake can be missed where
 // the fence cannot cover TaskDone, or when a count moves without a wake).
 constexpr auto kJoinSlice = std::chrono::milliseconds(20);
@@ -83,6 +87,22 @@ class ScopedPidLock {
   PidLock* const lock_;
   bool held_ = false;
 };
+
+// A Put or Get that timed out waiting for its side's lock, not for room or
+// data: the status its caller expects (full / empty), saying so, and who
+// held the lock (a live task: a dead one would have been taken over).
+absl::Status LockTimedOut(absl::StatusCode code, const char* op,
+                          const char* side, const PidLock& lock) {
+  const uint32_t holder =
+      lock.word.load(std::memory_order_relaxed) & PidLock::kHolderMask;
+  return absl::Status(
+      code, absl::StrCat("queue: ", op, " timed out waiting for the ", side,
+                         " lock, held by live task ", holder,
+                         " (the queue itself may not be ",
+                         code == absl::StatusCode::kResourceExhausted
+                             ? "full)"
+                             : "empty)"));
+}
 
 Deadline Earlier(Deadline a, Deadline b) {
   if (a.infinite()) return b;
@@ -263,6 +283,35 @@ absl::StatusOr<Ring*> Ring::Attach(void* base, size_t size) {
   }
 }
 
+RingView RingView::Format(void* base, size_t capacity, RingMode mode) {
+  return RingView(Ring::Format(base, capacity, mode), capacity, mode);
+}
+
+absl::StatusOr<RingView> RingView::Attach(void* base, size_t size) {
+  absl::StatusOr<Ring*> r = Ring::Attach(base, size);
+  if (!r.ok()) return r.status();
+  // One read of each, then validated again here: what Ring::Attach checked
+  // may have been rewritten since.
+  const uint64_t cap = std::atomic_ref<uint64_t>((*r)->capacity_).load(
+      std::memory_order_relaxed);
+  const uint32_t mode = std::atomic_ref<uint32_t>((*r)->mode_).load(
+      std::memory_order_relaxed);
+  if (cap < Ring::kMinCapacity || cap > Ring::kMaxCapacity ||
+      (cap & (cap - 1)) != 0 || cap > size - sizeof(Ring)) {
+    return absl::DataLossError(absl::StrCat("ring: bad capacity ", cap));
+  }
+  if (mode != static_cast<uint32_t>(RingMode::kSpsc) &&
+      mode != static_cast<uint32_t>(RingMode::kMpmc)) {
+    return absl::DataLossError("ring: bad mode");
+  }
+  return RingView(*r, static_cast<size_t>(cap), static_cast<RingMode>(mode));
+}
+
+size_t RingView::BytesUsedApprox() const {
+  const size_t used = r_->BytesUsedApprox();
+  return used > capacity_ ? capacity_ : used;
+}
+
 size_t Ring::BytesUsedApprox() const {
   uint64_t head = head_.load(std::memory_order_relaxed);
   uint64_t tail = tail_.load(std::memory_order_relaxed);
@@ -300,12 +349,17 @@ void Ring::Close() {
 // The sleep half of the wake-up protocol (ring.h), for either side: spin
 // until `ready()`, then raise `waiters`, fence, re-check and sleep on
 // `epoch`. `after_raise` is the side's fault point. True when `ready()` may
-// hold (the caller re-checks), false at the deadline.
+// hold (the caller re-checks), false at the deadline. A non-zero `slice`
+// ends the sleep after that long too (false, as at the deadline): the end
+// of the slice is computed only once the spin is spent, so the fast path
+// reads the clock no more than before.
 template <class Ready, class AfterRaise>
 bool SleepUntil(FutexWord& epoch, std::atomic<uint32_t>& waiters, Ready ready,
-                AfterRaise after_raise, Deadline deadline) {
+                AfterRaise after_raise, Deadline deadline,
+                std::chrono::milliseconds slice) {
   if (SpinUntil(ready)) return true;
   if (deadline.Expired()) return false;
+  if (slice.count() != 0) deadline = Earlier(deadline, Deadline::After(slice));
   const uint32_t e = epoch.load(std::memory_order_acquire);
   const bool covered = RaiseWaitersBeforeLoad(waiters);
   after_raise();
@@ -316,89 +370,101 @@ bool SleepUntil(FutexWord& epoch, std::atomic<uint32_t>& waiters, Ready ready,
   return ready() || !deadline.Expired();
 }
 
-bool Ring::WaitForClaim(uint64_t head, Deadline deadline) {
+bool RingView::WaitForClaim(uint64_t head, Deadline deadline,
+                            std::chrono::milliseconds slice) {
   // Indices only: without the consumer lock (kMpmc) the header at a head
   // another consumer has since moved past may be a payload being written.
   auto claimed = [&] {
-    return tail_.load(std::memory_order_seq_cst) != head ||
-           head_.load(std::memory_order_relaxed) != head || closed();
+    return r_->tail_.load(std::memory_order_seq_cst) != head ||
+           r_->head_.load(std::memory_order_relaxed) != head || r_->closed();
   };
   return SleepUntil(
-      data_epoch_, consumers_waiting_, claimed,
-      [] { MP_FAULT_POINT("ring.get.before_sleep"); }, deadline);
+      r_->data_epoch_, r_->consumers_waiting_, claimed,
+      [] { MP_FAULT_POINT("ring.get.before_sleep"); }, deadline, slice);
 }
 
-bool Ring::WaitForCommit(uint64_t head, Deadline deadline, bool or_closed) {
+bool RingView::WaitForCommit(uint64_t head, Deadline deadline, bool or_closed,
+                             std::chrono::milliseconds slice) {
   auto committed = [&] {
     return RecordHeader::IsCommittedAt(
                HeaderAt(head).load(std::memory_order_seq_cst), head) ||
-           (or_closed && closed());
+           (or_closed && r_->closed());
   };
   return SleepUntil(
-      data_epoch_, consumers_waiting_, committed,
-      [] { MP_FAULT_POINT("ring.get.before_sleep"); }, deadline);
+      r_->data_epoch_, r_->consumers_waiting_, committed,
+      [] { MP_FAULT_POINT("ring.get.before_sleep"); }, deadline, slice);
 }
 
-bool Ring::WaitForSpace(uint64_t /*tail*/, size_t need, Deadline deadline) {
+bool RingView::WaitForSpace(uint64_t /*tail*/, size_t need, Deadline deadline,
+                            std::chrono::milliseconds slice) {
   auto has_room = [&] {
-    return tail_.load(std::memory_order_relaxed) + need -
-                   head_.load(std::memory_order_seq_cst) <=
+    return r_->tail_.load(std::memory_order_relaxed) + need -
+                   r_->head_.load(std::memory_order_seq_cst) <=
                capacity_ ||
-           closed();
+           r_->closed();
   };
   return SleepUntil(
-      space_epoch_, producers_waiting_, has_room,
-      [] { MP_FAULT_POINT("ring.put.before_sleep"); }, deadline);
+      r_->space_epoch_, r_->producers_waiting_, has_room,
+      [] { MP_FAULT_POINT("ring.put.before_sleep"); }, deadline, slice);
 }
 
-absl::Status Ring::Push(const void* data, size_t n, Deadline deadline) {
+absl::Status RingView::Push(const void* data, size_t n, Deadline deadline) {
   if (n > max_message()) {
     return absl::InvalidArgumentError(
         absl::StrCat("message of ", n, " bytes exceeds the ring's maximum of ",
                      max_message(), " bytes"));
   }
-  if (closed()) return absl::FailedPreconditionError("queue is closed");
-  return PushLocked(data, n, deadline, mode() == RingMode::kMpmc);
+  if (r_->closed()) return absl::FailedPreconditionError("queue is closed");
+  return PushLocked(data, n, deadline, mode_ == RingMode::kMpmc);
 }
 
-absl::Status Ring::PushLocked(const void* src, size_t n, Deadline deadline,
+absl::Status RingView::PushLocked(const void* src, size_t n, Deadline deadline,
                               bool mpmc) {
   const size_t rec = Align8(sizeof(RecordHeader) + n);
   const uint32_t me = CurrentTid();
-  ScopedPidLock lock(mpmc ? &producer_lock_ : nullptr);
+  ScopedPidLock lock(mpmc ? &r_->producer_lock_ : nullptr);
   for (;;) {
     // A lock taken over from a dead producer needs no repair of the ring: a
     // claim it published is the consumers' to skip and count
     // (SkipDeadClaim), and one it did not publish is overwritten by ours.
     // Only its count may need completing (RepairProducerCounts).
     if (lock.Lock(deadline) == PidLock::Acquired::kNo) {
-      return absl::ResourceExhaustedError("queue is full");
+      return LockTimedOut(absl::StatusCode::kResourceExhausted, "put",
+                          "producer", r_->producer_lock_);
     }
     MP_FAULT_POINT("ring.put.after_lock");
-    RepairProducerCounts();
+    r_->RepairProducerCounts();
     for (;;) {
-      const uint64_t tail = tail_.load(std::memory_order_relaxed);
+      const uint64_t tail = r_->tail_.load(std::memory_order_relaxed);
+      // Positions come from shared memory: only an 8-aligned one is used
+      // as an offset (an aligned header inside the data area, see RingView).
+      if (tail % 8 != 0) {
+        return absl::DataLossError("ring: indices out of range");
+      }
       const size_t off = static_cast<size_t>(tail & mask_);
       const size_t to_end = capacity_ - off;
       const bool pad = rec > to_end;
       const size_t need = pad ? to_end : rec;
-      uint64_t head = head_cache_.load(std::memory_order_relaxed);
+      uint64_t head = r_->head_cache_.load(std::memory_order_relaxed);
       if (tail + need - head > capacity_) {
-        head = head_.load(std::memory_order_acquire);
-        head_cache_.store(head, std::memory_order_release);  // see Attach
+        head = r_->head_.load(std::memory_order_acquire);
+        r_->head_cache_.store(head, std::memory_order_release);  // see Attach
         if (tail - head > capacity_) {  // head after tail, or lapped
           return absl::DataLossError("ring: indices out of range");
         }
         if (tail + need - head > capacity_) {
           if (mpmc && SkipPadsForProducer(tail)) continue;
           lock.Unlock();
-          if (closed()) {
+          if (r_->closed()) {
             return absl::FailedPreconditionError("queue is closed");
           }
-          if (!WaitForSpace(tail, need, deadline)) {
+          // Sliced: the loop re-validates the indices after each slice, so
+          // a head another process rewrote is DataLoss, not an endless wait.
+          if (!WaitForSpace(tail, need, deadline, kValidateSlice) &&
+              deadline.Expired()) {
             return absl::ResourceExhaustedError("queue is full");
           }
-          if (closed()) {
+          if (r_->closed()) {
             return absl::FailedPreconditionError("queue is closed");
           }
           if (mpmc) break;  // re-take the lock
@@ -420,48 +486,48 @@ absl::Status Ring::PushLocked(const void* src, size_t n, Deadline deadline,
       // pad writes one too, counting nothing: else a pad could move tail to
       // the position a dead claimer's intent names.
       const uint64_t in =
-          records_in_.load(std::memory_order_relaxed) + (pad ? 0 : 1);
-      pend_tail_.store(next, std::memory_order_relaxed);
-      pend_in_.store(in, std::memory_order_release);
+          r_->records_in_.load(std::memory_order_relaxed) + (pad ? 0 : 1);
+      r_->pend_tail_.store(next, std::memory_order_relaxed);
+      r_->pend_in_.store(in, std::memory_order_release);
       if (pad) {
         header.store(RecordHeader::Claim(me, length | RecordHeader::kPadClaim),
                      std::memory_order_relaxed);
-        tail_.store(next, std::memory_order_release);
+        r_->tail_.store(next, std::memory_order_release);
         header.store(RecordHeader::Committed(tail, length, RecordHeader::kPad),
                      std::memory_order_release);
-        WakeConsumers();
+        r_->WakeConsumers();
         continue;
       }
       header.store(RecordHeader::Claim(me, static_cast<uint32_t>(n)),
                    std::memory_order_relaxed);
-      tail_.store(next, std::memory_order_release);
+      r_->tail_.store(next, std::memory_order_release);
       MP_FAULT_POINT("ring.put.after_tail");
-      records_in_.store(in, std::memory_order_relaxed);
+      r_->records_in_.store(in, std::memory_order_relaxed);
       MP_FAULT_POINT("ring.put.after_claim");
       lock.Unlock();
-      CopyPayload(data() + off + sizeof(RecordHeader), src, n);
+      CopyPayload(data_ + off + sizeof(RecordHeader), src, n);
       MP_FAULT_POINT("ring.put.after_payload");
       header.store(RecordHeader::Committed(tail, static_cast<uint32_t>(n),
                                            RecordHeader::kData),
                    std::memory_order_release);
       MP_FAULT_POINT("ring.put.after_publish");
-      WakeConsumers();
+      r_->WakeConsumers();
       return absl::OkStatus();
     }
   }
 }
 
-bool Ring::SkipPadsForProducer(uint64_t tail) {
+bool RingView::SkipPadsForProducer(uint64_t tail) {
   // Never wait for the lock: its holder skips committed pads itself, and
   // may be waiting at head for a commit from producers that need this
   // producer lock (the wait would deadlock). A dead holder is taken over.
-  ScopedPidLock lock(&consumer_lock_);
+  ScopedPidLock lock(&r_->consumer_lock_);
   if (lock.Lock(Deadline::Past()) == PidLock::Acquired::kNo) return false;
   // A dead consumer's interrupted count is completed before head moves on.
-  RepairConsumerCounts();
-  const uint64_t start = head_.load(std::memory_order_relaxed);
+  r_->RepairConsumerCounts();
+  const uint64_t start = r_->head_.load(std::memory_order_relaxed);
   uint64_t head = start;
-  while (head != tail && tail - head <= capacity_) {
+  while (head != tail && tail - head <= capacity_ && head % 8 == 0) {
     const uint64_t w = HeaderAt(head).load(std::memory_order_acquire);
     const size_t off = static_cast<size_t>(head & mask_);
     // Only a committed pad that fills the lap; anything else is the
@@ -475,13 +541,13 @@ bool Ring::SkipPadsForProducer(uint64_t tail) {
     head += capacity_ - off;
   }
   if (head == start) return false;
-  AdvanceHead(head, Count::kNone);
+  r_->AdvanceHead(head, Ring::Count::kNone);
   lock.Unlock();
-  WakeProducers();
+  r_->WakeProducers();
   return true;
 }
 
-absl::StatusOr<bool> Ring::SkipDeadClaim(uint64_t head, uint64_t w,
+absl::StatusOr<bool> RingView::SkipDeadClaim(uint64_t head, uint64_t w,
                                          uint64_t tail) {
   const uint32_t length = RecordHeader::LengthOf(w);
   const bool pad = (length & RecordHeader::kPadClaim) != 0;
@@ -504,15 +570,15 @@ absl::StatusOr<bool> Ring::SkipDeadClaim(uint64_t head, uint64_t w,
   return true;  // skipped by us, or committed meanwhile: look again
 }
 
-absl::Status Ring::Pop(Sink sink, void* ctx, Deadline deadline,
+absl::Status RingView::Pop(Sink sink, void* ctx, Deadline deadline,
                        uint32_t taker) {
-  if (taker != kNoSlot && taker >= kTaskSlots) {
+  if (taker != Ring::kNoSlot && taker >= Ring::kTaskSlots) {
     return absl::InvalidArgumentError("ring: bad task slot");
   }
-  return PopLocked(sink, ctx, deadline, mode() == RingMode::kMpmc, taker);
+  return PopLocked(sink, ctx, deadline, mode_ == RingMode::kMpmc, taker);
 }
 
-absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
+absl::Status RingView::PopLocked(Sink sink, void* ctx, Deadline deadline,
                              bool mpmc, uint32_t taker) {
   // A claim seen uncommitted at `stuck_at` since `stuck_since`: its claimer
   // is checked for liveness once it has been stuck kLivenessSlice, or when
@@ -521,22 +587,26 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
   std::chrono::steady_clock::time_point stuck_since;
   bool judged_late = false;  // its claimer was alive at our deadline
   // Every exit releases the lock, a throwing sink's included.
-  ScopedPidLock lock(mpmc ? &consumer_lock_ : nullptr);
+  ScopedPidLock lock(mpmc ? &r_->consumer_lock_ : nullptr);
   for (;;) {
     // A lock taken over from a dead consumer needs no repair of the ring:
     // the record it was reading is still at `head` and goes to us, or head
     // has moved past it and only its count may need completing.
     if (lock.Lock(deadline) == PidLock::Acquired::kNo) {
-      return absl::DeadlineExceededError("queue is empty");
+      return LockTimedOut(absl::StatusCode::kDeadlineExceeded, "get",
+                          "consumer", r_->consumer_lock_);
     }
     MP_FAULT_POINT("ring.get.after_lock");
-    RepairConsumerCounts();
+    r_->RepairConsumerCounts();
     for (;;) {
-      const uint64_t head = head_.load(std::memory_order_relaxed);
+      const uint64_t head = r_->head_.load(std::memory_order_relaxed);
+      if (head % 8 != 0) {
+        return absl::DataLossError("ring: indices out of range");
+      }
       const size_t off = static_cast<size_t>(head & mask_);
       const size_t to_end = capacity_ - off;
       uint64_t w = HeaderAt(head).load(std::memory_order_acquire);
-      if (w == 0 && !closed()) {
+      if (w == 0 && !r_->closed()) {
         // Nothing claimed at head: a claim writes the header before it
         // publishes the tail, and the word after each record was zeroed.
         // Wait for the commit polling the header alone, the line the
@@ -545,11 +615,12 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
         // before committing makes no wake-up; the sleeper sees it at the
         // next commit or at its deadline, as it would an empty queue (kMpmc
         // keeps its liveness slices).
-        const Deadline until =
-            mpmc ? Earlier(deadline, Deadline::After(kLivenessSlice))
-                 : deadline;
-        if (WaitForCommit(head, until, /*or_closed=*/true) ||
-            !deadline.Expired()) {
+        // The sleep is sliced (kValidateSlice): after each slice the indices
+        // and the claim at head are checked below, so a ring another process
+        // made inconsistent (tail moved past an unclaimed head, head past
+        // tail) is DataLoss within a slice, never an endless sleep.
+        if (WaitForCommit(head, deadline, /*or_closed=*/true,
+                          mpmc ? kLivenessSlice : kValidateSlice)) {
           continue;
         }
         w = HeaderAt(head).load(std::memory_order_acquire);
@@ -558,7 +629,7 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
         // Not (yet) a record: look at the claims. Tail first, then the
         // header again: a claim is written before the tail store that
         // publishes it.
-        const uint64_t tail = tail_.load(std::memory_order_acquire);
+        const uint64_t tail = r_->tail_.load(std::memory_order_acquire);
         if (tail - head > capacity_) {  // head after tail, or lapped
           return absl::DataLossError("ring: indices out of range");
         }
@@ -568,6 +639,15 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
           if (claimed) {
             if (RecordHeader::KindOf(w) != RecordHeader::kClaimed) {
               return absl::DataLossError("ring: corrupt record header");
+            }
+            if (w == 0) {
+              // Tail is past head (read with acquire) yet nothing is claimed
+              // at head: a claim writes its header before it moves tail, and
+              // only the consumer side clears a header at head. Not a
+              // producer's claim (never counted as a lost record): the
+              // indices were written by someone else.
+              return absl::DataLossError(
+                  "ring: tail past head with no record at head");
             }
             const auto now = std::chrono::steady_clock::now();
             if (stuck_at != head) {
@@ -584,18 +664,16 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
             // the next one for every consumer, and only a lock holder may
             // read the header at head (see WaitForClaim). The commit wakes
             // us; the slices are for looking at the claimer now and then.
-            if (!WaitForCommit(head,
-                               Earlier(deadline,
-                                       Deadline::After(kLivenessSlice)),
-                               /*or_closed=*/false) &&
+            if (!WaitForCommit(head, deadline, /*or_closed=*/false,
+                               kLivenessSlice) &&
                 deadline.Expired() && judged_late) {
               return absl::DeadlineExceededError("queue is empty");
             }
             continue;
           }
-          if (closed()) {
+          if (r_->closed()) {
             // A producer that saw the queue open may claim after our read.
-            if (tail_.load(std::memory_order_acquire) != head) continue;
+            if (r_->tail_.load(std::memory_order_acquire) != head) continue;
             return absl::OutOfRangeError("queue is closed");
           }
           if (mpmc) {
@@ -604,16 +682,16 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
             // is spent, instead of polling the ring beside us: their cores
             // go to the producers, and no consumer polls the producers'
             // line. The slices let us look for a claim to judge.
-            if (!WaitForCommit(head,
-                               Earlier(deadline,
-                                       Deadline::After(kLivenessSlice)),
-                               /*or_closed=*/true) &&
+            if (!WaitForCommit(head, deadline, /*or_closed=*/true,
+                               kLivenessSlice) &&
                 deadline.Expired()) {
               return absl::DeadlineExceededError("queue is empty");
             }
             continue;
           }
-          if (!WaitForClaim(head, deadline)) {
+          // Sliced, as above: a rewrite of the indices makes no wake-up.
+          if (!WaitForClaim(head, deadline, kValidateSlice) &&
+              deadline.Expired()) {
             return absl::DeadlineExceededError("queue is empty");
           }
           continue;
@@ -627,26 +705,26 @@ absl::Status Ring::PopLocked(Sink sink, void* ctx, Deadline deadline,
       }
       if (kind != RecordHeader::kData) {  // a pad, or a lost record
         const bool lost = kind == RecordHeader::kLost;
-        AdvanceHead(head + rec, lost ? Count::kLost : Count::kNone);
-        WakeProducers();
-        if (lost) WakeJoiners();
+        r_->AdvanceHead(head + rec, lost ? Ring::Count::kLost : Ring::Count::kNone);
+        r_->WakeProducers();
+        if (lost) r_->WakeJoiners();
         continue;
       }
       // The sink may throw (bad_alloc): the guard releases the lock and the
       // record stays at head. An error it returns drops the record.
-      absl::Status s = sink(ctx, data() + off + sizeof(RecordHeader), len);
+      absl::Status s = sink(ctx, data_ + off + sizeof(RecordHeader), len);
       if (!s.ok()) {
-        AdvanceHead(head + rec, Count::kCorrupt);
+        r_->AdvanceHead(head + rec, Ring::Count::kCorrupt);
         lock.Unlock();
-        WakeProducers();
-        WakeJoiners();
+        r_->WakeProducers();
+        r_->WakeJoiners();
         return s;
       }
       MP_FAULT_POINT("ring.get.after_copy");
-      AdvanceHead(head + rec, Count::kOut, taker);
+      r_->AdvanceHead(head + rec, Ring::Count::kOut, taker);
       MP_FAULT_POINT("ring.get.after_publish");
       lock.Unlock();
-      WakeProducers();
+      r_->WakeProducers();
       return absl::OkStatus();
     }
   }
@@ -749,6 +827,19 @@ uint64_t Ring::Counted(Count c) const {
   return v;
 }
 
+uint64_t Ring::Clamped(Count c) const {
+  const uint64_t v = Counted(c);
+  uint64_t others = 0;
+  for (Count o : {Count::kOut, Count::kLost, Count::kCorrupt}) {
+    if (o == c) continue;
+    const uint64_t n = Counted(o);
+    others = n > ~uint64_t{0} - others ? ~uint64_t{0} : others + n;
+  }
+  const uint64_t in = ClaimedRecords();
+  const uint64_t possible = in > others ? in - others : 0;
+  return std::min(v, possible);
+}
+
 uint64_t Ring::SlotTaken(uint32_t i) const {
   const uint64_t v = slots_[i].taken.load(std::memory_order_acquire);
   const uint32_t what = pend_what_.load(std::memory_order_acquire);
@@ -794,6 +885,7 @@ uint64_t OwnerWord(uint32_t pid, uint64_t start) {
 // gone or a zombie, or names a process that started at another time.
 bool OwnerIsDead(uint64_t owner) {
   const uint32_t pid = static_cast<uint32_t>(owner >> 32);
+  if (pid == 0) return true;  // names no process: only a writer's garbage
   if (TaskIsDead(pid)) return true;
   const uint64_t start = liveness::TaskStartTime(pid);
   if (start == 0) return TaskIsDead(pid);  // exited meanwhile, or unreadable
@@ -910,6 +1002,29 @@ absl::Status Ring::JoinTasks(Deadline deadline) {
     // completed, a fence that could not cover the waker); Join counts again
     // at least every kJoinSlice.
     FutexWait(&task_epoch_, e, Earlier(deadline, Deadline::After(kJoinSlice)));
+  }
+}
+
+// ---- kSpsc sides ---------------------------------------------------------------
+
+absl::Status RingView::ClaimSpscSide(bool producer) {
+  std::atomic<uint64_t>& word =
+      producer ? r_->producer_owner_ : r_->consumer_owner_;
+  const uint32_t pid = static_cast<uint32_t>(getpid());
+  const uint64_t me = OwnerWord(pid, liveness::TaskStartTime(pid));
+  for (;;) {
+    uint64_t o = word.load(std::memory_order_acquire);
+    if (o == me) return absl::OkStatus();
+    if (o != 0 && !OwnerIsDead(o)) {
+      const char* side = producer ? "producer" : "consumer";
+      return absl::FailedPreconditionError(absl::StrCat(
+          "queue is SPSC and its ", side, " is process ", o >> 32,
+          ", still alive: a second ", side,
+          " would corrupt it (create the queue MPMC to share a side)"));
+    }
+    if (word.compare_exchange_strong(o, me, std::memory_order_acq_rel)) {
+      return absl::OkStatus();
+    }
   }
 }
 

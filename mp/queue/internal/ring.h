@@ -119,6 +119,33 @@
 //       in ring = records_in_ - records_out_ - lost_ - corrupt_
 //   exact whoever dies where (verify/ring.pml checks it).
 //
+// Hostile writers (any process that can write the segment's file)
+//   What another process writes is never trusted with this process's memory:
+//   geometry and mode live in the RingView, copied at Create/Open; indices
+//   are masked with the local mask and must be 8-aligned; a record's extent
+//   is checked against the local lap. So the worst a writer can do is make
+//   operations fail (DataLoss), deliver bytes it wrote, or hold a lock as a
+//   live task (timeouts then say so). Every sleep is sliced (20 ms for the
+//   locks and kMpmc consumers, 100 ms otherwise) and the state slept on is
+//   checked again after each slice: an inconsistent ring (tail past an
+//   unclaimed head, head past tail) is DataLoss for every waiter within a
+//   slice, never an endless sleep, and never counted as a lost record.
+//   A committed record whose length does not fit before the end of its lap
+//   (or a pad that does not end there) has no knowable extent: a record's
+//   length is the only boundary, so the records behind it cannot be found.
+//   The ring is then corrupt: every Pop returns DataLoss, at once, and
+//   nothing is counted (recreate the queue). A record that fits but that
+//   the sink refuses (wrong size for T, does not decode) is dropped and
+//   counted in corrupt_records(), and the records behind it are delivered.
+//   Shared counters are clamped to what is possible when reported.
+//   Truncating the segment's file (ftruncate by its owner) unmaps the pages
+//   under every process: the next access to them raises SIGBUS, which
+//   kills the process unless it handles the signal. mp does not install a
+//   handler (it would be process-wide and interfere with the user's); Open
+//   checks the size once, so only a truncation after Open can do this. Keep
+//   segments mode 0600 and owned by you (SegmentAccess) so that only your
+//   own processes can truncate them.
+//
 //   Limits: a pid recycled before the check makes a dead task look alive
 //   (the waiter then waits for that unrelated task); a task judged dead that
 //   is not (another pid namespace) would write into bytes already skipped;
@@ -131,6 +158,7 @@
 #define MP_QUEUE_INTERNAL_RING_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -264,8 +292,9 @@ class Ring {
  public:
   static constexpr uint64_t kMagic = 0x6d705f72696e6731ull;  // "mp_ring1"
   // 3: committed record headers; 4: PidLock waiters flag, plain-store unlock;
-  // 5: count intents, corrupt and task counts (lines 1, 3, 6), task slots
-  static constexpr uint32_t kVersion = 5;
+  // 5: count intents, corrupt and task counts (lines 1, 3, 6), task slots;
+  // 6: kSpsc side owners (line 0)
+  static constexpr uint32_t kVersion = 6;
   static constexpr uint32_t kTaskSlots = 32;
   static constexpr uint32_t kNoSlot = ~0u;
   static constexpr size_t kMinCapacity = 64;
@@ -284,43 +313,15 @@ class Ring {
   // InvalidArgument / DataLoss for a bad magic, version, capacity, mode or
   // indices out of range (head after tail, more than a capacity apart, not
   // 8-aligned, or a cached index ahead of its index). Never reads outside
-  // [base, base + size). Afterwards the fields Format wrote once (capacity,
-  // mask, mode) are trusted; what processes keep writing (indices, caches,
-  // record headers) is checked where it is read: whatever its values, Push
-  // and Pop never touch memory outside the data area, and indices out of
-  // range are DataLoss.
+  // [base, base + size). Operations go through a RingView (below), which
+  // copies capacity, mask and mode once and never trusts the shared copies
+  // again (another process can rewrite them at any time).
   static absl::StatusOr<Ring*> Attach(void* base, size_t size);
-
-  // Appends one record of `n` bytes. OK; InvalidArgument when n >
-  // max_message() (nothing changes); FailedPrecondition when closed;
-  // ResourceExhausted when still full at `deadline` (a past deadline polls);
-  // DataLoss when the indices are corrupt.
-  // Release: everything the caller wrote before happens-before the Pop that
-  // returns this record.
-  absl::Status Push(const void* data, size_t n, Deadline deadline);
-
-  // Removes the oldest record by handing it to `sink(ctx, bytes, n)`, which
-  // copies it out. If the sink returns an error (a record it cannot decode),
-  // the record is dropped all the same (head moves past it, counted in
-  // corrupt_records()) and the error is returned: a poison record is handed
-  // out once, never left at head. If the sink throws, the record stays at
-  // head for the next Pop, the consumer lock is released (a scoped guard)
-  // and the exception propagates. DeadlineExceeded when empty at
-  // `deadline`; OutOfRange when empty and closed; DataLoss on a corrupt
-  // record or indices.
-  using Sink = absl::Status (*)(void* ctx, const char* bytes, size_t n);
-  // `taker`: the task slot (ClaimTaskSlot) the record is taken for, counted
-  // in its `taken` exactly once, whoever dies when; kNoSlot for none.
-  absl::Status Pop(Sink sink, void* ctx, Deadline deadline,
-                   uint32_t taker = kNoSlot);
 
   // Marks the ring closed and wakes every sleeper.
   void Close();
   bool closed() const { return closed_.load(std::memory_order_acquire) != 0; }
 
-  size_t capacity() const { return capacity_; }
-  size_t max_message() const { return capacity_ - sizeof(RecordHeader); }
-  RingMode mode() const { return static_cast<RingMode>(mode_); }
   // Bytes in use (records + headers + pads): a racy snapshot.
   size_t BytesUsedApprox() const;
   // Data records in the ring (claimed and not yet taken, skipped or
@@ -366,45 +367,19 @@ class Ring {
   absl::Status JoinTasks(Deadline deadline);
 
  private:
+  friend class RingView;
   Ring() = default;
-  char* data() { return reinterpret_cast<char*>(this) + sizeof(Ring); }
-  // The header word of the record at position `pos`.
-  std::atomic_ref<uint64_t> HeaderAt(uint64_t pos) {
-    return std::atomic_ref<uint64_t>(
-        *reinterpret_cast<uint64_t*>(data() + (pos & mask_)));
-  }
   void WakeConsumers();
   void WakeProducers();
-  // Consumer side: sleeps until a claim past `head` (or a moved head, or
-  // close) may be there; and, with the consumer lock held (kMpmc), until
-  // the record at `head` is committed. False at the deadline.
-  bool WaitForClaim(uint64_t head, Deadline deadline);
-  // `or_closed`: a close ends the wait too (a consumer at an empty head
-  // must see it); never while a claim is at head, which only its commit or
-  // its claimer's death ends (else, closed, the wait would return at once,
-  // again and again).
-  bool WaitForCommit(uint64_t head, Deadline deadline, bool or_closed);
-  // Consumer lock held (kMpmc), `w` the header at `head`, uncommitted, with
-  // `tail` past head: the claim of a producer that has not committed. If
-  // that producer is dead, turns the claim into a committed lost record (or
-  // pad) and returns true. DataLoss when the claim is malformed.
-  absl::StatusOr<bool> SkipDeadClaim(uint64_t head, uint64_t w, uint64_t tail);
-  bool WaitForSpace(uint64_t tail, size_t need, Deadline deadline);
-  absl::Status PushLocked(const void* src, size_t n, Deadline deadline,
-                          bool mpmc);
-  absl::Status PopLocked(Sink sink, void* ctx, Deadline deadline, bool mpmc,
-                         uint32_t taker);
-  // kMpmc, producer lock held, `tail` the tail: takes the consumer lock if
-  // it is free (or held by a dead task) and skips the committed pad records
-  // at head, as a consumer would before reaching the next record. True if
-  // head moved.
-  bool SkipPadsForProducer(uint64_t tail);
 
   // The counts that move with head; kNone: a pad skipped, nothing counted.
   enum class Count : uint32_t { kNone = 0, kOut = 1, kLost = 2, kCorrupt = 3 };
   std::atomic<uint64_t>* CounterOf(Count c);
   // The count as it will be once an interrupted head move is completed.
   uint64_t Counted(Count c) const;
+  // Counted(c), at most the records claimed less the other two counts (a
+  // shared counter someone overwrote reads as no more than is possible).
+  uint64_t Clamped(Count c) const;
   uint64_t ClaimedRecords() const;
   // Consumer lock held (or the kSpsc consumer): moves head from `head` to
   // `next` and counts the record in `c`, through the intent (see "Exact
@@ -421,11 +396,17 @@ class Ring {
 
   // Line 0, written once at Format:
   //   magic u64 | version u32 | mode u32 | capacity u64 | mask u64
+  // then the kSpsc side owners (see RingView::ClaimSpscSide), written once
+  // per process that takes a side: pid << 32 | start time (low 32 bits), as
+  // a TaskSlot's owner; 0: never taken.
+  //   producer_owner 32 | consumer_owner 40
   uint64_t magic_;
   uint32_t version_;
   uint32_t mode_;
   uint64_t capacity_;
   uint64_t mask_;
+  std::atomic<uint64_t> producer_owner_{0};
+  std::atomic<uint64_t> consumer_owner_{0};
 
   // Line 1, producers: tail (the end of the claimed bytes, a monotonic
   // position), their cached head, the record count and the claim intent.
@@ -494,6 +475,127 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free);
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
 static_assert(sizeof(Ring) == 7 * kCacheLine + Ring::kTaskSlots * 32);
 static_assert(alignof(Ring) == kCacheLine);
+
+// One process's handle on a ring: the ring's geometry and mode, copied from
+// the segment once, at Format or Attach, and never read from shared memory
+// again. Every offset this process computes comes from this copy: the data
+// pointer, `pos & mask_` (a position is bounds-checked by construction) and
+// a record's extent checked against `capacity_`. So no value another process
+// writes into the segment afterwards (capacity, mask, mode, indices, record
+// headers) can make this process read or write outside the ring's data
+// area: at worst an operation returns DataLoss. Indices read from shared
+// memory are also checked for 8-byte alignment before use, so every header
+// access is an aligned 8-byte atomic inside the data area.
+// Cheap to copy; the mapping must outlive every copy.
+class RingView {
+ public:
+  RingView() = default;
+  // Formats a fresh ring at `base` (see Ring::Format) and returns its view.
+  static RingView Format(void* base, size_t capacity, RingMode mode);
+  // Validates the ring in `size` bytes at `base` (Ring::Attach) and copies
+  // its geometry and mode.
+  static absl::StatusOr<RingView> Attach(void* base, size_t size);
+
+  // Appends one record of `n` bytes. OK; InvalidArgument when n >
+  // max_message() (nothing changes); FailedPrecondition when closed;
+  // ResourceExhausted when still full at `deadline` (a past deadline polls);
+  // DataLoss when the indices are corrupt.
+  // Release: everything the caller wrote before happens-before the Pop that
+  // returns this record.
+  absl::Status Push(const void* data, size_t n, Deadline deadline);
+
+  // Removes the oldest record by handing it to `sink(ctx, bytes, n)`, which
+  // copies it out. If the sink returns an error (a record it cannot decode),
+  // the record is dropped all the same (head moves past it, counted in
+  // corrupt_records()) and the error is returned: a poison record is handed
+  // out once, never left at head. If the sink throws, the record stays at
+  // head for the next Pop, the consumer lock is released (a scoped guard)
+  // and the exception propagates. DeadlineExceeded when empty at
+  // `deadline`; OutOfRange when empty and closed; DataLoss on a corrupt
+  // record or indices.
+  using Sink = absl::Status (*)(void* ctx, const char* bytes, size_t n);
+  // `taker`: the task slot (ClaimTaskSlot) the record is taken for, counted
+  // in its `taken` exactly once, whoever dies when; Ring::kNoSlot for none.
+  absl::Status Pop(Sink sink, void* ctx, Deadline deadline,
+                   uint32_t taker = Ring::kNoSlot);
+
+  // Marks the ring closed and wakes every sleeper.
+  void Close() { r_->Close(); }
+  bool closed() const { return r_->closed(); }
+
+  size_t capacity() const { return capacity_; }
+  size_t max_message() const { return capacity_ - sizeof(RecordHeader); }
+  RingMode mode() const { return mode_; }
+  // See Ring.
+  size_t BytesUsedApprox() const;
+  uint64_t RecordsApprox() const { return r_->RecordsApprox(); }
+  // Never more than the records claimed: the counts are shared words any
+  // writer of the segment can set, so what is reported is clamped to what
+  // is possible (ClaimedRecords minus the other counts).
+  uint64_t lost_records() const { return r_->Clamped(Ring::Count::kLost); }
+  uint64_t corrupt_records() const {
+    return r_->Clamped(Ring::Count::kCorrupt);
+  }
+  uint64_t UnfinishedTasks() const { return r_->UnfinishedTasks(); }
+  uint64_t AbandonedTasks() const { return r_->AbandonedTasks(); }
+  uint32_t ClaimTaskSlot() { return r_->ClaimTaskSlot(); }
+  absl::Status TaskDone(uint32_t slot) { return r_->TaskDone(slot); }
+  absl::Status JoinTasks(Deadline deadline) { return r_->JoinTasks(deadline); }
+  Ring* shared() const { return r_; }
+
+  // kSpsc, for handles that enforce it (named queues): makes the calling
+  // process the ring's producer (or consumer), unless a live other process
+  // is: FailedPrecondition naming it. A dead owner (gone, a zombie, or its
+  // pid now another process) is taken over. A system call or two and a
+  // /proc read: callers cache the answer per process (QueueState).
+  absl::Status ClaimSpscSide(bool producer);
+
+ private:
+  RingView(Ring* r, size_t capacity, RingMode mode)
+      : r_(r),
+        data_(reinterpret_cast<char*>(r) + sizeof(Ring)),
+        capacity_(capacity),
+        mask_(capacity - 1),
+        mode_(mode) {}
+  // The header word of the record at position `pos`.
+  std::atomic_ref<uint64_t> HeaderAt(uint64_t pos) {
+    return std::atomic_ref<uint64_t>(
+        *reinterpret_cast<uint64_t*>(data_ + (pos & mask_)));
+  }
+  // Consumer side: sleeps until a claim past `head` (or a moved head, or
+  // close) may be there; and, with the consumer lock held (kMpmc), until
+  // the record at `head` is committed. False at the deadline.
+  bool WaitForClaim(uint64_t head, Deadline deadline,
+                    std::chrono::milliseconds slice = {});
+  // `or_closed`: a close ends the wait too (a consumer at an empty head
+  // must see it); never while a claim is at head, which only its commit or
+  // its claimer's death ends (else, closed, the wait would return at once,
+  // again and again).
+  bool WaitForCommit(uint64_t head, Deadline deadline, bool or_closed,
+                     std::chrono::milliseconds slice = {});
+  // Consumer lock held (kMpmc), `w` the header at `head`, uncommitted, with
+  // `tail` past head: the claim of a producer that has not committed. If
+  // that producer is dead, turns the claim into a committed lost record (or
+  // pad) and returns true. DataLoss when the claim is malformed.
+  absl::StatusOr<bool> SkipDeadClaim(uint64_t head, uint64_t w, uint64_t tail);
+  bool WaitForSpace(uint64_t tail, size_t need, Deadline deadline,
+                    std::chrono::milliseconds slice = {});
+  absl::Status PushLocked(const void* src, size_t n, Deadline deadline,
+                          bool mpmc);
+  absl::Status PopLocked(Sink sink, void* ctx, Deadline deadline, bool mpmc,
+                         uint32_t taker);
+  // kMpmc, producer lock held, `tail` the tail: takes the consumer lock if
+  // it is free (or held by a dead task) and skips the committed pad records
+  // at head, as a consumer would before reaching the next record. True if
+  // head moved.
+  bool SkipPadsForProducer(uint64_t tail);
+
+  Ring* r_ = nullptr;
+  char* data_ = nullptr;
+  uint64_t capacity_ = 0;
+  uint64_t mask_ = 0;
+  RingMode mode_ = RingMode::kSpsc;
+};
 
 }  // namespace mp::queue_internal
 
