@@ -26,6 +26,7 @@
 
 #include "absl/status/status.h"
 #include "fuzz/fuzz_util.h"
+#include "fuzz/queue_status.h"
 #include "mp/core/futex.h"
 #include "mp/core/shared_memory.h"
 #include "mp/queue/queue.h"
@@ -47,20 +48,7 @@ bool IsOpenError(const absl::Status& s) {
   }
 }
 
-bool IsOperationStatus(const absl::Status& s) {
-  switch (s.code()) {
-    case absl::StatusCode::kOk:
-    case absl::StatusCode::kDeadlineExceeded:
-    case absl::StatusCode::kResourceExhausted:
-    case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kOutOfRange:
-    case absl::StatusCode::kDataLoss:
-    case absl::StatusCode::kInvalidArgument:  // a message over the maximum
-      return true;
-    default:
-      return false;
-  }
-}
+using mp::fuzz::IsOperationStatus;
 
 template <class T>
 void TryOpen(const std::string& name, const mp::SegmentAccess& access,

@@ -52,6 +52,7 @@
 
 #include "absl/status/status.h"
 #include "fuzz/fuzz_util.h"
+#include "fuzz/queue_status.h"
 #include "mp/core/futex.h"
 #include "mp/core/shared_memory.h"
 #include "mp/queue/internal/ring.h"
@@ -156,19 +157,7 @@ uint64_t HostileValue(Rng& rng, uint64_t near) {
   }
 }
 
-bool IsOperationStatus(const absl::Status& s) {
-  switch (s.code()) {
-    case absl::StatusCode::kOk:
-    case absl::StatusCode::kDeadlineExceeded:
-    case absl::StatusCode::kResourceExhausted:
-    case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kOutOfRange:
-    case absl::StatusCode::kDataLoss:
-      return true;
-    default:
-      return false;
-  }
-}
+using mp::fuzz::IsOperationStatus;
 
 // The hostile phase over the attached ring in `segment` (see the banner).
 void MutateBetweenOperations(const uint8_t* data, size_t size,

@@ -7,6 +7,7 @@
 #define MP_TESTS_WATCHDOG_H_
 
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <new>
 #include <string>
 
 namespace mp_test {
@@ -105,6 +107,21 @@ inline bool AwaitAsleep(pid_t pid,
     usleep(500);
   }
   return false;
+}
+
+// A T in its own MAP_SHARED anonymous mapping, for a test and the children
+// it forks (counters, flags, resident objects); Unmap destroys and unmaps it.
+template <class T>
+T* MapShared() {
+  void* p = mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) std::abort();
+  return new (p) T();
+}
+template <class T>
+void Unmap(T* p) {
+  p->~T();
+  munmap(p, sizeof(T));
 }
 
 }  // namespace mp_test

@@ -98,18 +98,8 @@ void ExpectExitsCleanly(pid_t pid, std::chrono::milliseconds timeout,
   }
 }
 
-template <class T>
-T* MapShared() {
-  void* p = mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE,
-                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) std::abort();
-  return new (p) T();
-}
-template <class T>
-void Unmap(T* p) {
-  p->~T();
-  munmap(p, sizeof(T));
-}
+using mp_test::MapShared;
+using mp_test::Unmap;
 
 void Arm(std::string_view point, uint64_t nth) {
   if (!mp::fault::Arm(point, nth, mp::fault::Action::kKill).ok()) _exit(99);

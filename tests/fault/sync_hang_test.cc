@@ -78,18 +78,8 @@ pid_t Fork(F&& body) {
   return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
 }
 
-template <class T>
-T* MapShared() {
-  void* p = mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE,
-                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) std::abort();
-  return new (p) T();
-}
-template <class T>
-void Unmap(T* p) {
-  p->~T();
-  munmap(p, sizeof(T));
-}
+using mp_test::MapShared;
+using mp_test::Unmap;
 
 [[maybe_unused]] void ArmKill(std::string_view point) {
   if (!mp::fault::Arm(point, 1, mp::fault::Action::kKill).ok()) _exit(99);
