@@ -19,6 +19,7 @@
 #include "mp/queue/connection.h"
 #include "mp/queue/pipe_queue.h"
 #include "mp/queue/queue.h"
+#include "tests/queue/element_type.h"
 
 namespace {
 
@@ -193,19 +194,7 @@ TEST_F(NamedQueueTest, CreateOpenUnlink) {
   EXPECT_EQ(*q->Get(), 7);
 }
 
-// Rewrites the element type recorded in the named queue's segment header
-// (segment_header.h: type_tag at 32, type_size at 40) to U's, as a careless
-// or lying creator would leave it: Open<U> then accepts the segment, and
-// the records of the creator's type reach U's Get.
-template <class U>
-void RecordElementType(const std::string& name) {
-  auto mem = mp::SharedMemory::Open(name);
-  ASSERT_TRUE(mem.ok()) << mem.status();
-  const mp::queue_internal::ElementType t =
-      mp::queue_internal::ElementTypeOf<U>();
-  std::memcpy(static_cast<char*>(mem->data()) + 32, &t.tag, 8);
-  std::memcpy(static_cast<char*>(mem->data()) + 40, &t.size, 4);
-}
+using mp_test::RecordElementType;
 
 // A Queue<bool> goes through bool's codec, not a raw copy: a record that
 // holds no bool is DataLoss, and the queue goes on working.

@@ -22,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "mp/core/shared_memory.h"
 #include "mp/queue/queue.h"
+#include "tests/queue/element_type.h"
 
 // A message whose codec throws on a chosen value, as a user's codec might.
 struct Touchy {
@@ -66,19 +67,7 @@ std::string UniqueName(const char* what) {
          std::to_string(getpid());
 }
 
-// Rewrites the element type recorded in the named queue's segment header
-// (segment_header.h: type_tag at 32, type_size at 40) to U's, as a careless
-// or lying creator would leave it: Open<U> then accepts the segment, and
-// the records of the creator's type reach U's Get.
-template <class U>
-void RecordElementType(const std::string& name) {
-  auto mem = mp::SharedMemory::Open(name);
-  ASSERT_TRUE(mem.ok()) << mem.status();
-  const mp::queue_internal::ElementType t =
-      mp::queue_internal::ElementTypeOf<U>();
-  std::memcpy(static_cast<char*>(mem->data()) + 32, &t.tag, 8);
-  std::memcpy(static_cast<char*>(mem->data()) + 40, &t.size, 4);
-}
+using mp_test::RecordElementType;
 
 TEST(QueuePoisonTest, WrongSizeRecordIsHandedOutOnceThenDropped) {
   const std::string name = UniqueName("size");
