@@ -104,7 +104,7 @@ uint64_t TaskStartTime(uint32_t tid) {
   return st.found == Stat::kRead ? st.start_time : 0;
 }
 
-bool TaskIsDead(uint32_t tid, uint64_t start_time) {
+bool TaskIsDead(uint32_t tid, uint64_t start_time, uint64_t start_mask) {
   if (tid == 0) return false;
   // Cheap first: a task the kernel no longer has at all.
   if (kill(static_cast<pid_t>(tid), 0) == -1 && errno == ESRCH) return true;
@@ -118,7 +118,9 @@ bool TaskIsDead(uint32_t tid, uint64_t start_time) {
       break;
   }
   if (IsZombie(st.state)) return true;
-  return start_time != 0 && st.start_time != 0 && st.start_time != start_time;
+  start_time &= start_mask;
+  return start_time != 0 && st.start_time != 0 &&
+         (st.start_time & start_mask) != start_time;
 }
 
 }  // namespace mp::liveness

@@ -62,8 +62,11 @@ uint64_t TaskStartTime(uint32_t tid);
 
 // As TaskIsDead(tid), and also true when a task `tid` exists but started at
 // another time than `start_time` (the TID was recycled). A start_time of 0
-// (unknown when recorded) checks the TID alone.
-bool TaskIsDead(uint32_t tid, uint64_t start_time);
+// (unknown when recorded) checks the TID alone. Only the bits in
+// `start_mask` are compared, for a start time kept truncated beside a pid
+// in one word.
+bool TaskIsDead(uint32_t tid, uint64_t start_time,
+                uint64_t start_mask = ~uint64_t{0});
 
 }  // namespace mp::liveness
 

@@ -74,6 +74,10 @@ TEST(LivenessTest, RecycledTidIsDead) {
   const uint64_t start = TaskStartTime(CurrentTid());
   ASSERT_NE(start, 0u);
   EXPECT_TRUE(TaskIsDead(CurrentTid(), start + 1));
+  // A start time kept truncated to its low 32 bits compares on those alone.
+  EXPECT_FALSE(TaskIsDead(CurrentTid(), start & 0xffffffffu, 0xffffffffu));
+  EXPECT_TRUE(
+      TaskIsDead(CurrentTid(), (start + 1) & 0xffffffffu, 0xffffffffu));
 }
 
 TEST(LivenessTest, ZombieIsDeadAndSoIsAReapedTask) {

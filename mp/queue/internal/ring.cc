@@ -886,10 +886,8 @@ uint64_t OwnerWord(uint32_t pid, uint64_t start) {
 bool OwnerIsDead(uint64_t owner) {
   const uint32_t pid = static_cast<uint32_t>(owner >> 32);
   if (pid == 0) return true;  // names no process: only a writer's garbage
-  if (TaskIsDead(pid)) return true;
-  const uint64_t start = liveness::TaskStartTime(pid);
-  if (start == 0) return TaskIsDead(pid);  // exited meanwhile, or unreadable
-  return (start & 0xffffffffu) != (owner & 0xffffffffu);
+  // One look at /proc: gone, a zombie, or another start time (low 32 bits).
+  return liveness::TaskIsDead(pid, owner & 0xffffffffu, 0xffffffffu);
 }
 
 }  // namespace
