@@ -1,0 +1,55 @@
+// mp/core/error.h
+// -----------------------------------------------------------------------------
+// mp::Error: the one exception type mp throws, carrying an absl::Status.
+//
+// Calls that can fail return absl::Status / absl::StatusOr<T>. Constructors
+// cannot return a status, so every handle that can fail to construct (a
+// queue whose mapping cannot be made, a lock with no shared memory left)
+// has a factory returning absl::StatusOr<Handle> beside its constructor,
+// and the constructor throws mp::Error with the status the factory would
+// have returned:
+//
+//   absl::StatusOr<mp::Queue<int>> q = mp::Queue<int>::Make({.maxsize = 8});
+//   mp::Queue<int> q2(8);  // throws mp::Error on failure
+//
+//   try { mp::Queue<int> q(opts); } catch (const mp::Error& e) {
+//     if (e.status().code() == absl::StatusCode::kInvalidArgument) ...
+//   }
+
+#ifndef MP_CORE_ERROR_H_
+#define MP_CORE_ERROR_H_
+
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+
+namespace mp {
+
+class Error : public std::runtime_error {
+ public:
+  explicit Error(absl::Status status)
+      : std::runtime_error(status.ToString()), status_(std::move(status)) {}
+
+  const absl::Status& status() const noexcept { return status_; }
+  absl::StatusCode code() const noexcept { return status_.code(); }
+
+ private:
+  absl::Status status_;
+};
+
+// Throws mp::Error unless `status` is OK. For constructors built on a
+// factory: `value_ = ValueOrThrow(Factory(...));`.
+inline void ThrowIfError(absl::Status status) {
+  if (!status.ok()) throw Error(std::move(status));
+}
+template <class T, class S>
+T ValueOrThrow(S&& status_or) {
+  if (!status_or.ok()) throw Error(std::forward<S>(status_or).status());
+  return *std::forward<S>(status_or);
+}
+
+}  // namespace mp
+
+#endif  // MP_CORE_ERROR_H_
