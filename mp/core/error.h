@@ -21,6 +21,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -44,8 +45,9 @@ class Error : public std::runtime_error {
 inline void ThrowIfError(absl::Status status) {
   if (!status.ok()) throw Error(std::move(status));
 }
-template <class T, class S>
-T ValueOrThrow(S&& status_or) {
+template <class S>
+auto ValueOrThrow(S&& status_or)
+    -> std::remove_cvref_t<decltype(*std::forward<S>(status_or))> {
   if (!status_or.ok()) throw Error(std::forward<S>(status_or).status());
   return *std::forward<S>(status_or);
 }
