@@ -547,6 +547,36 @@ bool RingView::SkipPadsForProducer(uint64_t tail) {
   return true;
 }
 
+absl::StatusOr<uint64_t> RingView::NextRecordAfterCorrupt(uint64_t head) {
+  const uint64_t tail = r_->tail_.load(std::memory_order_acquire);
+  if (tail - head > capacity_ || tail == head) {
+    return absl::DataLossError("ring: indices out of range");
+  }
+  // A record never straddles the end of the lap: the next one starts at the
+  // lap's end at the latest.
+  const uint64_t lap_end = head + (capacity_ - (head & mask_));
+  const uint64_t limit = std::min(tail, lap_end);
+  for (uint64_t p = head + sizeof(RecordHeader); p < limit;
+       p += sizeof(RecordHeader)) {
+    const uint64_t w = HeaderAt(p).load(std::memory_order_acquire);
+    if (RecordHeader::IsCommittedAt(w, p)) return p;
+    // A claim being written: its producer lives. (A payload word rarely
+    // names a live task; the check costs a system call only for words
+    // that could be a claim.)
+    if (w != 0 && RecordHeader::KindOf(w) == RecordHeader::kClaimed) {
+      const uint32_t tid = RecordHeader::StateOf(w) >> 2;
+      const uint32_t length = RecordHeader::LengthOf(w) &
+                              ~RecordHeader::kPadClaim;
+      if (tid != 0 && tid <= kMaxTid &&
+          Align8(sizeof(RecordHeader) + size_t{length}) <= lap_end - p &&
+          !TaskIsDead(tid)) {
+        return p;
+      }
+    }
+  }
+  return limit;
+}
+
 absl::StatusOr<bool> RingView::SkipDeadClaim(uint64_t head, uint64_t w,
                                          uint64_t tail) {
   const uint32_t length = RecordHeader::LengthOf(w);
@@ -701,7 +731,19 @@ absl::Status RingView::PopLocked(Sink sink, void* ctx, Deadline deadline,
       const uint32_t kind = RecordHeader::KindOf(w);
       const size_t rec = Align8(sizeof(RecordHeader) + size_t{len});
       if (rec > to_end || (kind == RecordHeader::kPad && rec != to_end)) {
-        return absl::DataLossError("ring: corrupt record header");
+        // No knowable extent: skip to the next record we can find, count
+        // this one corrupt, and report it to this Get (once, as a poison
+        // record): the records behind it go to the next Gets.
+        absl::StatusOr<uint64_t> next = NextRecordAfterCorrupt(head);
+        if (!next.ok()) return next.status();
+        r_->AdvanceHead(*next, Ring::Count::kCorrupt);
+        lock.Unlock();
+        r_->WakeProducers();
+        r_->WakeJoiners();
+        return absl::DataLossError(absl::StrCat(
+            "ring: corrupt record header at position ", head, " (length ",
+            len, "): skipped ", *next - head,
+            " bytes, counted in corrupt_records()"));
       }
       if (kind != RecordHeader::kData) {  // a pad, or a lost record
         const bool lost = kind == RecordHeader::kLost;

@@ -131,12 +131,20 @@
 //   unclaimed head, head past tail) is DataLoss for every waiter within a
 //   slice, never an endless sleep, and never counted as a lost record.
 //   A committed record whose length does not fit before the end of its lap
-//   (or a pad that does not end there) has no knowable extent: a record's
-//   length is the only boundary, so the records behind it cannot be found.
-//   The ring is then corrupt: every Pop returns DataLoss, at once, and
-//   nothing is counted (recreate the queue). A record that fits but that
-//   the sink refuses (wrong size for T, does not decode) is dropped and
-//   counted in corrupt_records(), and the records behind it are delivered.
+//   (or a pad that does not end there) has no knowable extent: its length
+//   was its only boundary. The consumer that meets it looks for the next
+//   record: every header carries its own position (the commit tag), so the
+//   first 8-aligned word after it that is a header committed at that very
+//   position, or the claim of a live task, starts the next record; failing
+//   that, tail or the end of the lap does. It skips to there, counts the
+//   record in corrupt_records() and returns DataLoss (once: the records
+//   behind it go to the next Pops). A payload word forged to look like a
+//   header committed at its own position can shorten the skip (the writer
+//   of such bytes can as well write records); a claim in the skipped span
+//   that no scan recognised (its producer judged dead, or its header
+//   overwritten) is lost uncounted. A record that fits but that the sink
+//   refuses (wrong size for T, does not decode) is dropped and counted in
+//   corrupt_records(), and the records behind it are delivered.
 //   Shared counters are clamped to what is possible when reported.
 //   Truncating the segment's file (ftruncate by its owner) unmaps the pages
 //   under every process: the next access to them raises SIGBUS, which
@@ -171,6 +179,8 @@
 namespace mp::queue_internal {
 
 inline constexpr size_t kCacheLine = 64;
+// The largest tid Linux hands out (PID_MAX_LIMIT on 64-bit).
+inline constexpr uint32_t kMaxTid = 1u << 22;
 
 // The calling thread's kernel tid (cached, refreshed after fork) and whether
 // a task no longer runs (gone, or a zombie): mp/core/liveness.h.
@@ -578,6 +588,14 @@ class RingView {
   // that producer is dead, turns the claim into a committed lost record (or
   // pad) and returns true. DataLoss when the claim is malformed.
   absl::StatusOr<bool> SkipDeadClaim(uint64_t head, uint64_t w, uint64_t tail);
+  // The record at `head` is committed but has no knowable extent (its
+  // length runs past the end of its lap, or a pad ends short of it): the
+  // position where the next record starts, as far as it can be found. The
+  // first 8-aligned position after head, before tail and the end of the
+  // lap, that holds a header committed at that position, or the claim of a
+  // live task; else tail or the end of the lap, whichever comes first.
+  // DataLoss when the indices are inconsistent.
+  absl::StatusOr<uint64_t> NextRecordAfterCorrupt(uint64_t head);
   bool WaitForSpace(uint64_t tail, size_t need, Deadline deadline,
                     std::chrono::milliseconds slice = {});
   absl::Status PushLocked(const void* src, size_t n, Deadline deadline,
