@@ -49,6 +49,8 @@ absl::StatusOr<std::shared_ptr<QueueState>> CreateNamedQueue(
   state->memory = *std::move(mem);
   char* base = static_cast<char*>(state->memory.data());
   state->ring = RingView::Format(base + kNamedRingOffset, cap, options.mode);
+  state->ring.WatchTruncation(state->memory.truncation_flag());
+  state->named = true;
   state->check_spsc = options.mode == RingMode::kSpsc;
   // The header last (its magic last of all): an opener that sees it sees a
   // formatted ring.
@@ -126,6 +128,8 @@ absl::StatusOr<std::shared_ptr<QueueState>> OpenNamedQueue(
   auto state = std::make_shared<QueueState>();
   state->memory = *std::move(mem);
   state->ring = *ring;
+  state->ring.WatchTruncation(state->memory.truncation_flag());
+  state->named = true;
   state->check_spsc = ring->mode() == RingMode::kSpsc;
   return state;
 }

@@ -53,11 +53,14 @@
 // /dev/shm file can make its operations fail, never make another process
 // crash, hang or write outside the queue's mapping: geometry and mode are
 // read once at Open, indices are bounds-checked, every wait re-checks the
-// ring at least every 100 ms, an inconsistent ring or a record with no
-// knowable extent is DataLoss for every Get (recreate the queue), and
-// lost_records() / corrupt_records() are clamped to what is possible. The
-// exception is truncating the file after Open: the next access to the lost
-// pages raises SIGBUS (see "Hostile writers" in internal/ring.h); Open's
+// ring at least every 100 ms, an inconsistent ring is DataLoss for every
+// Get (recreate the queue), a record with no knowable extent is skipped,
+// counted in corrupt_records() and reported once as DataLoss, and
+// lost_records() / corrupt_records() are clamped to what is possible.
+// Truncating the file after Open: the next access to the lost pages would
+// raise SIGBUS; mp catches it, the pages read as zeros in this
+// process only, and the Put or Get in progress, and every one after it,
+// returns DataLoss (see "Hostile writers" in internal/ring.h). Open's
 // ownership and mode checks (SegmentAccess) keep strangers from doing it.
 //
 // There is no feeder thread (puts write the ring directly), so JoinThread()
@@ -141,6 +144,9 @@ struct QueueState {
   // pid << 32 | (slot + 1); another pid (a forked child) claims its own.
   std::atomic<uint64_t> task_slot{0};
   bool check_spsc = false;
+  // A named queue: its file can be truncated under us (see "Named queues"
+  // above); Put and Get check the mapping's truncation mark afterwards.
+  bool named = false;
   SpscSide producer;
   SpscSide consumer;
 };
@@ -254,13 +260,18 @@ class Queue {
         return s;
       }
     }
+    absl::Status s;
     if constexpr (CodecCopiesBytes<T>) {
-      return ring()->Push(&value, sizeof(T), deadline);
+      s = ring()->Push(&value, sizeof(T), deadline);
     } else {
       std::string& buf = queue_internal::EncodeBuffer();
       EncodeMessage(value, &buf);
-      return ring()->Push(buf.data(), buf.size(), deadline);
+      s = ring()->Push(buf.data(), buf.size(), deadline);
     }
+    if (__builtin_expect(state_->named, false) && ring()->Truncated()) {
+      return queue_internal::RingView::TruncatedError();
+    }
+    return s;
   }
   absl::Status PutNowait(const T& value) { return Put(value, false); }
 
@@ -318,6 +329,13 @@ class Queue {
 
   // Get, the record counted as taken by task slot `taker` (JoinableQueue).
   absl::StatusOr<T> GetFor(Deadline deadline, uint32_t taker) {
+    absl::StatusOr<T> v = GetUnchecked(deadline, taker);
+    if (__builtin_expect(state_->named, false) && ring()->Truncated()) {
+      return queue_internal::RingView::TruncatedError();
+    }
+    return v;
+  }
+  absl::StatusOr<T> GetUnchecked(Deadline deadline, uint32_t taker) {
     if (__builtin_expect(state_->check_spsc, false)) {
       if (absl::Status s = queue_internal::CheckSpscSide(*state_, false);
           !s.ok()) {

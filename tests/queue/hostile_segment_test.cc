@@ -3,6 +3,8 @@
 // write access, can do to a name; the queue answers with a clear error and
 // never uses a segment it should not trust.
 
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -510,3 +512,93 @@ TEST_F(HostileSegmentTest, SpscSideIsOneLiveProcessAtATime) {
 }
 
 }  // namespace
+
+// Case 6: the segment's file truncated under live handles. A Get asleep on
+// the queue, and a Put after the truncation, return DataLoss instead of
+// dying of SIGBUS or sleeping for ever; a SIGBUS outside mp's segments still
+// kills as it would without mp.
+class TruncationTest
+    : public HostileSegmentTest,
+      public ::testing::WithParamInterface<mp::queue_internal::RingMode> {};
+
+void TruncateSegment(const std::string& name, off_t size) {
+  const std::string path = "/dev/shm/" + name;
+  const int fd = open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << path;
+  ASSERT_EQ(ftruncate(fd, size), 0);
+  close(fd);
+}
+
+TEST_P(TruncationTest, WaitersAndLaterOperationsGetDataLoss) {
+  // To nothing, and to the first page (the ring's header stays; head and
+  // tail, 8 KiB into the data area, lie past the end).
+  for (off_t to : {off_t{0}, off_t{4096}}) {
+    SCOPED_TRACE(to);
+    mp::SharedMemory::Unlink(name_).IgnoreError();
+    auto q = mp::Queue<int64_t>::Create(
+        name_, {.maxsize = 1 << 16, .mode = GetParam()});
+    ASSERT_TRUE(q.ok()) << q.status();
+    // Moves head and tail 8 KiB in (a process of its own: in kSpsc each
+    // side is one live process at a time; a dead one's side is taken over).
+    const pid_t mover = mp_test::ForkChild([&] {
+      for (int i = 0; i < 512; ++i) {
+        if (!q->Put(i).ok() || !q->Get().ok()) return 1;
+      }
+      return 0;
+    });
+    ASSERT_EQ(mp_test::Watch(mover, "moving head"), "");
+    // A consumer asleep in Get() with no deadline.
+    const pid_t sleeper = mp_test::ForkChild([&] {
+      absl::StatusOr<int64_t> got = q->Get();
+      if (got.status().code() != absl::StatusCode::kDataLoss) {
+        std::fprintf(stderr, "get: %s\n", got.status().ToString().c_str());
+        return 1;
+      }
+      return q->Get(false).status().code() == absl::StatusCode::kDataLoss
+                 ? 0 : 2;
+    });
+    ASSERT_TRUE(mp_test::AwaitAsleep(sleeper));
+    TruncateSegment(name_, to);
+    EXPECT_EQ(mp_test::Watch(sleeper, "get asleep on a truncated queue"), "");
+    // A producer that writes after the truncation: DataLoss, not SIGBUS (its
+    // message went nowhere), and so is every operation after it.
+    const pid_t producer = mp_test::ForkChild([&] {
+      if (q->Put(2).code() != absl::StatusCode::kDataLoss) return 1;
+      if (q->Put(3).code() != absl::StatusCode::kDataLoss) return 2;
+      return q->Get(false).status().code() == absl::StatusCode::kDataLoss
+                 ? 0 : 3;
+    });
+    EXPECT_EQ(mp_test::Watch(producer, "put into a truncated queue"), "");
+    // A new opener is refused (too small), never crashes.
+    const pid_t opener = mp_test::ForkChild([&] {
+      return mp::Queue<int64_t>::Open(name_).ok() ? 1 : 0;
+    });
+    EXPECT_EQ(mp_test::Watch(opener, "open of a truncated queue"), "");
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, TruncationTest,
+                         ::testing::Values(mp::queue_internal::RingMode::kSpsc,
+                                           mp::queue_internal::RingMode::kMpmc));
+
+TEST_F(HostileSegmentTest, SigbusOutsideMpSegmentsStillKills) {
+  auto q = mp::Queue<int64_t>::Create(name_);  // installs mp's handler
+  ASSERT_TRUE(q.ok()) << q.status();
+  const pid_t child = mp_test::ForkChild([&] {
+    char path[] = "/tmp/mp-sigbus-XXXXXX";
+    const int fd = mkstemp(path);
+    if (fd < 0) return 3;
+    unlink(path);
+    if (ftruncate(fd, 4096) != 0) return 4;
+    auto* p = static_cast<volatile char*>(
+        mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    if (p == MAP_FAILED) return 5;
+    if (ftruncate(fd, 0) != 0) return 6;
+    p[0] = 1;  // SIGBUS: not an mp segment
+    return 0;
+  });
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS)
+      << mp_test::Describe(status);
+}

@@ -547,6 +547,12 @@ bool RingView::SkipPadsForProducer(uint64_t tail) {
   return true;
 }
 
+absl::Status RingView::TruncatedError() {
+  return absl::DataLossError(
+      "queue: the segment's file was truncated under this mapping by another "
+      "process; its contents are gone (recreate the queue)");
+}
+
 absl::StatusOr<uint64_t> RingView::NextRecordAfterCorrupt(uint64_t head) {
   const uint64_t tail = r_->tail_.load(std::memory_order_acquire);
   if (tail - head > capacity_ || tail == head) {
@@ -713,16 +719,20 @@ absl::Status RingView::PopLocked(Sink sink, void* ctx, Deadline deadline,
             // go to the producers, and no consumer polls the producers'
             // line. The slices let us look for a claim to judge.
             if (!WaitForCommit(head, deadline, /*or_closed=*/true,
-                               kLivenessSlice) &&
-                deadline.Expired()) {
-              return absl::DeadlineExceededError("queue is empty");
+                               kLivenessSlice)) {
+              if (Truncated()) return TruncatedError();
+              if (deadline.Expired()) {
+                return absl::DeadlineExceededError("queue is empty");
+              }
             }
             continue;
           }
           // Sliced, as above: a rewrite of the indices makes no wake-up.
-          if (!WaitForClaim(head, deadline, kValidateSlice) &&
-              deadline.Expired()) {
-            return absl::DeadlineExceededError("queue is empty");
+          if (!WaitForClaim(head, deadline, kValidateSlice)) {
+            if (Truncated()) return TruncatedError();
+            if (deadline.Expired()) {
+              return absl::DeadlineExceededError("queue is empty");
+            }
           }
           continue;
         }

@@ -146,13 +146,16 @@
 //   refuses (wrong size for T, does not decode) is dropped and counted in
 //   corrupt_records(), and the records behind it are delivered.
 //   Shared counters are clamped to what is possible when reported.
-//   Truncating the segment's file (ftruncate by its owner) unmaps the pages
-//   under every process: the next access to them raises SIGBUS, which
-//   kills the process unless it handles the signal. mp does not install a
-//   handler (it would be process-wide and interfere with the user's); Open
-//   checks the size once, so only a truncation after Open can do this. Keep
+//   Truncating the segment's file (ftruncate by anyone who may write it)
+//   removes the pages past the new end under every process; the next access
+//   to them would raise SIGBUS and kill the process. mp's SIGBUS handler
+//   (mp/core/truncation_guard.h) maps private zero pages there instead and
+//   marks the mapping truncated: the access reads zeros, a Pop asleep on the
+//   zeroed ring sees the mark after its slice, and the queue handle turns
+//   the operation in progress into DataLoss (see WatchTruncation). Open
+//   checks the size once, so only a truncation after Open can do this; keep
 //   segments mode 0600 and owned by you (SegmentAccess) so that only your
-//   own processes can truncate them.
+//   own processes can.
 //
 //   Limits: a pid recycled before the check makes a dead task look alive
 //   (the waiter then waits for that unrelated task); a task judged dead that
@@ -553,6 +556,19 @@ class RingView {
   absl::Status JoinTasks(Deadline deadline) { return r_->JoinTasks(deadline); }
   Ring* shared() const { return r_; }
 
+  // Named segments: `flag` is the mapping's truncation mark
+  // (SharedMemory::truncation_flag). Once it is set, a Pop waiting on the
+  // (now private, zeroed) ring returns DataLoss within a slice instead of
+  // waiting for ever; Push and Pop themselves do not look at it (the fast
+  // path stays free of it): the queue handle checks after each operation.
+  void WatchTruncation(const std::atomic<uint32_t>* flag) { truncated_ = flag; }
+  bool Truncated() const {
+    return truncated_ != nullptr &&
+           truncated_->load(std::memory_order_acquire) != 0;
+  }
+  // The DataLoss a truncated segment's operations return.
+  static absl::Status TruncatedError();
+
   // kSpsc, for handles that enforce it (named queues): makes the calling
   // process the ring's producer (or consumer), unless a live other process
   // is: FailedPrecondition naming it. A dead owner (gone, a zombie, or its
@@ -613,6 +629,7 @@ class RingView {
   uint64_t capacity_ = 0;
   uint64_t mask_ = 0;
   RingMode mode_ = RingMode::kSpsc;
+  const std::atomic<uint32_t>* truncated_ = nullptr;
 };
 
 }  // namespace mp::queue_internal
