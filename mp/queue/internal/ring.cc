@@ -33,11 +33,8 @@ bool SpinUntil(Ready ready) {
     if (std::chrono::steady_clock::now() >= until) return ready();
   }
 }
-constexpr int kLockSpinIterations = 100;
 // How long a sleeper whose HeavyFence could not cover the publishers (no
 // membarrier in this process) sleeps before it looks again.
-constexpr auto kUncoveredSlice = std::chrono::milliseconds(1);
-constexpr auto kLivenessSlice = std::chrono::milliseconds(20);
 // How long a waiter sleeps before it checks again the state it sleeps on
 // (indices, the header at head): a writer of the shared bytes that makes
 // the ring inconsistent sends no wake-up.
@@ -61,32 +58,6 @@ inline void CopyPayload(char* dst, const void* src_v, size_t n) {
   if (n != 0) std::memcpy(dst, src, n);
 }
 
-// Holds a PidLock (or nothing, for a kSpsc side) for a scope: every exit,
-// a thrown exception included, releases it.
-class ScopedPidLock {
- public:
-  explicit ScopedPidLock(PidLock* lock) : lock_(lock) {}
-  ~ScopedPidLock() { Unlock(); }
-  ScopedPidLock(const ScopedPidLock&) = delete;
-  ScopedPidLock& operator=(const ScopedPidLock&) = delete;
-
-  PidLock::Acquired Lock(Deadline deadline) {
-    if (lock_ == nullptr) return PidLock::Acquired::kYes;
-    const PidLock::Acquired a = lock_->Lock(deadline);
-    held_ = a != PidLock::Acquired::kNo;
-    return a;
-  }
-  void Unlock() {
-    if (held_) {
-      held_ = false;
-      lock_->Unlock();
-    }
-  }
-
- private:
-  PidLock* const lock_;
-  bool held_ = false;
-};
 
 // A Put or Get that timed out waiting for its side's lock, not for room or
 // data: the status its caller expects (full / empty), saying so, and who
@@ -104,120 +75,10 @@ absl::Status LockTimedOut(absl::StatusCode code, const char* op,
                              : "empty)"));
 }
 
-Deadline Earlier(Deadline a, Deadline b) {
-  if (a.infinite()) return b;
-  if (b.infinite()) return a;
-  return a.time_point() < b.time_point() ? a : b;
-}
 
 }  // namespace
 
-// The hot half of the Dekker pair (see ring.h): after publishing, read the
-// waiters flag. LightFence is a compiler barrier (the sleeper pays with
-// HeavyFence). GCC rejects thread fences under ThreadSanitizer (-Werror=tsan)
-// and TSan cannot see membarrier, so a TSan build uses a seq_cst
-// read-modify-write of the waiters word on both sides instead, which orders
-// the same way at the price of a shared write.
-inline uint32_t LoadWaitersAfterStore(std::atomic<uint32_t>& waiters) {
-#if defined(__SANITIZE_THREAD__)
-  return waiters.fetch_add(0, std::memory_order_seq_cst);
-#else
-  LightFence();
-  return waiters.load(std::memory_order_relaxed);
-#endif
-}
 
-// The sleeper's half: raise the flag, then fence. True when a sleep may be
-// unbounded; false when the fence could not cover the hot sides (no
-// membarrier here), so the sleeper must re-check in short slices.
-inline bool RaiseWaitersBeforeLoad(std::atomic<uint32_t>& waiters) {
-#if defined(__SANITIZE_THREAD__)
-  waiters.exchange(1, std::memory_order_seq_cst);
-  return true;
-#else
-  waiters.store(1, std::memory_order_relaxed);
-  return HeavyFence();
-#endif
-}
-
-// ---- PidLock ---------------------------------------------------------------
-
-PidLock::Acquired PidLock::Lock(Deadline deadline) {
-  const uint32_t me = CurrentTid();
-  uint32_t expected = 0;
-  if (word.compare_exchange_strong(expected, me, std::memory_order_acquire,
-                                   std::memory_order_relaxed)) {
-    return Acquired::kYes;
-  }
-  for (int i = 0; i < kLockSpinIterations; ++i) {
-    CpuRelax();
-    expected = 0;
-    if (word.load(std::memory_order_relaxed) == 0 &&
-        word.compare_exchange_weak(expected, me, std::memory_order_acquire,
-                                   std::memory_order_relaxed)) {
-      return Acquired::kYes;
-    }
-  }
-  // After a sleep we may have taken the wake meant for all sleepers (the
-  // unlocker clears the flag): whoever leaves this loop raises it again.
-  bool slept = false;
-  auto leave = [&](Acquired a) {
-    if (slept) waiters.store(1, std::memory_order_relaxed);
-    return a;
-  };
-  for (;;) {
-    uint32_t v = word.load(std::memory_order_relaxed);
-    if ((v & kHolderMask) == 0) {
-      // Free. (A bit 31 with no holder is a state no Unlock leaves, only a
-      // writer of the shared bytes; it is a free lock all the same, not one
-      // held by "task 0" that no liveness check could ever free.)
-      if (word.compare_exchange_weak(v, me, std::memory_order_acquire,
-                                     std::memory_order_relaxed)) {
-        return leave(Acquired::kYes);
-      }
-      continue;
-    }
-    if (deadline.Expired()) {
-      if (TaskIsDead(v & kHolderMask)) {
-        if (word.compare_exchange_strong(v, me, std::memory_order_acquire,
-                                         std::memory_order_relaxed)) {
-          return leave(Acquired::kFromDeadHolder);
-        }
-        continue;
-      }
-      if (slept) Wake();  // pass on a wake we may have taken
-      return leave(Acquired::kNo);
-    }
-    // Sleep on the epoch, not the word: the holder may unlock and take the
-    // lock again before we sleep, leaving the word as we saw it; each wake
-    // bumps the epoch.
-    const uint32_t e = epoch.load(std::memory_order_acquire);
-    const bool covered = RaiseWaitersBeforeLoad(waiters);
-    if (word.load(std::memory_order_relaxed) != v) continue;
-    Deadline slice = Earlier(deadline, Deadline::After(kLivenessSlice));
-    if (!covered) slice = Earlier(slice, Deadline::After(kUncoveredSlice));
-    FutexResult r = FutexWait(&epoch, e, slice);
-    slept = true;
-    if (r == FutexResult::kTimedOut && TaskIsDead(v & kHolderMask) &&
-        word.compare_exchange_strong(v, me, std::memory_order_acquire,
-                                     std::memory_order_relaxed)) {
-      return leave(Acquired::kFromDeadHolder);
-    }
-  }
-}
-
-void PidLock::Unlock() {
-  word.store(0, std::memory_order_release);
-  if (LoadWaitersAfterStore(waiters) != 0 &&
-      waiters.exchange(0, std::memory_order_acq_rel) != 0) {
-    Wake();
-  }
-}
-
-void PidLock::Wake() {
-  epoch.fetch_add(1, std::memory_order_release);
-  FutexWakeOne(&epoch);
-}
 
 // ---- Ring ------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 // mp/queue/internal/ring.h
 // -----------------------------------------------------------------------------
-// The shared-memory byte ring behind mp::Queue, and the pid lock that makes it
-// multi-producer / multi-consumer. Resident types: standard layout, atomics
+// The shared-memory byte ring behind mp::Queue (its kMpmc locks are PidLocks,
+// pid_lock.h). Resident types: standard layout, atomics
 // and plain data only, valid at any address in any process mapping them.
 //
 // Records
@@ -178,6 +178,7 @@
 #include "absl/status/statusor.h"
 #include "mp/core/futex.h"
 #include "mp/core/liveness.h"
+#include "mp/queue/internal/pid_lock.h"
 
 namespace mp::queue_internal {
 
@@ -189,50 +190,6 @@ inline constexpr uint32_t kMaxTid = 1u << 22;
 // a task no longer runs (gone, or a zombie): mp/core/liveness.h.
 using liveness::CurrentTid;
 using liveness::TaskIsDead;
-
-// A futex lock whose word names its holder, so a holder's death is seen.
-//
-//   word:    holder tid in bits 30..0 (0: free); bit 31 is never set by
-//            Lock or Unlock, and a word with no holder is free whatever
-//            that bit says
-//   waiters: 1 while someone may be asleep on the epoch
-//   epoch:   the futex word sleepers wait on; bumped by every wake
-//
-// Lock: CAS 0 -> tid; after a short spin, read the epoch, raise `waiters`,
-// HeavyFence, look at the word again and, if it still names the holder
-// seen, sleep on the epoch in slices of 20 ms; after each slice, if the
-// holder is dead, take the word over by CAS and report it.
-// Unlock: a plain release store of 0, LightFence, and only if `waiters` is
-// up: clear it, bump the epoch, FutexWake one. The store, fence, load pair
-// against the waiter's raise, HeavyFence, load is the Dekker handshake of
-// mp/core/fence.h: either the unlocker sees the flag or the waiter sees the
-// free word, and a bump between the waiter's read of the epoch and its sleep
-// makes FutexWait return at once. (The word itself cannot be slept on: the
-// holder may unlock and lock again before the sleep, leaving the same tid.)
-// The uncontended Unlock thus has no locked instruction: an exchange there
-// stalled each kMpmc put until the claim's stores had left the store
-// buffer, while consumers polled the same lines, and halved throughput.
-// One wake per clear: a waiter that was woken and sleeps again raises the
-// flag again; one that gets the lock after sleeping raises it for the
-// sleepers it may have left behind, and one that gives up after sleeping
-// raises it and passes a wake on. Memory ordering: Lock is acquire, Unlock
-// release.
-struct PidLock {
-  static constexpr uint32_t kHolderMask = 0x7fffffffu;
-  enum class Acquired { kNo, kYes, kFromDeadHolder };
-
-  Acquired Lock(Deadline deadline);
-  void Unlock();
-
-  FutexWord word{0};
-  std::atomic<uint32_t> waiters{0};
-  FutexWord epoch{0};
-
- private:
-  void Wake();
-};
-static_assert(std::is_standard_layout_v<PidLock>);
-static_assert(sizeof(PidLock) == 12);
 
 enum class RingMode : uint32_t { kSpsc = 1, kMpmc = 2 };
 
