@@ -469,171 +469,172 @@ absl::Status RingView::Pop(Sink sink, void* ctx, Deadline deadline,
 }
 
 absl::Status RingView::PopLocked(Sink sink, void* ctx, Deadline deadline,
-                             bool mpmc, uint32_t taker) {
-  // A claim seen uncommitted at `stuck_at` since `stuck_since`: its claimer
-  // is checked for liveness once it has been stuck kLivenessSlice, or when
-  // our deadline has passed.
-  uint64_t stuck_at = ~uint64_t{0};
-  std::chrono::steady_clock::time_point stuck_since;
-  bool judged_late = false;  // its claimer was alive at our deadline
+                                 bool mpmc, uint32_t taker) {
   // Every exit releases the lock, a throwing sink's included.
   ScopedPidLock lock(mpmc ? &r_->consumer_lock_ : nullptr);
+  // A lock taken over from a dead consumer needs no repair of the ring: the
+  // record it was reading is still at `head` and goes to us, or head has
+  // moved past it and only its count may need completing.
+  if (lock.Lock(deadline) == PidLock::Acquired::kNo) {
+    return LockTimedOut(absl::StatusCode::kDeadlineExceeded, "get",
+                        "consumer", r_->consumer_lock_);
+  }
+  MP_FAULT_POINT("ring.get.after_lock");
+  r_->RepairConsumerCounts();
+  StuckClaim stuck;
   for (;;) {
-    // A lock taken over from a dead consumer needs no repair of the ring:
-    // the record it was reading is still at `head` and goes to us, or head
-    // has moved past it and only its count may need completing.
-    if (lock.Lock(deadline) == PidLock::Acquired::kNo) {
-      return LockTimedOut(absl::StatusCode::kDeadlineExceeded, "get",
-                          "consumer", r_->consumer_lock_);
+    const uint64_t head = r_->head_.load(std::memory_order_relaxed);
+    if (head % 8 != 0) {
+      return absl::DataLossError("ring: indices out of range");
     }
-    MP_FAULT_POINT("ring.get.after_lock");
-    r_->RepairConsumerCounts();
-    for (;;) {
-      const uint64_t head = r_->head_.load(std::memory_order_relaxed);
-      if (head % 8 != 0) {
-        return absl::DataLossError("ring: indices out of range");
-      }
-      const size_t off = static_cast<size_t>(head & mask_);
-      const size_t to_end = capacity_ - off;
-      uint64_t w = HeaderAt(head).load(std::memory_order_acquire);
-      if (w == 0 && !r_->closed()) {
-        // Nothing claimed at head: a claim writes the header before it
-        // publishes the tail, and the word after each record was zeroed.
-        // Wait for the commit polling the header alone, the line the
-        // producer writes anyway: polling `tail` would pull the producer's
-        // index line across at every record. A claim whose producer dies
-        // before committing makes no wake-up; the sleeper sees it at the
-        // next commit or at its deadline, as it would an empty queue (kMpmc
-        // keeps its liveness slices).
-        // The sleep is sliced (kValidateSlice): after each slice the indices
-        // and the claim at head are checked below, so a ring another process
-        // made inconsistent (tail moved past an unclaimed head, head past
-        // tail) is DataLoss within a slice, never an endless sleep.
-        if (WaitForCommit(head, deadline, /*or_closed=*/true,
-                          mpmc ? kLivenessSlice : kValidateSlice)) {
-          continue;
-        }
-        w = HeaderAt(head).load(std::memory_order_acquire);
-      }
-      if (!RecordHeader::IsCommittedAt(w, head)) {
-        // Not (yet) a record: look at the claims. Tail first, then the
-        // header again: a claim is written before the tail store that
-        // publishes it.
-        const uint64_t tail = r_->tail_.load(std::memory_order_acquire);
-        if (tail - head > capacity_) {  // head after tail, or lapped
-          return absl::DataLossError("ring: indices out of range");
-        }
-        w = HeaderAt(head).load(std::memory_order_acquire);
-        if (!RecordHeader::IsCommittedAt(w, head)) {
-          const bool claimed = tail != head;
-          if (claimed) {
-            if (RecordHeader::KindOf(w) != RecordHeader::kClaimed) {
-              return absl::DataLossError("ring: corrupt record header");
-            }
-            if (w == 0) {
-              // Tail is past head (read with acquire) yet nothing is claimed
-              // at head: a claim writes its header before it moves tail, and
-              // only the consumer side clears a header at head. Not a
-              // producer's claim (never counted as a lost record): the
-              // indices were written by someone else.
-              return absl::DataLossError(
-                  "ring: tail past head with no record at head");
-            }
-            const auto now = std::chrono::steady_clock::now();
-            if (stuck_at != head) {
-              stuck_at = head;
-              stuck_since = now;
-            }
-            if (deadline.Expired() || now - stuck_since >= kLivenessSlice) {
-              judged_late = deadline.Expired();
-              absl::StatusOr<bool> skipped = SkipDeadClaim(head, w, tail);
-              if (!skipped.ok()) return skipped.status();
-              if (*skipped) continue;
-            }
-            // Wait for the commit keeping the lock: the record at head is
-            // the next one for every consumer, and only a lock holder may
-            // read the header at head (see WaitForClaim). The commit wakes
-            // us; the slices are for looking at the claimer now and then.
-            if (!WaitForCommit(head, deadline, /*or_closed=*/false,
-                               kLivenessSlice) &&
-                deadline.Expired() && judged_late) {
-              return absl::DeadlineExceededError("queue is empty");
-            }
-            continue;
-          }
-          if (r_->closed()) {
-            // A producer that saw the queue open may claim after our read.
-            if (r_->tail_.load(std::memory_order_acquire) != head) continue;
-            return absl::OutOfRangeError("queue is closed");
-          }
-          if (mpmc) {
-            // Empty: wait at head for the next commit, keeping the lock.
-            // The other consumers wait on the lock, asleep once their spin
-            // is spent, instead of polling the ring beside us: their cores
-            // go to the producers, and no consumer polls the producers'
-            // line. The slices let us look for a claim to judge.
-            if (!WaitForCommit(head, deadline, /*or_closed=*/true,
-                               kLivenessSlice)) {
-              if (Truncated()) return TruncatedError();
-              if (deadline.Expired()) {
-                return absl::DeadlineExceededError("queue is empty");
-              }
-            }
-            continue;
-          }
-          // Sliced, as above: a rewrite of the indices makes no wake-up.
-          if (!WaitForClaim(head, deadline, kValidateSlice)) {
-            if (Truncated()) return TruncatedError();
-            if (deadline.Expired()) {
-              return absl::DeadlineExceededError("queue is empty");
-            }
-          }
-          continue;
-        }
-      }
-      const uint32_t len = RecordHeader::LengthOf(w);
-      const uint32_t kind = RecordHeader::KindOf(w);
-      const size_t rec = Align8(sizeof(RecordHeader) + size_t{len});
-      if (rec > to_end || (kind == RecordHeader::kPad && rec != to_end)) {
-        // No knowable extent: skip to the next record we can find, count
-        // this one corrupt, and report it to this Get (once, as a poison
-        // record): the records behind it go to the next Gets.
-        absl::StatusOr<uint64_t> next = NextRecordAfterCorrupt(head);
-        if (!next.ok()) return next.status();
-        r_->AdvanceHead(*next, Ring::Count::kCorrupt);
-        lock.Unlock();
-        r_->WakeProducers();
-        r_->WakeJoiners();
-        return absl::DataLossError(absl::StrCat(
-            "ring: corrupt record header at position ", head, " (length ",
-            len, "): skipped ", *next - head,
-            " bytes, counted in corrupt_records()"));
-      }
-      if (kind != RecordHeader::kData) {  // a pad, or a lost record
-        const bool lost = kind == RecordHeader::kLost;
-        r_->AdvanceHead(head + rec, lost ? Ring::Count::kLost : Ring::Count::kNone);
-        r_->WakeProducers();
-        if (lost) r_->WakeJoiners();
-        continue;
-      }
-      // The sink may throw (bad_alloc): the guard releases the lock and the
-      // record stays at head. An error it returns drops the record.
-      absl::Status s = sink(ctx, data_ + off + sizeof(RecordHeader), len);
-      if (!s.ok()) {
-        r_->AdvanceHead(head + rec, Ring::Count::kCorrupt);
-        lock.Unlock();
-        r_->WakeProducers();
-        r_->WakeJoiners();
+    const uint64_t w = HeaderAt(head).load(std::memory_order_acquire);
+    if (!RecordHeader::IsCommittedAt(w, head)) {
+      if (absl::Status s = AwaitRecord(head, w, deadline, mpmc, stuck);
+          !s.ok()) {
         return s;
       }
-      MP_FAULT_POINT("ring.get.after_copy");
-      r_->AdvanceHead(head + rec, Ring::Count::kOut, taker);
-      MP_FAULT_POINT("ring.get.after_publish");
-      lock.Unlock();
-      r_->WakeProducers();
+      continue;
+    }
+    absl::StatusOr<bool> taken = TakeRecord(head, w, sink, ctx, taker, lock);
+    if (!taken.ok() || *taken) return taken.status();
+  }
+}
+
+absl::Status RingView::AwaitRecord(uint64_t head, uint64_t w,
+                                   Deadline deadline, bool mpmc,
+                                   StuckClaim& stuck) {
+  if (w == 0 && !r_->closed()) {
+    // Nothing claimed at head: a claim writes the header before it publishes
+    // the tail, and the word after each record was zeroed. Wait for the
+    // commit polling the header alone, the line the producer writes anyway:
+    // polling `tail` would pull the producer's index line across at every
+    // record. A claim whose producer dies before committing makes no
+    // wake-up; the sleeper sees it at the next commit or at its deadline, as
+    // it would an empty queue (kMpmc keeps its liveness slices).
+    // The sleep is sliced (kValidateSlice): after each slice the indices and
+    // the claim at head are checked below, so a ring another process made
+    // inconsistent (tail moved past an unclaimed head, head past tail) is
+    // DataLoss within a slice, never an endless sleep.
+    if (WaitForCommit(head, deadline, /*or_closed=*/true,
+                      mpmc ? kLivenessSlice : kValidateSlice)) {
       return absl::OkStatus();
     }
   }
+  // Not (yet) a record: look at the claims. Tail first, then the header
+  // again: a claim is written before the tail store that publishes it.
+  const uint64_t tail = r_->tail_.load(std::memory_order_acquire);
+  if (tail - head > capacity_) {  // head after tail, or lapped
+    return absl::DataLossError("ring: indices out of range");
+  }
+  w = HeaderAt(head).load(std::memory_order_acquire);
+  if (RecordHeader::IsCommittedAt(w, head)) return absl::OkStatus();
+  if (tail != head) return AwaitClaim(head, w, tail, deadline, stuck);
+  if (r_->closed()) {
+    // A producer that saw the queue open may claim after our read.
+    if (r_->tail_.load(std::memory_order_acquire) != head) {
+      return absl::OkStatus();
+    }
+    return absl::OutOfRangeError("queue is closed");
+  }
+  // Empty. kMpmc waits at head for the next commit, keeping the lock: the
+  // other consumers wait on the lock, asleep once their spin is spent,
+  // instead of polling the ring beside us: their cores go to the producers,
+  // and no consumer polls the producers' line. The slices let us look for a
+  // claim to judge. kSpsc waits for a claim, sliced as above: a rewrite of
+  // the indices makes no wake-up.
+  const bool woken =
+      mpmc ? WaitForCommit(head, deadline, /*or_closed=*/true, kLivenessSlice)
+           : WaitForClaim(head, deadline, kValidateSlice);
+  if (!woken) {
+    if (Truncated()) return TruncatedError();
+    if (deadline.Expired()) {
+      return absl::DeadlineExceededError("queue is empty");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RingView::AwaitClaim(uint64_t head, uint64_t w, uint64_t tail,
+                                  Deadline deadline, StuckClaim& stuck) {
+  if (RecordHeader::KindOf(w) != RecordHeader::kClaimed) {
+    return absl::DataLossError("ring: corrupt record header");
+  }
+  if (w == 0) {
+    // Tail is past head (read with acquire) yet nothing is claimed at head:
+    // a claim writes its header before it moves tail, and only the consumer
+    // side clears a header at head. Not a producer's claim (never counted as
+    // a lost record): the indices were written by someone else.
+    return absl::DataLossError("ring: tail past head with no record at head");
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (stuck.at != head) {
+    stuck.at = head;
+    stuck.since = now;
+  }
+  if (deadline.Expired() || now - stuck.since >= kLivenessSlice) {
+    stuck.judged_late = deadline.Expired();
+    absl::StatusOr<bool> skipped = SkipDeadClaim(head, w, tail);
+    if (!skipped.ok()) return skipped.status();
+    if (*skipped) return absl::OkStatus();
+  }
+  // Wait for the commit keeping the lock: the record at head is the next one
+  // for every consumer, and only a lock holder may read the header at head
+  // (see WaitForClaim). The commit wakes us; the slices are for looking at
+  // the claimer now and then.
+  if (!WaitForCommit(head, deadline, /*or_closed=*/false, kLivenessSlice) &&
+      deadline.Expired() && stuck.judged_late) {
+    return absl::DeadlineExceededError("queue is empty");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> RingView::TakeRecord(uint64_t head, uint64_t w,
+                                          Sink sink, void* ctx,
+                                          uint32_t taker,
+                                          ScopedPidLock& lock) {
+  const size_t off = static_cast<size_t>(head & mask_);
+  const size_t to_end = capacity_ - off;
+  const uint32_t len = RecordHeader::LengthOf(w);
+  const uint32_t kind = RecordHeader::KindOf(w);
+  const size_t rec = Align8(sizeof(RecordHeader) + size_t{len});
+  if (rec > to_end || (kind == RecordHeader::kPad && rec != to_end)) {
+    // No knowable extent: skip to the next record we can find, count this
+    // one corrupt, and report it to this Get (once, as a poison record): the
+    // records behind it go to the next Gets.
+    absl::StatusOr<uint64_t> next = NextRecordAfterCorrupt(head);
+    if (!next.ok()) return next.status();
+    r_->AdvanceHead(*next, Ring::Count::kCorrupt);
+    lock.Unlock();
+    r_->WakeProducers();
+    r_->WakeJoiners();
+    return absl::DataLossError(absl::StrCat(
+        "ring: corrupt record header at position ", head, " (length ", len,
+        "): skipped ", *next - head, " bytes, counted in corrupt_records()"));
+  }
+  if (kind != RecordHeader::kData) {  // a pad, or a lost record
+    const bool lost = kind == RecordHeader::kLost;
+    r_->AdvanceHead(head + rec,
+                    lost ? Ring::Count::kLost : Ring::Count::kNone);
+    r_->WakeProducers();
+    if (lost) r_->WakeJoiners();
+    return false;
+  }
+  // The sink may throw (bad_alloc): the guard releases the lock and the
+  // record stays at head. An error it returns drops the record.
+  absl::Status s = sink(ctx, data_ + off + sizeof(RecordHeader), len);
+  if (!s.ok()) {
+    r_->AdvanceHead(head + rec, Ring::Count::kCorrupt);
+    lock.Unlock();
+    r_->WakeProducers();
+    r_->WakeJoiners();
+    return s;
+  }
+  MP_FAULT_POINT("ring.get.after_copy");
+  r_->AdvanceHead(head + rec, Ring::Count::kOut, taker);
+  MP_FAULT_POINT("ring.get.after_publish");
+  lock.Unlock();
+  r_->WakeProducers();
+  return true;
 }
 
 }  // namespace mp::queue_internal

@@ -573,8 +573,35 @@ class RingView {
                     std::chrono::milliseconds slice = {});
   absl::Status PushLocked(const void* src, size_t n, Deadline deadline,
                           bool mpmc);
+  // Pop's steps. PopLocked takes the side's lock (kMpmc), then loops: the
+  // header at head is committed -> TakeRecord, else AwaitRecord.
   absl::Status PopLocked(Sink sink, void* ctx, Deadline deadline, bool mpmc,
                          uint32_t taker);
+  // A claim at head that has stayed uncommitted: where, since when, and
+  // whether its claimer was found alive at our deadline.
+  struct StuckClaim {
+    uint64_t at = ~uint64_t{0};
+    std::chrono::steady_clock::time_point since;
+    bool judged_late = false;
+  };
+  // The header `w` at `head` is not a committed record: waits for one as the
+  // deadline allows (or skips a dead producer's claim, via AwaitClaim). OK:
+  // look at head again; otherwise the status Pop returns (empty at the
+  // deadline, closed and drained, inconsistent indices, truncated segment).
+  absl::Status AwaitRecord(uint64_t head, uint64_t w, Deadline deadline,
+                           bool mpmc, StuckClaim& stuck);
+  // `tail` past head, `w` an uncommitted header at head: judges a claimer
+  // stuck for kLivenessSlice (or at our deadline), then waits for the
+  // commit in liveness slices. OK: look again.
+  absl::Status AwaitClaim(uint64_t head, uint64_t w, uint64_t tail,
+                          Deadline deadline, StuckClaim& stuck);
+  // The committed record `w` at `head`: skips a pad or lost record (false),
+  // hands a data record to the sink and moves head past it (true), or
+  // skips a record with no knowable extent (DataLoss, counted corrupt). A
+  // sink's error drops the record (counted corrupt) and is returned.
+  absl::StatusOr<bool> TakeRecord(uint64_t head, uint64_t w, Sink sink,
+                                  void* ctx, uint32_t taker,
+                                  ScopedPidLock& lock);
   // kMpmc, producer lock held, `tail` the tail: takes the consumer lock if
   // it is free (or held by a dead task) and skips the committed pad records
   // at head, as a consumer would before reaching the next record. True if
