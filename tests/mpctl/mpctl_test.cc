@@ -312,6 +312,9 @@ TEST_F(MpctlTest, GcRemovesExactlyTheStaleOnes) {
   ASSERT_EQ(truncate(Path("corrupt").c_str(), 100), 0);
   ASSERT_EQ(mkfifo(Path("fifo").c_str(), 0600), 0);
   WriteBytes("foreign-held", "also not mp, but open");
+  // A kind this mpctl does not know (a newer mp's), nobody mapping it.
+  MakeSync<mp::ResidentEvent>("unknown-kind", SegmentKind::kEvent);
+  Patch<uint32_t>("unknown-kind", offsetof(SegmentHeader, kind), 99);
   const pid_t child = Hold("held", false, [](char*, size_t, int ready) { Ready(ready); });
   const pid_t child2 = Hold("foreign-held", true, [](char*, size_t, int ready) { Ready(ready); });
 
@@ -329,7 +332,8 @@ TEST_F(MpctlTest, GcRemovesExactlyTheStaleOnes) {
   EXPECT_EQ(removed, (std::vector<std::string>{"recycled", "stale-q"}));
   EXPECT_TRUE(r->failed.empty());
   EXPECT_FALSE(Exists("stale-q") || Exists("recycled"));
-  for (const char* kept : {"held", "foreign", "corrupt", "fifo", "foreign-held"}) {
+  for (const char* kept :
+       {"held", "foreign", "corrupt", "fifo", "foreign-held", "unknown-kind"}) {
     EXPECT_TRUE(Exists(kept)) << kept;
   }
 
@@ -340,6 +344,9 @@ TEST_F(MpctlTest, GcRemovesExactlyTheStaleOnes) {
   std::sort(removed.begin(), removed.end());
   EXPECT_EQ(removed, (std::vector<std::string>{"corrupt", "foreign"}));
   EXPECT_TRUE(Exists("held") && Exists("foreign-held") && Exists("fifo"));
+  r = mpctl::CollectGarbage(options_, {.include_unknown_kinds = true});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->removed, std::vector<std::string>{"unknown-kind"});
 
   Kill(child);
   Kill(child2);

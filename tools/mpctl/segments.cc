@@ -704,11 +704,14 @@ absl::StatusOr<GcResult> CollectGarbage(const Options& options,
     bool pick = false;
     switch (s.verdict) {
       case Verdict::kStale:
-        pick = true;
+      case Verdict::kInUse: {
+        const bool known =
+            s.header && std::string(mp::SegmentKindName(s.header->kind)) !=
+                            "unknown";
+        pick = (known || gc.include_unknown_kinds) &&
+               (s.verdict == Verdict::kStale || gc.force);
         break;
-      case Verdict::kInUse:
-        pick = gc.force;
-        break;
+      }
       case Verdict::kCorrupt:
         pick = gc.include_corrupt && (s.holders.empty() || gc.force);
         break;

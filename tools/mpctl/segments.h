@@ -177,13 +177,19 @@ struct GcOptions {
   bool force = false;          // also segments in use (of the kinds below)
   bool include_corrupt = false;
   bool include_foreign = false;
+  // Also stale segments of a kind this mpctl does not know (SegmentKindName
+  // says "unknown"): a newer mp's kind may be in use without being mapped
+  // (a segment referred to by name from another one), which this tool
+  // cannot judge, so they are kept unless asked for.
+  bool include_unknown_kinds = false;
 };
 struct GcResult {
   std::vector<std::string> removed;   // or, dry run, what would be
   std::vector<std::pair<std::string, std::string>> failed;  // name, why
 };
-// Removes the stale mp segments of options.dir (and, when asked, the corrupt
-// and foreign files nobody holds); never a file in use unless `force`.
+// Removes the stale mp segments of options.dir whose kind it knows (and, when
+// asked, those of unknown kinds and the corrupt and foreign files nobody
+// holds); never a file in use unless `force`.
 absl::StatusOr<GcResult> CollectGarbage(const Options& options,
                                         const GcOptions& gc);
 
