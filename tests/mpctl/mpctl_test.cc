@@ -318,20 +318,24 @@ TEST_F(MpctlTest, GcRemovesExactlyTheStaleOnes) {
   const pid_t child = Hold("held", false, [](char*, size_t, int ready) { Ready(ready); });
   const pid_t child2 = Hold("foreign-held", true, [](char*, size_t, int ready) { Ready(ready); });
 
+  // "stale-q" was made by this process, which still runs: kept unless
+  // asked for (a live program may open its names again).
   absl::StatusOr<mpctl::GcResult> r = mpctl::CollectGarbage(options_, {.dry_run = true});
   ASSERT_TRUE(r.ok());
   std::vector<std::string> removed = r->removed;
-  std::sort(removed.begin(), removed.end());
-  EXPECT_EQ(removed, (std::vector<std::string>{"recycled", "stale-q"}));
+  EXPECT_EQ(removed, (std::vector<std::string>{"recycled"}));
   EXPECT_TRUE(Exists("stale-q") && Exists("recycled"));
 
   r = mpctl::CollectGarbage(options_, {});
   ASSERT_TRUE(r.ok());
-  removed = r->removed;
-  std::sort(removed.begin(), removed.end());
-  EXPECT_EQ(removed, (std::vector<std::string>{"recycled", "stale-q"}));
+  EXPECT_EQ(r->removed, (std::vector<std::string>{"recycled"}));
   EXPECT_TRUE(r->failed.empty());
-  EXPECT_FALSE(Exists("stale-q") || Exists("recycled"));
+  EXPECT_FALSE(Exists("recycled"));
+  EXPECT_TRUE(Exists("stale-q"));
+  r = mpctl::CollectGarbage(options_, {.include_live_creators = true});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->removed, (std::vector<std::string>{"stale-q"}));
+  EXPECT_FALSE(Exists("stale-q"));
   for (const char* kept :
        {"held", "foreign", "corrupt", "fifo", "foreign-held", "unknown-kind"}) {
     EXPECT_TRUE(Exists(kept)) << kept;
@@ -344,13 +348,17 @@ TEST_F(MpctlTest, GcRemovesExactlyTheStaleOnes) {
   std::sort(removed.begin(), removed.end());
   EXPECT_EQ(removed, (std::vector<std::string>{"corrupt", "foreign"}));
   EXPECT_TRUE(Exists("held") && Exists("foreign-held") && Exists("fifo"));
-  r = mpctl::CollectGarbage(options_, {.include_unknown_kinds = true});
+  r = mpctl::CollectGarbage(options_, {.include_unknown_kinds = true,
+                                       .include_live_creators = true});
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->removed, std::vector<std::string>{"unknown-kind"});
 
   Kill(child);
   Kill(child2);
   r = mpctl::CollectGarbage(options_, {});
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->removed.empty());  // its creator (this process) runs
+  r = mpctl::CollectGarbage(options_, {.include_live_creators = true});
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->removed, std::vector<std::string>{"held"});
 }
@@ -531,9 +539,13 @@ TEST_F(MpctlTest, CommandJsonAndExitCodes) {
   EXPECT_EQ(r.rc, 1) << r.out;
   r = Mpctl({"gc", "--dry-run", "--dir", dir_});
   EXPECT_EQ(r.rc, 0);
+  EXPECT_EQ(r.out.find("would remove " + dir_ + "/q"), std::string::npos)
+      << r.out;  // made by this process, which runs
+  r = Mpctl({"gc", "--dry-run", "--live-creators", "--dir", dir_});
+  EXPECT_EQ(r.rc, 0);
   EXPECT_NE(r.out.find("would remove " + dir_ + "/q"), std::string::npos) << r.out;
   EXPECT_TRUE(Exists("q"));
-  r = Mpctl({"gc", "--dir", dir_});
+  r = Mpctl({"gc", "--live-creators", "--dir", dir_});
   EXPECT_EQ(r.rc, 0);
   EXPECT_FALSE(Exists("q"));
   EXPECT_TRUE(Exists("foreign"));

@@ -709,6 +709,7 @@ absl::StatusOr<GcResult> CollectGarbage(const Options& options,
             s.header && std::string(mp::SegmentKindName(s.header->kind)) !=
                             "unknown";
         pick = (known || gc.include_unknown_kinds) &&
+               (s.creator != Liveness::kAlive || gc.include_live_creators) &&
                (s.verdict == Verdict::kStale || gc.force);
         break;
       }

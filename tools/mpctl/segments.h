@@ -182,14 +182,19 @@ struct GcOptions {
   // (a segment referred to by name from another one), which this tool
   // cannot judge, so they are kept unless asked for.
   bool include_unknown_kinds = false;
+  // Also stale segments whose creator still runs. Kept by default: a live
+  // program may create a segment, let go of it, and open it by name later
+  // (a service's named queue between clients).
+  bool include_live_creators = false;
 };
 struct GcResult {
   std::vector<std::string> removed;   // or, dry run, what would be
   std::vector<std::pair<std::string, std::string>> failed;  // name, why
 };
-// Removes the stale mp segments of options.dir whose kind it knows (and, when
-// asked, those of unknown kinds and the corrupt and foreign files nobody
-// holds); never a file in use unless `force`.
+// Removes the stale mp segments of options.dir whose kind it knows and whose
+// creator is dead (and, when asked, those of unknown kinds or live creators,
+// and the corrupt and foreign files nobody holds); never a file in use
+// unless `force`.
 absl::StatusOr<GcResult> CollectGarbage(const Options& options,
                                         const GcOptions& gc);
 
