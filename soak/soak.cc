@@ -360,8 +360,8 @@ absl::Status Soak::Setup() {
   shm_before_ = ListShm();
   absl::StatusOr<mp::Queue<Message>> q = mp::Queue<Message>::Create(
       "/" + prefix_ + "queue",
-      mp::QueueOptions{.maxsize = opt_.queue_bytes,
-                       .mode = mp::queue_internal::RingMode::kMpmc});
+      mp::QueueOptions{.capacity_bytes = static_cast<size_t>(opt_.queue_bytes),
+                       .mode = mp::QueueMode::kMpmc});
   if (!q.ok()) return q.status();
   queue_ = *std::move(q);
   world_.opt = opt_;

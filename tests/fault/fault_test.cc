@@ -471,7 +471,7 @@ bool ProducerPublishedAt(std::string_view point) {
 
 Round ProducerRound(std::string_view point, uint64_t nth) {
   Round round;
-  mp::Queue<Msg> q(mp::QueueOptions{.maxsize = 2048});
+  mp::Queue<Msg> q(mp::QueueOptions{.capacity_bytes = 2048});
   auto* s = MapShared<RingArena>();
   pid_t victim = Fork([&] {
     Arm(point, nth);
@@ -546,7 +546,7 @@ bool ConsumerTakesAt(std::string_view point) {
 
 Round ConsumerRound(std::string_view point, uint64_t nth) {
   Round round;
-  mp::Queue<Msg> q(mp::QueueOptions{.maxsize = 2048});
+  mp::Queue<Msg> q(mp::QueueOptions{.capacity_bytes = 2048});
   auto* s = MapShared<RingArena>();
   auto consume = [&] {
     for (;;) {
@@ -623,7 +623,7 @@ Round ConsumerRound(std::string_view point, uint64_t nth) {
 Round JoinableRound(std::string_view point, uint64_t nth) {
   Round round;
   constexpr uint64_t kItems = 200;
-  mp::JoinableQueue<Msg> q(mp::QueueOptions{.maxsize = 1 << 16});
+  mp::JoinableQueue<Msg> q(mp::QueueOptions{.capacity_bytes = 1 << 16});
   for (uint64_t i = 0; i < kItems; ++i) {
     if (!q.Put(MakeMsg(i), mp::Deadline::After(kHang)).ok()) {
       return Round{false, "put"};

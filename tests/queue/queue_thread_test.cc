@@ -10,11 +10,11 @@
 
 namespace {
 
-using mp::queue_internal::RingMode;
+using mp::QueueMode;
 
 TEST(QueueThreadTest, SpscIntsInOrder) {
   constexpr uint64_t kCount = 200'000;
-  mp::Queue<uint64_t> q({.maxsize = 4096, .mode = RingMode::kSpsc});
+  mp::Queue<uint64_t> q({.capacity_bytes = 4096, .mode = QueueMode::kSpsc});
   std::thread producer([&] {
     for (uint64_t i = 0; i < kCount; ++i) ASSERT_TRUE(q.Put(i).ok());
   });
@@ -27,7 +27,7 @@ TEST(QueueThreadTest, SpscIntsInOrder) {
 }
 
 TEST(QueueThreadTest, SpscVariableSizes) {
-  mp::Queue<std::string> q({.maxsize = 8192, .mode = RingMode::kSpsc});
+  mp::Queue<std::string> q({.capacity_bytes = 8192, .mode = QueueMode::kSpsc});
   constexpr uint64_t kCount = 20'000;
   std::thread producer([&] {
     for (uint64_t i = 0; i < kCount; ++i) {
@@ -48,7 +48,7 @@ TEST(QueueThreadTest, SpscVariableSizes) {
 TEST(QueueThreadTest, MpmcEveryMessageExactlyOnce) {
   constexpr int kProducers = 3, kConsumers = 3;
   constexpr uint64_t kPer = 20'000;
-  mp::Queue<std::string> q(16 * 1024);
+  mp::Queue<std::string> q(mp::QueueOptions{.capacity_bytes = 16 * 1024});
   std::vector<std::atomic<int>> seen(kProducers * kPer);
   std::vector<std::thread> threads;
   for (int p = 0; p < kProducers; ++p) {
@@ -79,7 +79,7 @@ TEST(QueueThreadTest, MpmcEveryMessageExactlyOnce) {
 }
 
 TEST(QueueThreadTest, JoinableQueueJoinAndTimeouts) {
-  mp::JoinableQueue<int> q(64);
+  mp::JoinableQueue<int> q(mp::QueueOptions{.capacity_bytes = 64});
   std::thread worker([&] {
     for (;;) {
       absl::StatusOr<int> v = q.Get();
