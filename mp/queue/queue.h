@@ -457,6 +457,12 @@ class Queue {
   size_t max_message_bytes() const { return ring()->max_message(); }
   // Messages whose encoding is longer go through a side segment.
   size_t side_threshold() const { return state_->side_threshold; }
+  // The name prefix (without '/') of this queue's side segments:
+  // kSideSegmentPrefix, its id in 16 hex digits, '-'.
+  std::string side_segment_prefix() const {
+    return queue_internal::SideSegmentName(ring()->queue_id(), 0)
+        .substr(1, sizeof(kSideSegmentPrefix) - 1 + 17);
+  }
 
  protected:
   explicit Queue(std::shared_ptr<queue_internal::QueueState> s)
