@@ -265,8 +265,9 @@ absl::Status ErrnoStatus(int err, const std::string& what) {
     case EACCES:
     case EPERM:
       return absl::PermissionDeniedError(msg);
-    case EEXIST:
-      return absl::AlreadyExistsError(msg);
+    case EEXIST:  // a ring someone rewrote (a position used twice), or a
+                  // stranger's file squatting the name
+      return absl::DataLossError(msg);
     default:
       return absl::InternalError(msg);
   }

@@ -299,8 +299,9 @@ class Ring {
   static constexpr uint64_t kMagic = 0x6d705f72696e6731ull;  // "mp_ring1"
   // 3: committed record headers; 4: PidLock waiters flag, plain-store unlock;
   // 5: count intents, corrupt and task counts (lines 1, 3, 6), task slots;
-  // 6: kSpsc side owners (line 0)
-  static constexpr uint32_t kVersion = 6;
+  // 6: kSpsc side owners (line 0); 7: item limit and queue id (line 0),
+  // gone_cache_ (line 1), kSideRef records, capacity at most 2^30
+  static constexpr uint32_t kVersion = 7;
   static constexpr uint32_t kTaskSlots = 32;
   static constexpr uint32_t kNoSlot = ~0u;
   static constexpr size_t kMinCapacity = 64;
