@@ -367,7 +367,9 @@ absl::Status Soak::Setup() {
   world_.opt = opt_;
   world_.queue_name = "/" + prefix_ + "queue";
   const size_t biggest = 4 + 8 + 8 + 8 + opt_.max_payload;  // the codec's
-  if (biggest > queue_->max_message_bytes()) {
+  // The consumers pop records straight into their slots (workers.cc): every
+  // message must go through the ring itself, never a side segment.
+  if (biggest > queue_->side_threshold()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--max_payload=", opt_.max_payload, " does not fit a ring of ",
         queue_->capacity(), " bytes"));

@@ -15,6 +15,29 @@
 //   any record up to max_message() fits a ring with no data records in it;
 //   in kSpsc only the consumer moves head, and such a record waits for it.
 //
+//   A data record may instead carry a reference to a message kept in a
+//   segment of its own (the queue's side channel, queue.h): its length word
+//   has kSideRef set, in the claim and in the commit, and Pop hands it to a
+//   separate sink. A producer killed between such a claim and its commit
+//   leaves a segment named by the queue id and the claim's position: the
+//   consumer that skips the claim (below) calls the queue's hook to remove it.
+//
+// Item limit (maxsize_ != 0, a bounded queue)
+//   A claim of a data record is made only while fewer than maxsize_ records
+//   are in the ring, "in ring" as in "Exact counts" below. Claims are
+//   serialised (producer_lock in kMpmc, the one producer in kSpsc) and the
+//   claimer has completed records_in_ (RepairProducerCounts), so the check
+//   is exact: two producers cannot both see room for one. Consumer counts
+//   only grow, so the producers cache their sum (gone_cache_, line 1) and
+//   read the consumers' line only when the cached sum says full, as they
+//   cache head. A producer at the limit sleeps as one waiting for space
+//   (space_epoch_ / producers_waiting_: every consumer wakes producers after
+//   moving head, counts stored) and re-checks in slices (a consumer killed
+//   before its wake wakes nobody). A consumer killed mid-Get cannot make the
+//   limit wrong: the check counts an interrupted move's completed value
+//   (Counted), as every reader does, until the next consumer completes it.
+//   An unbounded ring tests a local copy of maxsize_ and nothing else.
+//
 // Claim, write, commit (both modes)
 //   A producer claims the bytes [tail, tail + rec): it writes the header as
 //   "claimed by <its tid>", zeroes the 8 bytes after the record when they
