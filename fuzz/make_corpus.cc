@@ -43,6 +43,7 @@
 #include "mp/sync/event.h"
 #include "mp/sync/lock.h"
 #include "mp/sync/semaphore.h"
+#include "mp/sync/internal/snapshot.h"
 
 namespace {
 
@@ -535,6 +536,85 @@ void FrameCorpus() {
 
 }  // namespace
 
+// ---- segment_fuzz: whole /dev/shm files as mpctl reads them ---------------
+
+// The common header for `kind`, with the creator fields zeroed (no pid or
+// start time of this run ends up in a seed).
+std::string SegmentHeaderFor(mp::SegmentKind kind, uint32_t version,
+                             uint32_t flags, uint64_t tag, uint32_t type_size,
+                             uint64_t data_bytes) {
+  std::string h(mp::SegmentHeader::kSize, '\0');
+  mp::WriteSegmentHeader(h.data(), kind, version, flags, tag, type_size,
+                         data_bytes);
+  Put<uint32_t>(h, offsetof(mp::SegmentHeader, creator_pid), 0);
+  Put<uint64_t>(h, offsetof(mp::SegmentHeader, creator_start), 0);
+  return h;
+}
+
+template <class T>
+std::string SyncSegment(mp::SegmentKind kind, const T& object) {
+  return SegmentHeaderFor(kind, mp::sync_internal::KnownSyncVersion(), 0, 0,
+                          sizeof(T), sizeof(T)) +
+         BytesOf(object);
+}
+
+void SegmentCorpus() {
+  const char* t = "segment_fuzz";
+  RingSeed spsc(256, RingMode::kSpsc);
+  spsc.Push("one");
+  spsc.Push(std::string(40, 'x'));
+  const std::string q =
+      SegmentHeaderFor(mp::SegmentKind::kQueue, Ring::kVersion,
+                       static_cast<uint32_t>(RingMode::kSpsc), 0, 0,
+                       Ring::BytesFor(256)) +
+      spsc.bytes();
+  Write(t, "queue-spsc-256-two-records", q);
+  RingSeed mpmc(128, RingMode::kMpmc);
+  mpmc.Push("abc");
+  mpmc.Close();
+  Write(t, "queue-mpmc-128-closed",
+        SegmentHeaderFor(mp::SegmentKind::kQueue, Ring::kVersion,
+                         static_cast<uint32_t>(RingMode::kMpmc), 0, 0,
+                         Ring::BytesFor(128)) +
+            mpmc.bytes());
+  mp::ResidentLock lock;
+  Write(t, "lock", SyncSegment(mp::SegmentKind::kLock, lock));
+  mp::ResidentRLock rlock;
+  Write(t, "rlock", SyncSegment(mp::SegmentKind::kLock, rlock));
+  mp::ResidentEvent event;
+  event.Set();
+  Write(t, "event-set", SyncSegment(mp::SegmentKind::kEvent, event));
+  mp::ResidentSemaphore sem(2, 5);
+  Write(t, "semaphore-bounded", SyncSegment(mp::SegmentKind::kSemaphore, sem));
+  Write(t, "condition",
+        SegmentHeaderFor(mp::SegmentKind::kCondition,
+                         mp::sync_internal::KnownSyncVersion(), 0, 0, 64, 64) +
+            std::string(64, '\0'));
+
+  // Corrupt variants, at the places segment_header.h and ring.h name.
+  std::string s = q;
+  Put<uint32_t>(s, offsetof(mp::SegmentHeader, header_size), 63);
+  Write(t, "corrupt-header-size", s);
+  s = q;
+  Put<uint64_t>(s, offsetof(mp::SegmentHeader, data_bytes), ~uint64_t{0});
+  Write(t, "corrupt-data-bytes", s);
+  Write(t, "corrupt-truncated", q.substr(0, 100));
+  s = q;
+  Put<uint64_t>(s, mp::SegmentHeader::kSize + kHeadAt, 4096);
+  Write(t, "corrupt-head-after-tail", s);
+  s = q;
+  Put<uint64_t>(s, mp::SegmentHeader::kSize + kCapacityAt, 1 << 20);
+  Write(t, "corrupt-capacity", s);
+  s = q;
+  Put<uint64_t>(s, mp::SegmentHeader::kSize + kMagicAt, 0);
+  Write(t, "corrupt-ring-magic", s);
+  s = SyncSegment(mp::SegmentKind::kLock, lock);
+  Put<uint32_t>(s, offsetof(mp::SegmentHeader, type_size), 41);
+  Write(t, "corrupt-lock-size", s);
+  Write(t, "foreign-text", "hello, not a segment\n");
+  Write(t, "foreign-empty", "");
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: %s OUTPUT_DIR (fuzz/corpus)\n", argv[0]);
@@ -547,6 +627,7 @@ int main(int argc, char** argv) {
   SyncCorpus();
   CodecCorpus();
   FrameCorpus();
+  SegmentCorpus();
   std::printf("make_corpus: wrote the seed corpora under %s\n", argv[1]);
   return 0;
 }

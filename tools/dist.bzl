@@ -10,6 +10,7 @@ prefix to build a program against, so the two cannot drift apart:
                              them), paths kept
     lib/libmp.a              the object code of those mp libraries
     lib/pkgconfig/mp.pc.in   `template`, @PREFIX@ still to be replaced
+    bin/<name>               each of `binaries` (mpctl), by its own name
 
 Libraries from other repositories (Abseil) are left out: mp.pc names them in
 its Requires line.
@@ -49,24 +50,30 @@ def _mp_dist_impl(ctx):
     for h in headers:
         args.add(h.path)
         args.add(h.short_path)
+    binaries = [b[DefaultInfo].files_to_run.executable for b in ctx.attr.binaries]
+    for b in binaries:
+        args.add(b.path)
+        args.add(b.basename)
     args.add("--")
     args.add_all(sorted(objects.keys()))
 
     ctx.actions.run_shell(
         outputs = [out],
         inputs = depset(
-            [ctx.file.template] + headers + objects.values(),
+            [ctx.file.template] + headers + objects.values() + binaries,
             transitive = [cc_toolchain.all_files],
         ),
         arguments = [args],
         command = """
 set -eu
 out="$1"; ar="$2"; template="$3"; shift 3
-mkdir -p "$out/include" "$out/lib/pkgconfig"
+mkdir -p "$out/include" "$out/lib/pkgconfig" "$out/bin"
 cp "$template" "$out/lib/pkgconfig/mp.pc.in"
 while [ "$1" != "--" ]; do
-  mkdir -p "$out/include/$(dirname "$2")"
-  cp "$1" "$out/include/$2"
+  case "$1" in
+    *.h) mkdir -p "$out/include/$(dirname "$2")"; cp "$1" "$out/include/$2" ;;
+    *) cp "$1" "$out/bin/$2"; chmod 0755 "$out/bin/$2" ;;
+  esac
   shift 2
 done
 shift
@@ -84,6 +91,7 @@ mp_dist = rule(
     implementation = _mp_dist_impl,
     attrs = {
         "deps": attr.label_list(providers = [CcInfo]),
+        "binaries": attr.label_list(cfg = "target"),
         "template": attr.label(allow_single_file = [".in"], mandatory = True),
         "_cc_toolchain": attr.label(default = "@bazel_tools//tools/cpp:current_cc_toolchain"),
     },

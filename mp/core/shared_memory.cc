@@ -51,6 +51,7 @@ SharedMemory& SharedMemory::operator=(SharedMemory&& other) noexcept {
     Reset();
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
+    guard_ = std::exchange(other.guard_, truncation_guard::kNotWatched);
     name_ = std::move(other.name_);
     other.name_.clear();
   }
@@ -58,6 +59,7 @@ SharedMemory& SharedMemory::operator=(SharedMemory&& other) noexcept {
 }
 
 void SharedMemory::Reset() {
+  truncation_guard::Unwatch(std::exchange(guard_, truncation_guard::kNotWatched));
   if (data_ != nullptr) munmap(data_, size_);
   data_ = nullptr;
   size_ = 0;
@@ -132,6 +134,7 @@ absl::StatusOr<SharedMemory> SharedMemory::Create(std::string_view name,
   m.data_ = p;
   m.size_ = size;
   m.name_ = *std::move(norm);
+  m.guard_ = truncation_guard::Watch(p, size);
   return m;
 }
 
@@ -196,6 +199,7 @@ absl::StatusOr<SharedMemory> SharedMemory::Open(std::string_view name,
   m.data_ = p;
   m.size_ = size;
   m.name_ = *std::move(norm);
+  m.guard_ = truncation_guard::Watch(p, size);
   return m;
 }
 

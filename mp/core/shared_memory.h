@@ -22,12 +22,19 @@
 //
 // Lifetime: a SharedMemory object unmaps its mapping on destruction; it never
 // unlinks a name (call Unlink). Pointers into the mapping die with it.
+//
+// Truncation: a named segment's file can be truncated by anyone allowed to
+// write it; the vanished pages would raise SIGBUS in every process mapping
+// them. Named mappings are watched (truncation_guard.h): the access reads
+// zeros instead and truncated() turns true, which the queues report as
+// DataLoss.
 
 #ifndef MP_CORE_SHARED_MEMORY_H_
 #define MP_CORE_SHARED_MEMORY_H_
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <new>
@@ -37,6 +44,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "mp/core/truncation_guard.h"
 
 namespace mp {
 
@@ -91,6 +99,17 @@ class SharedMemory {
   // The normalised name ("/name"), empty for anonymous memory.
   const std::string& name() const { return name_; }
   bool valid() const { return data_ != nullptr; }
+  // Named segments: true once another process truncated the segment's file
+  // under this mapping and this process touched a vanished page (see
+  // truncation_guard.h: the pages read as zeros from then on, private to
+  // this process). Always false for anonymous memory.
+  bool truncated() const {
+    return truncation_flag()->load(std::memory_order_acquire) != 0;
+  }
+  // The mark behind truncated(), for code that keeps a pointer to it.
+  const std::atomic<uint32_t>* truncation_flag() const {
+    return truncation_guard::Flag(guard_);
+  }
 
   // Unmaps now. The object becomes empty.
   void Reset();
@@ -98,6 +117,7 @@ class SharedMemory {
  private:
   void* data_ = nullptr;
   size_t size_ = 0;
+  int guard_ = truncation_guard::kNotWatched;
   std::string name_;
 };
 

@@ -118,6 +118,8 @@ absl::StatusOr<std::shared_ptr<QueueState>> CreateNamedQueue(
   state->ring = RingView::Format(base + kNamedRingOffset, cap,
                                  static_cast<RingMode>(options.mode),
                                  MaxsizeFor(options), NewQueueId());
+  state->ring.WatchTruncation(state->memory.truncation_flag());
+  state->named = true;
   InitState(*state, options.permissions);
   state->check_spsc = options.mode == QueueMode::kSpsc;
   // The header last (its magic last of all): an opener that sees it sees a
@@ -205,6 +207,8 @@ absl::StatusOr<std::shared_ptr<QueueState>> OpenNamedQueue(
   auto state = std::make_shared<QueueState>();
   state->memory = *std::move(mem);
   state->ring = *ring;
+  state->ring.WatchTruncation(state->memory.truncation_flag());
+  state->named = true;
   InitState(*state, permissions);
   state->check_spsc = ring->mode() == RingMode::kSpsc;
   return state;

@@ -93,11 +93,14 @@
 // /dev/shm file can make its operations fail, never make another process
 // crash, hang or write outside the queue's mapping: geometry and mode are
 // read once at Open, indices are bounds-checked, every wait re-checks the
-// ring at least every 100 ms, an inconsistent ring or a record with no
-// knowable extent is DataLoss for every Get (recreate the queue), and
-// lost_records() / corrupt_records() are clamped to what is possible. The
-// exception is truncating the file after Open: the next access to the lost
-// pages raises SIGBUS (see "Hostile writers" in internal/ring.h); Open's
+// ring at least every 100 ms, an inconsistent ring is DataLoss for every
+// Get (recreate the queue), a record with no knowable extent is skipped,
+// counted in corrupt_records() and reported once as DataLoss, and
+// lost_records() / corrupt_records() are clamped to what is possible.
+// Truncating the file after Open: the next access to the lost pages would
+// raise SIGBUS; mp catches it, the pages read as zeros in this
+// process only, and the Put or Get in progress, and every one after it,
+// returns DataLoss (see "Hostile writers" in internal/ring.h). Open's
 // ownership and mode checks (SegmentAccess) keep strangers from doing it.
 //
 // There is no feeder thread (puts write the ring directly), so JoinThread()
@@ -204,6 +207,9 @@ struct QueueState {
   // A JoinableQueue's state: every Get, through any handle, counts its
   // take in the process's task slot.
   bool joinable = false;
+  // A named queue: its file can be truncated under us (see "Named queues"
+  // above); Put and Get check the mapping's truncation mark afterwards.
+  bool named = false;
   SpscSide producer;
   SpscSide consumer;
 };
@@ -341,30 +347,35 @@ class Queue {
         return s;
       }
     }
+    absl::Status s;
     if constexpr (CodecCopiesBytes<T>) {
       // A T no larger than the smallest ring's largest record never goes
       // aside: no compare at all.
+      bool aside = false;
       if constexpr (sizeof(T) > queue_internal::Ring::kMinCapacity -
                                     sizeof(queue_internal::RecordHeader)) {
-        if (sizeof(T) > state_->side_threshold) {
-          return queue_internal::PutSide(
-              *state_, reinterpret_cast<const char*>(&value), sizeof(T),
-              queue_internal::ElementTypeOf<T>(), deadline);
-        }
+        aside = sizeof(T) > state_->side_threshold;
       }
-      return ring()->Push(&value, sizeof(T), deadline);
+      s = aside ? queue_internal::PutSide(
+                      *state_, reinterpret_cast<const char*>(&value),
+                      sizeof(T), queue_internal::ElementTypeOf<T>(), deadline)
+                : ring()->Push(&value, sizeof(T), deadline);
     } else {
       std::string& buf = queue_internal::EncodeBuffer();
       EncodeMessage(value, &buf);
       if (__builtin_expect(buf.size() > state_->side_threshold, false)) {
-        absl::Status s = queue_internal::PutSide(
-            *state_, buf.data(), buf.size(),
-            queue_internal::ElementTypeOf<T>(), deadline);
+        s = queue_internal::PutSide(*state_, buf.data(), buf.size(),
+                                    queue_internal::ElementTypeOf<T>(),
+                                    deadline);
         std::string().swap(buf);  // a big message's buffer is not kept
-        return s;
+      } else {
+        s = ring()->Push(buf.data(), buf.size(), deadline);
       }
-      return ring()->Push(buf.data(), buf.size(), deadline);
     }
+    if (__builtin_expect(state_->named, false) && ring()->Truncated()) {
+      return queue_internal::RingView::TruncatedError();
+    }
+    return s;
   }
   template <class Rep, class Period>
   absl::Status Put(const T& value, std::chrono::duration<Rep, Period> timeout) {
@@ -394,6 +405,9 @@ class Queue {
       if (state_->joinable) taker = queue_internal::TaskSlotFor(*state_);
     }
     absl::StatusOr<T> v = Take(deadline, taker);
+    if (__builtin_expect(state_->named, false) && ring()->Truncated()) {
+      return queue_internal::RingView::TruncatedError();
+    }
     if (taker != queue_internal::Ring::kNoSlot && v.ok()) {
       MP_FAULT_POINT("queue.joinable.after_get");
     }

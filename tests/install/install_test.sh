@@ -27,6 +27,13 @@ for h in mp/core/process.h mp/sync/lock.h mp/sync/internal/robust_list.h \
   [ -f "$prefix/include/$h" ] || fail "$h not installed"
 done
 
+# mpctl is installed and runs on its own.
+[ -x "$prefix/bin/mpctl" ] || fail "bin/mpctl not installed"
+"$prefix/bin/mpctl" --help | grep -q "usage: mpctl" || fail "bin/mpctl --help"
+mkdir -p "$scratch/empty-shm"
+"$prefix/bin/mpctl" ls --dir "$scratch/empty-shm" >/dev/null || fail "bin/mpctl ls on an empty directory"
+echo "ok: bin/mpctl runs"
+
 check_output() {  # NAME OUTPUT
   local expected="producer: sent 1000 messages
 consumer: received 1000 messages, sum 500500

@@ -3,6 +3,8 @@
 // write access, can do to a name; the queue answers with a clear error and
 // never uses a segment it should not trust.
 
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -306,33 +308,50 @@ INSTANTIATE_TEST_SUITE_P(Modes, InconsistentIndicesTest,
                                            mp::QueueMode::kMpmc));
 
 // Case 4: a committed record whose header claims more than the ring holds.
-// Its extent cannot be known (a record's length is its only boundary), so
-// nothing behind it can be found: the ring is corrupt, and every Get, a
-// sleeping one included (it sends no wake-up), returns DataLoss within a
-// slice. Nothing is counted as a lost or corrupt record.
-TEST_P(InconsistentIndicesTest, OversizedCommittedRecordIsDataLossForEveryGet) {
+// Its length was its only boundary; the consumer finds the next record by
+// the position every committed header carries, skips the bad one, counts it
+// in corrupt_records() and reports DataLoss once; the valid records behind
+// it are delivered. Also for a Get already asleep when the bad record
+// appears (it sends no wake-up: the Get sees it within a slice).
+TEST_P(InconsistentIndicesTest, OversizedCommittedRecordIsSkippedAndCounted) {
   using mp::queue_internal::RecordHeader;
   auto q = mp::Queue<int64_t>::Create(name_, {.capacity_bytes = 4096,
                                               .mode = GetParam()});
   ASSERT_TRUE(q.ok()) << q.status();
   auto writer = mp::SharedMemory::Open(name_);
   ASSERT_TRUE(writer.ok()) << writer.status();
-  const pid_t sleeper = mp_test::ForkChild([&] {
-    return q->Get().status().code() == absl::StatusCode::kDataLoss ? 0 : 1;
-  });
-  usleep(50 * 1000);
+  // Three records of 16 bytes at positions 0, 16, 32; the first one's
+  // header is then rewritten to claim 1 MiB.
+  for (int64_t v : {1, 2, 3}) ASSERT_TRUE(q->Put(v).ok());
   Poke64(writer->data(), kDataAt,
          RecordHeader::Committed(0, 1u << 20, RecordHeader::kData));
-  Poke64(writer->data(), kTailAt, 16);
+  const pid_t reader = mp_test::ForkChild([&] {
+    absl::StatusOr<int64_t> first = q->Get();
+    if (first.status().code() != absl::StatusCode::kDataLoss) return 1;
+    absl::StatusOr<int64_t> second = q->Get();
+    absl::StatusOr<int64_t> third = q->Get();
+    if (!second.ok() || *second != 2 || !third.ok() || *third != 3) return 2;
+    return q->corrupt_records() == 1 && q->lost_records() == 0 ? 0 : 3;
+  });
+  EXPECT_EQ(mp_test::Watch(reader, "gets past a corrupt record"), "");
+  EXPECT_EQ(q->corrupt_records(), 1u);
+  EXPECT_EQ(q->qsize(), 0u);
+
+  // A Get asleep on the empty queue (position 48) when a producer's record
+  // there is rewritten to run past the ring, with a valid record behind it.
+  const pid_t sleeper = mp_test::ForkChild([&] {
+    if (q->Get().status().code() != absl::StatusCode::kDataLoss) return 1;
+    absl::StatusOr<int64_t> next = q->Get();
+    return next.ok() && *next == 5 ? 0 : 2;
+  });
+  mp_test::AwaitAsleep(sleeper);
+  Poke64(writer->data(), kDataAt + 48 + 16, 0);
+  Poke64(writer->data(), kDataAt + 48,
+         RecordHeader::Committed(48, 1u << 20, RecordHeader::kData));
+  Poke64(writer->data(), kTailAt, 64);
+  ASSERT_TRUE(q->Put(5).ok());
   EXPECT_EQ(mp_test::Watch(sleeper, "sleeping get"), "");
-  for (int i = 0; i < 2; ++i) {
-    const pid_t get = mp_test::ForkChild([&] {
-      return q->Get().status().code() == absl::StatusCode::kDataLoss ? 0 : 1;
-    });
-    EXPECT_EQ(mp_test::Watch(get, "blocking get"), "");
-  }
   EXPECT_EQ(q->lost_records(), 0u);
-  EXPECT_EQ(q->corrupt_records(), 0u);
 }
 
 // Case 7: counters read from the segment are reported no higher than is
@@ -493,3 +512,99 @@ TEST_F(HostileSegmentTest, SpscSideIsOneLiveProcessAtATime) {
 }
 
 }  // namespace
+
+// Case 6: the segment's file truncated under live handles. A Get asleep on
+// the queue, and a Put after the truncation, return DataLoss instead of
+// dying of SIGBUS or sleeping for ever; a SIGBUS outside mp's segments still
+// kills as it would without mp.
+class TruncationTest
+    : public HostileSegmentTest,
+      public ::testing::WithParamInterface<mp::queue_internal::RingMode> {};
+
+void TruncateSegment(const std::string& name, off_t size) {
+  const std::string path = "/dev/shm/" + name;
+  const int fd = open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << path;
+  ASSERT_EQ(ftruncate(fd, size), 0);
+  close(fd);
+}
+
+TEST_P(TruncationTest, WaitersAndLaterOperationsGetDataLoss) {
+  // To nothing, and to the first page (the ring's header stays; head and
+  // tail, 8 KiB into the data area, lie past the end).
+  for (off_t to : {off_t{0}, off_t{4096}}) {
+    SCOPED_TRACE(to);
+    mp::SharedMemory::Unlink(name_).IgnoreError();
+    auto q = mp::Queue<int64_t>::Create(
+        name_, {.maxsize = 1 << 16, .mode = GetParam()});
+    ASSERT_TRUE(q.ok()) << q.status();
+    // Moves head and tail 8 KiB in (a process of its own: in kSpsc each
+    // side is one live process at a time; a dead one's side is taken over).
+    const pid_t mover = mp_test::ForkChild([&] {
+      for (int i = 0; i < 512; ++i) {
+        if (!q->Put(i).ok() || !q->Get().ok()) return 1;
+      }
+      return 0;
+    });
+    ASSERT_EQ(mp_test::Watch(mover, "moving head"), "");
+    // A consumer asleep in Get() with no deadline.
+    const pid_t sleeper = mp_test::ForkChild([&] {
+      absl::StatusOr<int64_t> got = q->Get();
+      if (got.status().code() != absl::StatusCode::kDataLoss) {
+        std::fprintf(stderr, "get: %s\n", got.status().ToString().c_str());
+        return 1;
+      }
+      return q->Get(false).status().code() == absl::StatusCode::kDataLoss
+                 ? 0 : 2;
+    });
+    ASSERT_TRUE(mp_test::AwaitAsleep(sleeper));
+    TruncateSegment(name_, to);
+    EXPECT_EQ(mp_test::Watch(sleeper, "get asleep on a truncated queue"), "");
+    // A producer that writes after the truncation: DataLoss, not SIGBUS (its
+    // message went nowhere), and so is every operation after it.
+    const pid_t producer = mp_test::ForkChild([&] {
+      if (q->Put(2).code() != absl::StatusCode::kDataLoss) return 1;
+      if (q->Put(3).code() != absl::StatusCode::kDataLoss) return 2;
+      return q->Get(false).status().code() == absl::StatusCode::kDataLoss
+                 ? 0 : 3;
+    });
+    EXPECT_EQ(mp_test::Watch(producer, "put into a truncated queue"), "");
+    // A new opener is refused (too small), never crashes.
+    const pid_t opener = mp_test::ForkChild([&] {
+      return mp::Queue<int64_t>::Open(name_).ok() ? 1 : 0;
+    });
+    EXPECT_EQ(mp_test::Watch(opener, "open of a truncated queue"), "");
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, TruncationTest,
+                         ::testing::Values(mp::queue_internal::RingMode::kSpsc,
+                                           mp::queue_internal::RingMode::kMpmc));
+
+TEST_F(HostileSegmentTest, SigbusOutsideMpSegmentsStillKills) {
+  auto q = mp::Queue<int64_t>::Create(name_);  // installs mp's handler
+  ASSERT_TRUE(q.ok()) << q.status();
+  const pid_t child = mp_test::ForkChild([&] {
+    char path[] = "/tmp/mp-sigbus-XXXXXX";
+    const int fd = mkstemp(path);
+    if (fd < 0) return 3;
+    unlink(path);
+    if (ftruncate(fd, 4096) != 0) return 4;
+    auto* p = static_cast<volatile char*>(
+        mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    if (p == MAP_FAILED) return 5;
+    if (ftruncate(fd, 0) != 0) return 6;
+    p[0] = 1;  // SIGBUS: not an mp segment
+    return 0;
+  });
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // The handler before mp's is the sanitizer's: it reports and exits.
+  EXPECT_FALSE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << mp_test::Describe(status);
+#else
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS)
+      << mp_test::Describe(status);
+#endif
+}

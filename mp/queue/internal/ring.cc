@@ -33,18 +33,12 @@ bool SpinUntil(Ready ready) {
     if (std::chrono::steady_clock::now() >= until) return ready();
   }
 }
-constexpr int kLockSpinIterations = 100;
 // How long a sleeper whose HeavyFence could not cover the publishers (no
 // membarrier in this process) sleeps before it looks again.
-constexpr auto kUncoveredSlice = std::chrono::milliseconds(1);
-constexpr auto kLivenessSlice = std::chrono::milliseconds(20);
 // How long a waiter sleeps before it checks again the state it sleeps on
 // (indices, the header at head): a writer of the shared bytes that makes
 // the ring inconsistent sends no wake-up.
 constexpr auto kValidateSlice = std::chrono::milliseconds(100);
-// How long Join sleeps before it counts again (a wake can be missed where
-// the fence cannot cover TaskDone, or when a count moves without a wake).
-constexpr auto kJoinSlice = std::chrono::milliseconds(20);
 
 size_t Align8(size_t n) { return (n + 7) & ~size_t{7}; }
 
@@ -61,32 +55,6 @@ inline void CopyPayload(char* dst, const void* src_v, size_t n) {
   if (n != 0) std::memcpy(dst, src, n);
 }
 
-// Holds a PidLock (or nothing, for a kSpsc side) for a scope: every exit,
-// a thrown exception included, releases it.
-class ScopedPidLock {
- public:
-  explicit ScopedPidLock(PidLock* lock) : lock_(lock) {}
-  ~ScopedPidLock() { Unlock(); }
-  ScopedPidLock(const ScopedPidLock&) = delete;
-  ScopedPidLock& operator=(const ScopedPidLock&) = delete;
-
-  PidLock::Acquired Lock(Deadline deadline) {
-    if (lock_ == nullptr) return PidLock::Acquired::kYes;
-    const PidLock::Acquired a = lock_->Lock(deadline);
-    held_ = a != PidLock::Acquired::kNo;
-    return a;
-  }
-  void Unlock() {
-    if (held_) {
-      held_ = false;
-      lock_->Unlock();
-    }
-  }
-
- private:
-  PidLock* const lock_;
-  bool held_ = false;
-};
 
 // A Put or Get that timed out waiting for its side's lock, not for room or
 // data: the status its caller expects (full / empty), saying so, and who
@@ -103,221 +71,9 @@ absl::Status LockTimedOut(absl::StatusCode code, const char* op,
                              ? "full)"
                              : "empty)"));
 }
-
-Deadline Earlier(Deadline a, Deadline b) {
-  if (a.infinite()) return b;
-  if (b.infinite()) return a;
-  return a.time_point() < b.time_point() ? a : b;
-}
-
 }  // namespace
 
-// The hot half of the Dekker pair (see ring.h): after publishing, read the
-// waiters flag. LightFence is a compiler barrier (the sleeper pays with
-// HeavyFence). GCC rejects thread fences under ThreadSanitizer (-Werror=tsan)
-// and TSan cannot see membarrier, so a TSan build uses a seq_cst
-// read-modify-write of the waiters word on both sides instead, which orders
-// the same way at the price of a shared write.
-inline uint32_t LoadWaitersAfterStore(std::atomic<uint32_t>& waiters) {
-#if defined(__SANITIZE_THREAD__)
-  return waiters.fetch_add(0, std::memory_order_seq_cst);
-#else
-  LightFence();
-  return waiters.load(std::memory_order_relaxed);
-#endif
-}
-
-// The sleeper's half: raise the flag, then fence. True when a sleep may be
-// unbounded; false when the fence could not cover the hot sides (no
-// membarrier here), so the sleeper must re-check in short slices.
-inline bool RaiseWaitersBeforeLoad(std::atomic<uint32_t>& waiters) {
-#if defined(__SANITIZE_THREAD__)
-  waiters.exchange(1, std::memory_order_seq_cst);
-  return true;
-#else
-  waiters.store(1, std::memory_order_relaxed);
-  return HeavyFence();
-#endif
-}
-
-// ---- PidLock ---------------------------------------------------------------
-
-PidLock::Acquired PidLock::Lock(Deadline deadline) {
-  const uint32_t me = CurrentTid();
-  uint32_t expected = 0;
-  if (word.compare_exchange_strong(expected, me, std::memory_order_acquire,
-                                   std::memory_order_relaxed)) {
-    return Acquired::kYes;
-  }
-  for (int i = 0; i < kLockSpinIterations; ++i) {
-    CpuRelax();
-    expected = 0;
-    if (word.load(std::memory_order_relaxed) == 0 &&
-        word.compare_exchange_weak(expected, me, std::memory_order_acquire,
-                                   std::memory_order_relaxed)) {
-      return Acquired::kYes;
-    }
-  }
-  // After a sleep we may have taken the wake meant for all sleepers (the
-  // unlocker clears the flag): whoever leaves this loop raises it again.
-  bool slept = false;
-  auto leave = [&](Acquired a) {
-    if (slept) waiters.store(1, std::memory_order_relaxed);
-    return a;
-  };
-  for (;;) {
-    uint32_t v = word.load(std::memory_order_relaxed);
-    if ((v & kHolderMask) == 0) {
-      // Free. (A bit 31 with no holder is a state no Unlock leaves, only a
-      // writer of the shared bytes; it is a free lock all the same, not one
-      // held by "task 0" that no liveness check could ever free.)
-      if (word.compare_exchange_weak(v, me, std::memory_order_acquire,
-                                     std::memory_order_relaxed)) {
-        return leave(Acquired::kYes);
-      }
-      continue;
-    }
-    if (deadline.Expired()) {
-      if (TaskIsDead(v & kHolderMask)) {
-        if (word.compare_exchange_strong(v, me, std::memory_order_acquire,
-                                         std::memory_order_relaxed)) {
-          return leave(Acquired::kFromDeadHolder);
-        }
-        continue;
-      }
-      if (slept) Wake();  // pass on a wake we may have taken
-      return leave(Acquired::kNo);
-    }
-    // Sleep on the epoch, not the word: the holder may unlock and take the
-    // lock again before we sleep, leaving the word as we saw it; each wake
-    // bumps the epoch.
-    const uint32_t e = epoch.load(std::memory_order_acquire);
-    const bool covered = RaiseWaitersBeforeLoad(waiters);
-    if (word.load(std::memory_order_relaxed) != v) continue;
-    Deadline slice = Earlier(deadline, Deadline::After(kLivenessSlice));
-    if (!covered) slice = Earlier(slice, Deadline::After(kUncoveredSlice));
-    FutexResult r = FutexWait(&epoch, e, slice);
-    slept = true;
-    if (r == FutexResult::kTimedOut && TaskIsDead(v & kHolderMask) &&
-        word.compare_exchange_strong(v, me, std::memory_order_acquire,
-                                     std::memory_order_relaxed)) {
-      return leave(Acquired::kFromDeadHolder);
-    }
-  }
-}
-
-void PidLock::Unlock() {
-  word.store(0, std::memory_order_release);
-  if (LoadWaitersAfterStore(waiters) != 0 &&
-      waiters.exchange(0, std::memory_order_acq_rel) != 0) {
-    Wake();
-  }
-}
-
-void PidLock::Wake() {
-  epoch.fetch_add(1, std::memory_order_release);
-  FutexWakeOne(&epoch);
-}
-
 // ---- Ring ------------------------------------------------------------------
-
-size_t Ring::RoundCapacity(size_t capacity) {
-  size_t c = kMinCapacity;
-  while (c < capacity && c < kMaxCapacity) c <<= 1;
-  return c;
-}
-
-Ring* Ring::Format(void* base, size_t capacity, RingMode mode,
-                   uint64_t maxsize, uint64_t queue_id) {
-  Ring* r = new (base) Ring();
-  r->maxsize_ = maxsize;
-  r->queue_id_ = queue_id;
-  r->magic_ = kMagic;
-  r->version_ = kVersion;
-  r->mode_ = static_cast<uint32_t>(mode);
-  r->capacity_ = capacity;
-  r->mask_ = capacity - 1;
-  return r;
-}
-
-absl::StatusOr<Ring*> Ring::Attach(void* base, size_t size) {
-  if (base == nullptr || reinterpret_cast<uintptr_t>(base) % kCacheLine != 0) {
-    return absl::InvalidArgumentError("ring: misaligned segment");
-  }
-  if (size < sizeof(Ring)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("ring: segment of ", size, " bytes is too small"));
-  }
-  Ring* r = static_cast<Ring*>(base);
-  if (r->magic_ != kMagic) return absl::DataLossError("ring: bad magic");
-  if (r->version_ != kVersion) {
-    return absl::DataLossError(absl::StrCat("ring: version ", r->version_));
-  }
-  if (r->mode_ != static_cast<uint32_t>(RingMode::kSpsc) &&
-      r->mode_ != static_cast<uint32_t>(RingMode::kMpmc)) {
-    return absl::DataLossError("ring: bad mode");
-  }
-  uint64_t cap = r->capacity_;
-  if (cap < kMinCapacity || cap > kMaxCapacity || (cap & (cap - 1)) != 0 ||
-      r->mask_ != cap - 1 || cap > size - sizeof(Ring)) {
-    return absl::DataLossError(absl::StrCat("ring: bad capacity ", cap));
-  }
-  // The cache before its index: head_cache_ is stored (release) after head
-  // was loaded (acquire), so reading the cache first (acquire) orders that
-  // load before ours and our head is at least the cached value, live ring or
-  // not. In a live ring the reads are not one snapshot: a consumer and a
-  // producer may both move a lap between our reads of head and tail. Only a
-  // state seen twice in a row with nothing moved is judged.
-  uint64_t last_head = ~uint64_t{0}, last_tail = ~uint64_t{0};
-  for (int attempt = 0;; ++attempt) {
-    const uint64_t head_cache =
-        r->head_cache_.load(std::memory_order_acquire);
-    const uint64_t head = r->head_.load(std::memory_order_acquire);
-    const uint64_t tail = r->tail_.load(std::memory_order_acquire);
-    if (head <= tail && tail - head <= cap && head % 8 == 0 && tail % 8 == 0 &&
-        head_cache <= head) {
-      return r;
-    }
-    if ((head == last_head && tail == last_tail) || attempt == 1000) {
-      return absl::DataLossError("ring: indices out of range");
-    }
-    last_head = head;
-    last_tail = tail;
-  }
-}
-
-RingView RingView::Format(void* base, size_t capacity, RingMode mode,
-                          uint64_t maxsize, uint64_t queue_id) {
-  return RingView(Ring::Format(base, capacity, mode, maxsize, queue_id),
-                  capacity, mode, maxsize, queue_id);
-}
-
-absl::StatusOr<RingView> RingView::Attach(void* base, size_t size) {
-  absl::StatusOr<Ring*> r = Ring::Attach(base, size);
-  if (!r.ok()) return r.status();
-  // One read of each, then validated again here: what Ring::Attach checked
-  // may have been rewritten since.
-  const uint64_t cap = std::atomic_ref<uint64_t>((*r)->capacity_).load(
-      std::memory_order_relaxed);
-  const uint32_t mode = std::atomic_ref<uint32_t>((*r)->mode_).load(
-      std::memory_order_relaxed);
-  if (cap < Ring::kMinCapacity || cap > Ring::kMaxCapacity ||
-      (cap & (cap - 1)) != 0 || cap > size - sizeof(Ring)) {
-    return absl::DataLossError(absl::StrCat("ring: bad capacity ", cap));
-  }
-  if (mode != static_cast<uint32_t>(RingMode::kSpsc) &&
-      mode != static_cast<uint32_t>(RingMode::kMpmc)) {
-    return absl::DataLossError("ring: bad mode");
-  }
-  // Any value is safe here: the limit only bounds claims, the id only names
-  // side segments (of this queue's own prefix).
-  const uint64_t maxsize = std::atomic_ref<uint64_t>((*r)->maxsize_).load(
-      std::memory_order_relaxed);
-  const uint64_t queue_id = std::atomic_ref<uint64_t>((*r)->queue_id_).load(
-      std::memory_order_relaxed);
-  return RingView(*r, static_cast<size_t>(cap), static_cast<RingMode>(mode),
-                  maxsize, queue_id);
-}
 
 size_t RingView::BytesUsedApprox() const {
   const size_t used = r_->BytesUsedApprox();
@@ -588,9 +344,10 @@ absl::Status RingView::PushLocked(const void* src, size_t n, Deadline deadline,
         CopyPayload(data_ + off + sizeof(RecordHeader), src, n);
       }
       MP_FAULT_POINT("ring.put.after_payload");
-      header.store(RecordHeader::Committed(tail, static_cast<uint32_t>(n) | flags,
-                                           RecordHeader::kData),
-                   std::memory_order_release);
+      header.store(
+          RecordHeader::Committed(tail, static_cast<uint32_t>(n) | flags,
+                                  RecordHeader::kData),
+          std::memory_order_release);
       MP_FAULT_POINT("ring.put.after_publish");
       r_->WakeConsumers();
       return absl::OkStatus();
@@ -626,6 +383,43 @@ bool RingView::SkipPadsForProducer(uint64_t tail) {
   lock.Unlock();
   r_->WakeProducers();
   return true;
+}
+
+absl::Status RingView::TruncatedError() {
+  return absl::DataLossError(
+      "queue: the segment's file was truncated under this mapping by another "
+      "process; its contents are gone (recreate the queue)");
+}
+
+absl::StatusOr<uint64_t> RingView::NextRecordAfterCorrupt(uint64_t head) {
+  const uint64_t tail = r_->tail_.load(std::memory_order_acquire);
+  if (tail - head > capacity_ || tail == head) {
+    return absl::DataLossError("ring: indices out of range");
+  }
+  // A record never straddles the end of the lap: the next one starts at the
+  // lap's end at the latest.
+  const uint64_t lap_end = head + (capacity_ - (head & mask_));
+  const uint64_t limit = std::min(tail, lap_end);
+  for (uint64_t p = head + sizeof(RecordHeader); p < limit;
+       p += sizeof(RecordHeader)) {
+    const uint64_t w = HeaderAt(p).load(std::memory_order_acquire);
+    if (RecordHeader::IsCommittedAt(w, p)) return p;
+    // A claim being written: its producer lives. (A payload word rarely
+    // names a live task; the check costs a system call only for words
+    // that could be a claim.)
+    if (w != 0 && RecordHeader::KindOf(w) == RecordHeader::kClaimed) {
+      const uint32_t tid = RecordHeader::StateOf(w) >> 2;
+      const uint32_t length =
+          RecordHeader::LengthOf(w) &
+          ~(RecordHeader::kPadClaim | RecordHeader::kSideRef);
+      if (tid != 0 && tid <= kMaxTid &&
+          Align8(sizeof(RecordHeader) + size_t{length}) <= lap_end - p &&
+          !TaskIsDead(tid)) {
+        return p;
+      }
+    }
+  }
+  return limit;
 }
 
 absl::StatusOr<bool> RingView::SkipDeadClaim(uint64_t head, uint64_t w,
@@ -666,458 +460,180 @@ absl::Status RingView::Pop(Sink sink, void* ctx, Deadline deadline,
 }
 
 absl::Status RingView::PopLocked(Sink sink, void* ctx, Deadline deadline,
-                             bool mpmc, uint32_t taker, SideSink side_sink) {
-  // A claim seen uncommitted at `stuck_at` since `stuck_since`: its claimer
-  // is checked for liveness once it has been stuck kLivenessSlice, or when
-  // our deadline has passed.
-  uint64_t stuck_at = ~uint64_t{0};
-  std::chrono::steady_clock::time_point stuck_since;
-  bool judged_late = false;  // its claimer was alive at our deadline
+                                 bool mpmc, uint32_t taker,
+                                 SideSink side_sink) {
   // Every exit releases the lock, a throwing sink's included.
   ScopedPidLock lock(mpmc ? &r_->consumer_lock_ : nullptr);
+  // A lock taken over from a dead consumer needs no repair of the ring: the
+  // record it was reading is still at `head` and goes to us, or head has
+  // moved past it and only its count may need completing.
+  if (lock.Lock(deadline) == PidLock::Acquired::kNo) {
+    return LockTimedOut(absl::StatusCode::kDeadlineExceeded, "get",
+                        "consumer", r_->consumer_lock_);
+  }
+  MP_FAULT_POINT("ring.get.after_lock");
+  r_->RepairConsumerCounts();
+  StuckClaim stuck;
   for (;;) {
-    // A lock taken over from a dead consumer needs no repair of the ring:
-    // the record it was reading is still at `head` and goes to us, or head
-    // has moved past it and only its count may need completing.
-    if (lock.Lock(deadline) == PidLock::Acquired::kNo) {
-      return LockTimedOut(absl::StatusCode::kDeadlineExceeded, "get",
-                          "consumer", r_->consumer_lock_);
+    const uint64_t head = r_->head_.load(std::memory_order_relaxed);
+    if (head % 8 != 0) {
+      return absl::DataLossError("ring: indices out of range");
     }
-    MP_FAULT_POINT("ring.get.after_lock");
-    r_->RepairConsumerCounts();
-    for (;;) {
-      const uint64_t head = r_->head_.load(std::memory_order_relaxed);
-      if (head % 8 != 0) {
-        return absl::DataLossError("ring: indices out of range");
-      }
-      const size_t off = static_cast<size_t>(head & mask_);
-      const size_t to_end = capacity_ - off;
-      uint64_t w = HeaderAt(head).load(std::memory_order_acquire);
-      if (w == 0 && !r_->closed()) {
-        // Nothing claimed at head: a claim writes the header before it
-        // publishes the tail, and the word after each record was zeroed.
-        // Wait for the commit polling the header alone, the line the
-        // producer writes anyway: polling `tail` would pull the producer's
-        // index line across at every record. A claim whose producer dies
-        // before committing makes no wake-up; the sleeper sees it at the
-        // next commit or at its deadline, as it would an empty queue (kMpmc
-        // keeps its liveness slices).
-        // The sleep is sliced (kValidateSlice): after each slice the indices
-        // and the claim at head are checked below, so a ring another process
-        // made inconsistent (tail moved past an unclaimed head, head past
-        // tail) is DataLoss within a slice, never an endless sleep.
-        if (WaitForCommit(head, deadline, /*or_closed=*/true,
-                          mpmc ? kLivenessSlice : kValidateSlice)) {
-          continue;
-        }
-        w = HeaderAt(head).load(std::memory_order_acquire);
-      }
-      if (!RecordHeader::IsCommittedAt(w, head)) {
-        // Not (yet) a record: look at the claims. Tail first, then the
-        // header again: a claim is written before the tail store that
-        // publishes it.
-        const uint64_t tail = r_->tail_.load(std::memory_order_acquire);
-        if (tail - head > capacity_) {  // head after tail, or lapped
-          return absl::DataLossError("ring: indices out of range");
-        }
-        w = HeaderAt(head).load(std::memory_order_acquire);
-        if (!RecordHeader::IsCommittedAt(w, head)) {
-          const bool claimed = tail != head;
-          if (claimed) {
-            if (RecordHeader::KindOf(w) != RecordHeader::kClaimed) {
-              return absl::DataLossError("ring: corrupt record header");
-            }
-            if (w == 0) {
-              // Tail is past head (read with acquire) yet nothing is claimed
-              // at head: a claim writes its header before it moves tail, and
-              // only the consumer side clears a header at head. Not a
-              // producer's claim (never counted as a lost record): the
-              // indices were written by someone else.
-              return absl::DataLossError(
-                  "ring: tail past head with no record at head");
-            }
-            const auto now = std::chrono::steady_clock::now();
-            if (stuck_at != head) {
-              stuck_at = head;
-              stuck_since = now;
-            }
-            if (deadline.Expired() || now - stuck_since >= kLivenessSlice) {
-              judged_late = deadline.Expired();
-              absl::StatusOr<bool> skipped = SkipDeadClaim(head, w, tail);
-              if (!skipped.ok()) return skipped.status();
-              if (*skipped) continue;
-            }
-            // Wait for the commit keeping the lock: the record at head is
-            // the next one for every consumer, and only a lock holder may
-            // read the header at head (see WaitForClaim). The commit wakes
-            // us; the slices are for looking at the claimer now and then.
-            if (!WaitForCommit(head, deadline, /*or_closed=*/false,
-                               kLivenessSlice) &&
-                deadline.Expired() && judged_late) {
-              return absl::DeadlineExceededError("queue is empty");
-            }
-            continue;
-          }
-          if (r_->closed()) {
-            // A producer that saw the queue open may claim after our read.
-            if (r_->tail_.load(std::memory_order_acquire) != head) continue;
-            return absl::OutOfRangeError("queue is closed");
-          }
-          if (mpmc) {
-            // Empty: wait at head for the next commit, keeping the lock.
-            // The other consumers wait on the lock, asleep once their spin
-            // is spent, instead of polling the ring beside us: their cores
-            // go to the producers, and no consumer polls the producers'
-            // line. The slices let us look for a claim to judge.
-            if (!WaitForCommit(head, deadline, /*or_closed=*/true,
-                               kLivenessSlice) &&
-                deadline.Expired()) {
-              return absl::DeadlineExceededError("queue is empty");
-            }
-            continue;
-          }
-          // Sliced, as above: a rewrite of the indices makes no wake-up.
-          if (!WaitForClaim(head, deadline, kValidateSlice) &&
-              deadline.Expired()) {
-            return absl::DeadlineExceededError("queue is empty");
-          }
-          continue;
-        }
-      }
-      const uint32_t len =
-          RecordHeader::LengthOf(w) & ~RecordHeader::kSideRef;
-      const bool side = (RecordHeader::LengthOf(w) & RecordHeader::kSideRef) != 0;
-      const uint32_t kind = RecordHeader::KindOf(w);
-      const size_t rec = Align8(sizeof(RecordHeader) + size_t{len});
-      if (rec > to_end || (kind == RecordHeader::kPad && rec != to_end)) {
-        return absl::DataLossError("ring: corrupt record header");
-      }
-      if (kind != RecordHeader::kData) {  // a pad, or a lost record
-        const bool lost = kind == RecordHeader::kLost;
-        r_->AdvanceHead(head + rec, lost ? Ring::Count::kLost : Ring::Count::kNone);
-        r_->WakeProducers();
-        if (lost) r_->WakeJoiners();
-        continue;
-      }
-      // The sink may throw (bad_alloc): the guard releases the lock and the
-      // record stays at head. An error it returns drops the record.
-      const char* payload = data_ + off + sizeof(RecordHeader);
-      absl::Status s =
-          !side ? sink(ctx, payload, len)
-          : side_sink != nullptr
-              ? side_sink(ctx, payload, len, head)
-              : absl::DataLossError("queue: a side-channel record, unread here");
-      if (!s.ok()) {
-        r_->AdvanceHead(head + rec, Ring::Count::kCorrupt);
-        lock.Unlock();
-        r_->WakeProducers();
-        r_->WakeJoiners();
+    const uint64_t w = HeaderAt(head).load(std::memory_order_acquire);
+    if (!RecordHeader::IsCommittedAt(w, head)) {
+      if (absl::Status s = AwaitRecord(head, w, deadline, mpmc, stuck);
+          !s.ok()) {
         return s;
       }
-      MP_FAULT_POINT("ring.get.after_copy");
-      r_->AdvanceHead(head + rec, Ring::Count::kOut, taker);
-      MP_FAULT_POINT("ring.get.after_publish");
-      lock.Unlock();
-      r_->WakeProducers();
+      continue;
+    }
+    absl::StatusOr<bool> taken =
+        TakeRecord(head, w, sink, side_sink, ctx, taker, lock);
+    if (!taken.ok() || *taken) return taken.status();
+  }
+}
+
+absl::Status RingView::AwaitRecord(uint64_t head, uint64_t w,
+                                   Deadline deadline, bool mpmc,
+                                   StuckClaim& stuck) {
+  if (w == 0 && !r_->closed()) {
+    // Nothing claimed at head: a claim writes the header before it publishes
+    // the tail, and the word after each record was zeroed. Wait for the
+    // commit polling the header alone, the line the producer writes anyway:
+    // polling `tail` would pull the producer's index line across at every
+    // record. A claim whose producer dies before committing makes no
+    // wake-up; the sleeper sees it at the next commit or at its deadline, as
+    // it would an empty queue (kMpmc keeps its liveness slices).
+    // The sleep is sliced (kValidateSlice): after each slice the indices and
+    // the claim at head are checked below, so a ring another process made
+    // inconsistent (tail moved past an unclaimed head, head past tail) is
+    // DataLoss within a slice, never an endless sleep.
+    if (WaitForCommit(head, deadline, /*or_closed=*/true,
+                      mpmc ? kLivenessSlice : kValidateSlice)) {
       return absl::OkStatus();
     }
   }
-}
-
-// ---- Exact counts (ring.h) ---------------------------------------------------
-
-std::atomic<uint64_t>* Ring::CounterOf(Count c) {
-  switch (c) {
-    case Count::kOut:
-      return &records_out_;
-    case Count::kLost:
-      return &lost_;
-    case Count::kCorrupt:
-      return &corrupt_;
-    case Count::kNone:
-      break;
+  // Not (yet) a record: look at the claims. Tail first, then the header
+  // again: a claim is written before the tail store that publishes it.
+  const uint64_t tail = r_->tail_.load(std::memory_order_acquire);
+  if (tail - head > capacity_) {  // head after tail, or lapped
+    return absl::DataLossError("ring: indices out of range");
   }
-  return nullptr;
-}
-
-void Ring::AdvanceHead(uint64_t next, Count c, uint32_t taker) {
-  std::atomic<uint64_t>* counter = CounterOf(c);
-  if (counter == nullptr) {  // a pad: nothing to count, no intent needed
-    head_.store(next, std::memory_order_release);
-    return;
+  w = HeaderAt(head).load(std::memory_order_acquire);
+  if (RecordHeader::IsCommittedAt(w, head)) return absl::OkStatus();
+  if (tail != head) return AwaitClaim(head, w, tail, deadline, stuck);
+  if (r_->closed()) {
+    // A producer that saw the queue open may claim after our read.
+    if (r_->tail_.load(std::memory_order_acquire) != head) {
+      return absl::OkStatus();
+    }
+    return absl::OutOfRangeError("queue is closed");
   }
-  const uint64_t n = counter->load(std::memory_order_relaxed) + 1;
-  // pend_head_ first: until head reaches it, the rest of the intent is
-  // ignored, stale or not. pend_what_ names the taker on every counted move,
-  // so a stale pend_taken_ is never read as ours.
-  pend_head_.store(next, std::memory_order_relaxed);
-  uint64_t taken = 0;
-  uint32_t what = static_cast<uint32_t>(c);
-  if (taker != kNoSlot) {
-    taken = slots_[taker].taken.load(std::memory_order_relaxed) + 1;
-    pend_taken_.store(taken, std::memory_order_relaxed);
-    what |= (taker + 1) << 8;
-  }
-  pend_what_.store(what, std::memory_order_relaxed);
-  pend_count_.store(n, std::memory_order_release);
-  head_.store(next, std::memory_order_release);
-  if (c == Count::kOut) MP_FAULT_POINT("ring.get.after_head");
-  counter->store(n, std::memory_order_relaxed);
-  if (taker != kNoSlot) {
-    slots_[taker].taken.store(taken, std::memory_order_release);
-  }
-}
-
-void Ring::RepairConsumerCounts() {
-  if (head_.load(std::memory_order_relaxed) !=
-      pend_head_.load(std::memory_order_relaxed)) {
-    return;
-  }
-  const uint32_t what = pend_what_.load(std::memory_order_relaxed);
-  std::atomic<uint64_t>* counter = CounterOf(static_cast<Count>(what & 0xff));
-  if (counter == nullptr) return;
-  const uint64_t want = pend_count_.load(std::memory_order_acquire);
-  if (counter->load(std::memory_order_relaxed) + 1 == want) {
-    counter->store(want, std::memory_order_relaxed);
-  }
-  const uint32_t slot = (what >> 8) - 1;  // kNoSlot when none
-  if (slot < kTaskSlots) {
-    const uint64_t taken = pend_taken_.load(std::memory_order_relaxed);
-    if (slots_[slot].taken.load(std::memory_order_relaxed) + 1 == taken) {
-      slots_[slot].taken.store(taken, std::memory_order_release);
+  // Empty. kMpmc waits at head for the next commit, keeping the lock: the
+  // other consumers wait on the lock, asleep once their spin is spent,
+  // instead of polling the ring beside us: their cores go to the producers,
+  // and no consumer polls the producers' line. The slices let us look for a
+  // claim to judge. kSpsc waits for a claim, sliced as above: a rewrite of
+  // the indices makes no wake-up.
+  const bool woken =
+      mpmc ? WaitForCommit(head, deadline, /*or_closed=*/true, kLivenessSlice)
+           : WaitForClaim(head, deadline, kValidateSlice);
+  if (!woken) {
+    if (Truncated()) return TruncatedError();
+    if (deadline.Expired()) {
+      return absl::DeadlineExceededError("queue is empty");
     }
   }
-}
-
-void Ring::RepairProducerCounts() {
-  if (tail_.load(std::memory_order_relaxed) !=
-      pend_tail_.load(std::memory_order_relaxed)) {
-    return;
-  }
-  const uint64_t want = pend_in_.load(std::memory_order_acquire);
-  if (records_in_.load(std::memory_order_relaxed) + 1 == want) {
-    records_in_.store(want, std::memory_order_relaxed);
-  }
-}
-
-// Readers complete an interrupted move's count as the next holder will. An
-// intent counts only if head stands at its position and the intent did not
-// change while we looked (a successor writes pend_what_ before it moves
-// head), so a move still in flight, or an intent whose mover died before
-// moving head, is never counted.
-uint64_t Ring::Counted(Count c) const {
-  const std::atomic<uint64_t>& counter = c == Count::kOut    ? records_out_
-                                         : c == Count::kLost ? lost_
-                                                             : corrupt_;
-  const uint64_t v = counter.load(std::memory_order_acquire);
-  const uint32_t what = pend_what_.load(std::memory_order_acquire);
-  if ((what & 0xff) == static_cast<uint32_t>(c) &&
-      pend_count_.load(std::memory_order_acquire) == v + 1 &&
-      head_.load(std::memory_order_acquire) ==
-          pend_head_.load(std::memory_order_acquire) &&
-      pend_what_.load(std::memory_order_acquire) == what) {
-    return v + 1;
-  }
-  return v;
-}
-
-uint64_t Ring::Clamped(Count c) const {
-  const uint64_t v = Counted(c);
-  uint64_t others = 0;
-  for (Count o : {Count::kOut, Count::kLost, Count::kCorrupt}) {
-    if (o == c) continue;
-    const uint64_t n = Counted(o);
-    others = n > ~uint64_t{0} - others ? ~uint64_t{0} : others + n;
-  }
-  const uint64_t in = ClaimedRecords();
-  const uint64_t possible = in > others ? in - others : 0;
-  return std::min(v, possible);
-}
-
-uint64_t Ring::SlotTaken(uint32_t i) const {
-  const uint64_t v = slots_[i].taken.load(std::memory_order_acquire);
-  const uint32_t what = pend_what_.load(std::memory_order_acquire);
-  if ((what & 0xff) == static_cast<uint32_t>(Count::kOut) &&
-      (what >> 8) == i + 1 &&
-      pend_taken_.load(std::memory_order_acquire) == v + 1 &&
-      head_.load(std::memory_order_acquire) ==
-          pend_head_.load(std::memory_order_acquire) &&
-      pend_what_.load(std::memory_order_acquire) == what) {
-    return v + 1;
-  }
-  return v;
-}
-
-uint64_t Ring::ClaimedRecords() const {
-  const uint64_t v = records_in_.load(std::memory_order_acquire);
-  if (pend_in_.load(std::memory_order_acquire) == v + 1 &&
-      tail_.load(std::memory_order_acquire) ==
-          pend_tail_.load(std::memory_order_acquire)) {
-    return v + 1;
-  }
-  return v;
-}
-
-uint64_t Ring::RecordsApprox() const {
-  // What left the ring first, then what entered it: a record moving through
-  // meanwhile makes the answer larger, never negative.
-  const uint64_t gone =
-      Counted(Count::kOut) + Counted(Count::kLost) + Counted(Count::kCorrupt);
-  const uint64_t in = ClaimedRecords();
-  return in > gone ? in - gone : 0;
-}
-
-// ---- JoinableQueue's tasks ---------------------------------------------------
-
-namespace {
-
-uint64_t OwnerWord(uint32_t pid, uint64_t start) {
-  return (uint64_t{pid} << 32) | (start & 0xffffffffu);
-}
-
-// True when the slot owner `owner` (non-zero) no longer runs: its pid is
-// gone or a zombie, or names a process that started at another time.
-bool OwnerIsDead(uint64_t owner) {
-  const uint32_t pid = static_cast<uint32_t>(owner >> 32);
-  if (pid == 0) return true;  // names no process: only a writer's garbage
-  // One look at /proc: gone, a zombie, or another start time (low 32 bits).
-  return liveness::TaskIsDead(pid, owner & 0xffffffffu, 0xffffffffu);
-}
-
-}  // namespace
-
-uint32_t Ring::ClaimTaskSlot() {
-  const uint32_t pid = static_cast<uint32_t>(getpid());
-  const uint64_t me = OwnerWord(pid, liveness::TaskStartTime(pid));
-  for (uint32_t i = 0; i < kTaskSlots; ++i) {
-    if (slots_[i].owner.load(std::memory_order_acquire) == me) return i;
-  }
-  for (uint32_t i = 0; i < kTaskSlots; ++i) {
-    uint64_t o = 0;
-    if (slots_[i].owner.load(std::memory_order_relaxed) == 0 &&
-        slots_[i].owner.compare_exchange_strong(o, me,
-                                                std::memory_order_acq_rel)) {
-      return i;  // never used: every count is 0
-    }
-  }
-  for (uint32_t i = 0; i < kTaskSlots; ++i) {
-    uint64_t o = slots_[i].owner.load(std::memory_order_acquire);
-    if (o == 0 || o == me || !OwnerIsDead(o)) continue;
-    // The dead owners' abandoned tasks, before we own the slot: nobody
-    // moves a dead slot's counts but a repair, which SlotTaken includes.
-    const uint64_t done = slots_[i].done.load(std::memory_order_acquire);
-    const uint64_t taken = SlotTaken(i);
-    if (slots_[i].owner.compare_exchange_strong(o, me,
-                                                std::memory_order_acq_rel)) {
-      // Killed before this store, we leave a dead slot, counted alike.
-      slots_[i].abandoned_before.store(taken > done ? taken - done : 0,
-                                       std::memory_order_release);
-      return i;
-    }
-  }
-  return kNoSlot;
-}
-
-uint64_t Ring::UnfinishedTasks() const {
-  // The finished first, then the claimed: racing puts and task_dones can
-  // only make the answer larger (Join waits longer), never smaller.
-  uint64_t finished = tasks_done_.load(std::memory_order_acquire) +
-                      Counted(Count::kLost) + Counted(Count::kCorrupt);
-  for (uint32_t i = 0; i < kTaskSlots; ++i) {
-    const uint64_t owner = slots_[i].owner.load(std::memory_order_acquire);
-    if (owner == 0) continue;
-    const uint64_t ab = slots_[i].abandoned_before.load(std::memory_order_acquire);
-    const uint64_t done = slots_[i].done.load(std::memory_order_acquire);
-    if (OwnerIsDead(owner)) {
-      finished += std::max(SlotTaken(i), done);
-    } else {
-      finished += done + ab;
-    }
-  }
-  const uint64_t in = ClaimedRecords();
-  return in > finished ? in - finished : 0;
-}
-
-uint64_t Ring::AbandonedTasks() const {
-  uint64_t abandoned = 0;
-  for (uint32_t i = 0; i < kTaskSlots; ++i) {
-    const uint64_t owner = slots_[i].owner.load(std::memory_order_acquire);
-    if (owner == 0) continue;
-    if (OwnerIsDead(owner)) {
-      const uint64_t done = slots_[i].done.load(std::memory_order_acquire);
-      const uint64_t taken = SlotTaken(i);
-      abandoned += taken > done ? taken - done : 0;
-    } else {
-      abandoned += slots_[i].abandoned_before.load(std::memory_order_acquire);
-    }
-  }
-  return abandoned;
-}
-
-absl::Status Ring::TaskDone(uint32_t slot) {
-  if (slot != kNoSlot && slot >= kTaskSlots) {
-    return absl::InvalidArgumentError("ring: bad task slot");
-  }
-  uint64_t finished = tasks_done_.load(std::memory_order_acquire) +
-                      Counted(Count::kLost) + Counted(Count::kCorrupt);
-  for (uint32_t i = 0; i < kTaskSlots; ++i) {
-    finished += slots_[i].done.load(std::memory_order_acquire);
-  }
-  if (finished >= ClaimedRecords()) {
-    return absl::InvalidArgumentError("task_done() called too many times");
-  }
-  std::atomic<uint64_t>& done =
-      slot == kNoSlot ? tasks_done_ : slots_[slot].done;
-  done.fetch_add(1, std::memory_order_acq_rel);
-  WakeJoiners();
   return absl::OkStatus();
 }
 
-void Ring::WakeJoiners() {
-  if (LoadWaitersAfterStore(joiners_waiting_) != 0 &&
-      joiners_waiting_.exchange(0, std::memory_order_acq_rel) != 0) {
-    task_epoch_.fetch_add(1, std::memory_order_release);
-    FutexWakeAll(&task_epoch_);
+absl::Status RingView::AwaitClaim(uint64_t head, uint64_t w, uint64_t tail,
+                                  Deadline deadline, StuckClaim& stuck) {
+  if (RecordHeader::KindOf(w) != RecordHeader::kClaimed) {
+    return absl::DataLossError("ring: corrupt record header");
   }
+  if (w == 0) {
+    // Tail is past head (read with acquire) yet nothing is claimed at head:
+    // a claim writes its header before it moves tail, and only the consumer
+    // side clears a header at head. Not a producer's claim (never counted as
+    // a lost record): the indices were written by someone else.
+    return absl::DataLossError("ring: tail past head with no record at head");
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (stuck.at != head) {
+    stuck.at = head;
+    stuck.since = now;
+  }
+  if (deadline.Expired() || now - stuck.since >= kLivenessSlice) {
+    stuck.judged_late = deadline.Expired();
+    absl::StatusOr<bool> skipped = SkipDeadClaim(head, w, tail);
+    if (!skipped.ok()) return skipped.status();
+    if (*skipped) return absl::OkStatus();
+  }
+  // Wait for the commit keeping the lock: the record at head is the next one
+  // for every consumer, and only a lock holder may read the header at head
+  // (see WaitForClaim). The commit wakes us; the slices are for looking at
+  // the claimer now and then.
+  if (!WaitForCommit(head, deadline, /*or_closed=*/false, kLivenessSlice) &&
+      deadline.Expired() && stuck.judged_late) {
+    return absl::DeadlineExceededError("queue is empty");
+  }
+  return absl::OkStatus();
 }
 
-absl::Status Ring::JoinTasks(Deadline deadline) {
-  for (;;) {
-    if (UnfinishedTasks() == 0) return absl::OkStatus();
-    if (deadline.Expired()) {
-      return absl::DeadlineExceededError("join: tasks still unfinished");
-    }
-    const uint32_t e = task_epoch_.load(std::memory_order_acquire);
-    RaiseWaitersBeforeLoad(joiners_waiting_);
-    if (UnfinishedTasks() == 0) return absl::OkStatus();
-    // Slices: a count can move with no wake (a dead consumer's count
-    // completed, a fence that could not cover the waker); Join counts again
-    // at least every kJoinSlice.
-    FutexWait(&task_epoch_, e, Earlier(deadline, Deadline::After(kJoinSlice)));
+absl::StatusOr<bool> RingView::TakeRecord(uint64_t head, uint64_t w,
+                                          Sink sink, SideSink side_sink,
+                                          void* ctx, uint32_t taker,
+                                          ScopedPidLock& lock) {
+  const size_t off = static_cast<size_t>(head & mask_);
+  const size_t to_end = capacity_ - off;
+  const uint32_t len = RecordHeader::LengthOf(w) & ~RecordHeader::kSideRef;
+  const bool side = (RecordHeader::LengthOf(w) & RecordHeader::kSideRef) != 0;
+  const uint32_t kind = RecordHeader::KindOf(w);
+  const size_t rec = Align8(sizeof(RecordHeader) + size_t{len});
+  if (rec > to_end || (kind == RecordHeader::kPad && rec != to_end)) {
+    // No knowable extent: skip to the next record we can find, count this
+    // one corrupt, and report it to this Get (once, as a poison record): the
+    // records behind it go to the next Gets.
+    absl::StatusOr<uint64_t> next = NextRecordAfterCorrupt(head);
+    if (!next.ok()) return next.status();
+    r_->AdvanceHead(*next, Ring::Count::kCorrupt);
+    lock.Unlock();
+    r_->WakeProducers();
+    r_->WakeJoiners();
+    return absl::DataLossError(absl::StrCat(
+        "ring: corrupt record header at position ", head, " (length ", len,
+        "): skipped ", *next - head, " bytes, counted in corrupt_records()"));
   }
-}
-
-// ---- kSpsc sides ---------------------------------------------------------------
-
-absl::Status RingView::ClaimSpscSide(bool producer) {
-  std::atomic<uint64_t>& word =
-      producer ? r_->producer_owner_ : r_->consumer_owner_;
-  const uint32_t pid = static_cast<uint32_t>(getpid());
-  const uint64_t me = OwnerWord(pid, liveness::TaskStartTime(pid));
-  for (;;) {
-    uint64_t o = word.load(std::memory_order_acquire);
-    if (o == me) return absl::OkStatus();
-    if (o != 0 && !OwnerIsDead(o)) {
-      const char* side = producer ? "producer" : "consumer";
-      return absl::FailedPreconditionError(absl::StrCat(
-          "queue is SPSC and its ", side, " is process ", o >> 32,
-          ", still alive: a second ", side,
-          " would corrupt it (create the queue MPMC to share a side)"));
-    }
-    if (word.compare_exchange_strong(o, me, std::memory_order_acq_rel)) {
-      return absl::OkStatus();
-    }
+  if (kind != RecordHeader::kData) {  // a pad, or a lost record
+    const bool lost = kind == RecordHeader::kLost;
+    r_->AdvanceHead(head + rec,
+                    lost ? Ring::Count::kLost : Ring::Count::kNone);
+    r_->WakeProducers();
+    if (lost) r_->WakeJoiners();
+    return false;
   }
+  // The sink may throw (bad_alloc): the guard releases the lock and the
+  // record stays at head. An error it returns drops the record.
+  const char* payload = data_ + off + sizeof(RecordHeader);
+  absl::Status s =
+      !side ? sink(ctx, payload, len)
+      : side_sink != nullptr
+          ? side_sink(ctx, payload, len, head)
+          : absl::DataLossError("queue: a side-channel record, unread here");
+  if (!s.ok()) {
+    r_->AdvanceHead(head + rec, Ring::Count::kCorrupt);
+    lock.Unlock();
+    r_->WakeProducers();
+    r_->WakeJoiners();
+    return s;
+  }
+  MP_FAULT_POINT("ring.get.after_copy");
+  r_->AdvanceHead(head + rec, Ring::Count::kOut, taker);
+  MP_FAULT_POINT("ring.get.after_publish");
+  lock.Unlock();
+  r_->WakeProducers();
+  return true;
 }
 
 }  // namespace mp::queue_internal

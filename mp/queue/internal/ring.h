@@ -1,7 +1,7 @@
 // mp/queue/internal/ring.h
 // -----------------------------------------------------------------------------
-// The shared-memory byte ring behind mp::Queue, and the pid lock that makes it
-// multi-producer / multi-consumer. Resident types: standard layout, atomics
+// The shared-memory byte ring behind mp::Queue (its kMpmc locks are PidLocks,
+// pid_lock.h). Resident types: standard layout, atomics
 // and plain data only, valid at any address in any process mapping them.
 //
 // Records
@@ -154,20 +154,31 @@
 //   unclaimed head, head past tail) is DataLoss for every waiter within a
 //   slice, never an endless sleep, and never counted as a lost record.
 //   A committed record whose length does not fit before the end of its lap
-//   (or a pad that does not end there) has no knowable extent: a record's
-//   length is the only boundary, so the records behind it cannot be found.
-//   The ring is then corrupt: every Pop returns DataLoss, at once, and
-//   nothing is counted (recreate the queue). A record that fits but that
-//   the sink refuses (wrong size for T, does not decode) is dropped and
-//   counted in corrupt_records(), and the records behind it are delivered.
+//   (or a pad that does not end there) has no knowable extent: its length
+//   was its only boundary. The consumer that meets it looks for the next
+//   record: every header carries its own position (the commit tag), so the
+//   first 8-aligned word after it that is a header committed at that very
+//   position, or the claim of a live task, starts the next record; failing
+//   that, tail or the end of the lap does. It skips to there, counts the
+//   record in corrupt_records() and returns DataLoss (once: the records
+//   behind it go to the next Pops). A payload word forged to look like a
+//   header committed at its own position can shorten the skip (the writer
+//   of such bytes can as well write records); a claim in the skipped span
+//   that no scan recognised (its producer judged dead, or its header
+//   overwritten) is lost uncounted. A record that fits but that the sink
+//   refuses (wrong size for T, does not decode) is dropped and counted in
+//   corrupt_records(), and the records behind it are delivered.
 //   Shared counters are clamped to what is possible when reported.
-//   Truncating the segment's file (ftruncate by its owner) unmaps the pages
-//   under every process: the next access to them raises SIGBUS, which
-//   kills the process unless it handles the signal. mp does not install a
-//   handler (it would be process-wide and interfere with the user's); Open
-//   checks the size once, so only a truncation after Open can do this. Keep
+//   Truncating the segment's file (ftruncate by anyone who may write it)
+//   removes the pages past the new end under every process; the next access
+//   to them would raise SIGBUS and kill the process. mp's SIGBUS handler
+//   (mp/core/truncation_guard.h) maps private zero pages there instead and
+//   marks the mapping truncated: the access reads zeros, a Pop asleep on the
+//   zeroed ring sees the mark after its slice, and the queue handle turns
+//   the operation in progress into DataLoss (see WatchTruncation). Open
+//   checks the size once, so only a truncation after Open can do this; keep
 //   segments mode 0600 and owned by you (SegmentAccess) so that only your
-//   own processes can truncate them.
+//   own processes can.
 //
 //   Limits: a pid recycled before the check makes a dead task look alive
 //   (the waiter then waits for that unrelated task); a task judged dead that
@@ -190,59 +201,18 @@
 #include "absl/status/statusor.h"
 #include "mp/core/futex.h"
 #include "mp/core/liveness.h"
+#include "mp/queue/internal/pid_lock.h"
 
 namespace mp::queue_internal {
 
 inline constexpr size_t kCacheLine = 64;
+// The largest tid Linux hands out (PID_MAX_LIMIT on 64-bit).
+inline constexpr uint32_t kMaxTid = 1u << 22;
 
 // The calling thread's kernel tid (cached, refreshed after fork) and whether
 // a task no longer runs (gone, or a zombie): mp/core/liveness.h.
 using liveness::CurrentTid;
 using liveness::TaskIsDead;
-
-// A futex lock whose word names its holder, so a holder's death is seen.
-//
-//   word:    holder tid in bits 30..0 (0: free); bit 31 is never set by
-//            Lock or Unlock, and a word with no holder is free whatever
-//            that bit says
-//   waiters: 1 while someone may be asleep on the epoch
-//   epoch:   the futex word sleepers wait on; bumped by every wake
-//
-// Lock: CAS 0 -> tid; after a short spin, read the epoch, raise `waiters`,
-// HeavyFence, look at the word again and, if it still names the holder
-// seen, sleep on the epoch in slices of 20 ms; after each slice, if the
-// holder is dead, take the word over by CAS and report it.
-// Unlock: a plain release store of 0, LightFence, and only if `waiters` is
-// up: clear it, bump the epoch, FutexWake one. The store, fence, load pair
-// against the waiter's raise, HeavyFence, load is the Dekker handshake of
-// mp/core/fence.h: either the unlocker sees the flag or the waiter sees the
-// free word, and a bump between the waiter's read of the epoch and its sleep
-// makes FutexWait return at once. (The word itself cannot be slept on: the
-// holder may unlock and lock again before the sleep, leaving the same tid.)
-// The uncontended Unlock thus has no locked instruction: an exchange there
-// stalled each kMpmc put until the claim's stores had left the store
-// buffer, while consumers polled the same lines, and halved throughput.
-// One wake per clear: a waiter that was woken and sleeps again raises the
-// flag again; one that gets the lock after sleeping raises it for the
-// sleepers it may have left behind, and one that gives up after sleeping
-// raises it and passes a wake on. Memory ordering: Lock is acquire, Unlock
-// release.
-struct PidLock {
-  static constexpr uint32_t kHolderMask = 0x7fffffffu;
-  enum class Acquired { kNo, kYes, kFromDeadHolder };
-
-  Acquired Lock(Deadline deadline);
-  void Unlock();
-
-  FutexWord word{0};
-  std::atomic<uint32_t> waiters{0};
-  FutexWord epoch{0};
-
- private:
-  void Wake();
-};
-static_assert(std::is_standard_layout_v<PidLock>);
-static_assert(sizeof(PidLock) == 12);
 
 enum class RingMode : uint32_t { kSpsc = 1, kMpmc = 2 };
 
@@ -615,6 +585,19 @@ class RingView {
   absl::Status JoinTasks(Deadline deadline) { return r_->JoinTasks(deadline); }
   Ring* shared() const { return r_; }
 
+  // Named segments: `flag` is the mapping's truncation mark
+  // (SharedMemory::truncation_flag). Once it is set, a Pop waiting on the
+  // (now private, zeroed) ring returns DataLoss within a slice instead of
+  // waiting for ever; Push and Pop themselves do not look at it (the fast
+  // path stays free of it): the queue handle checks after each operation.
+  void WatchTruncation(const std::atomic<uint32_t>* flag) { truncated_ = flag; }
+  bool Truncated() const {
+    return truncated_ != nullptr &&
+           truncated_->load(std::memory_order_acquire) != 0;
+  }
+  // The DataLoss a truncated segment's operations return.
+  static absl::Status TruncatedError();
+
   // kSpsc, for handles that enforce it (named queues): makes the calling
   // process the ring's producer (or consumer), unless a live other process
   // is: FailedPrecondition naming it. A dead owner (gone, a zombie, or its
@@ -653,6 +636,14 @@ class RingView {
   // that producer is dead, turns the claim into a committed lost record (or
   // pad) and returns true. DataLoss when the claim is malformed.
   absl::StatusOr<bool> SkipDeadClaim(uint64_t head, uint64_t w, uint64_t tail);
+  // The record at `head` is committed but has no knowable extent (its
+  // length runs past the end of its lap, or a pad ends short of it): the
+  // position where the next record starts, as far as it can be found. The
+  // first 8-aligned position after head, before tail and the end of the
+  // lap, that holds a header committed at that position, or the claim of a
+  // live task; else tail or the end of the lap, whichever comes first.
+  // DataLoss when the indices are inconsistent.
+  absl::StatusOr<uint64_t> NextRecordAfterCorrupt(uint64_t head);
   bool WaitForSpace(uint64_t tail, size_t need, Deadline deadline,
                     std::chrono::milliseconds slice = {});
   // `fill` non-null: a side-channel record (PushSide), written by it.
@@ -662,8 +653,6 @@ class RingView {
   };
   absl::Status PushLocked(const void* src, size_t n, Deadline deadline,
                           bool mpmc, const Filler* fill = nullptr);
-  absl::Status PopLocked(Sink sink, void* ctx, Deadline deadline, bool mpmc,
-                         uint32_t taker, SideSink side_sink = nullptr);
   // Producer lock held (or the kSpsc producer), maxsize_ != 0: true when
   // maxsize_ data records are in the ring. Reads the consumers' counts only
   // when the cached ones (gone_cache_) say full.
@@ -671,6 +660,36 @@ class RingView {
   // Sleeps (as WaitForSpace) until fewer than maxsize_ records are in the
   // ring, or closed. False at the deadline (or the slice's end).
   bool WaitForItemRoom(Deadline deadline, std::chrono::milliseconds slice);
+  // Pop's steps. PopLocked takes the side's lock (kMpmc), then loops: the
+  // header at head is committed -> TakeRecord, else AwaitRecord.
+  absl::Status PopLocked(Sink sink, void* ctx, Deadline deadline, bool mpmc,
+                         uint32_t taker, SideSink side_sink = nullptr);
+  // A claim at head that has stayed uncommitted: where, since when, and
+  // whether its claimer was found alive at our deadline.
+  struct StuckClaim {
+    uint64_t at = ~uint64_t{0};
+    std::chrono::steady_clock::time_point since;
+    bool judged_late = false;
+  };
+  // The header `w` at `head` is not a committed record: waits for one as the
+  // deadline allows (or skips a dead producer's claim, via AwaitClaim). OK:
+  // look at head again; otherwise the status Pop returns (empty at the
+  // deadline, closed and drained, inconsistent indices, truncated segment).
+  absl::Status AwaitRecord(uint64_t head, uint64_t w, Deadline deadline,
+                           bool mpmc, StuckClaim& stuck);
+  // `tail` past head, `w` an uncommitted header at head: judges a claimer
+  // stuck for kLivenessSlice (or at our deadline), then waits for the
+  // commit in liveness slices. OK: look again.
+  absl::Status AwaitClaim(uint64_t head, uint64_t w, uint64_t tail,
+                          Deadline deadline, StuckClaim& stuck);
+  // The committed record `w` at `head`: skips a pad or lost record (false),
+  // hands a data record to the sink and moves head past it (true), or
+  // skips a record with no knowable extent (DataLoss, counted corrupt). A
+  // sink's error drops the record (counted corrupt) and is returned. A
+  // kSideRef record goes to `side_sink` (none: refused as corrupt).
+  absl::StatusOr<bool> TakeRecord(uint64_t head, uint64_t w, Sink sink,
+                                  SideSink side_sink, void* ctx,
+                                  uint32_t taker, ScopedPidLock& lock);
   // kMpmc, producer lock held, `tail` the tail: takes the consumer lock if
   // it is free (or held by a dead task) and skips the committed pad records
   // at head, as a consumer would before reaching the next record. True if
@@ -685,6 +704,7 @@ class RingView {
   uint64_t maxsize_ = 0;
   uint64_t queue_id_ = 0;
   DeadSideClaim dead_side_claim_ = nullptr;
+  const std::atomic<uint32_t>* truncated_ = nullptr;
 };
 
 }  // namespace mp::queue_internal
