@@ -49,7 +49,7 @@
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using mp::queue_internal::RingMode;
+using mp::QueueMode;
 
 template <size_t N>
 struct Msg {
@@ -75,8 +75,8 @@ void Die(const char* what) {
 template <size_t N>
 struct MpRingChan {
   explicit MpRingChan(bool spsc)
-      : q(mp::QueueOptions{.maxsize = 256 * 1024,
-                           .mode = spsc ? RingMode::kSpsc : RingMode::kMpmc}) {}
+      : q(mp::QueueOptions{.capacity_bytes = 256 * 1024,
+                           .mode = spsc ? QueueMode::kSpsc : QueueMode::kMpmc}) {}
   void Send(const Msg<N>& m) {
     if (!q.Put(m).ok()) Die("mp_ring put");
   }

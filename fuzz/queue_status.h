@@ -1,9 +1,17 @@
 // fuzz/queue_status.h: what a queue operation may answer on a segment that
 // another process may have rewritten (ring_fuzz, open_fuzz): any status but
-// these is a bug, as is a crash.
+// these is a bug, as is a crash. RemoveSideSegments: a queue on a rewritten
+// ring may leave big messages' side segments (queue.h) unread; a fuzz run
+// removes them so that it leaves nothing in /dev/shm.
 
 #ifndef MP_FUZZ_QUEUE_STATUS_H_
 #define MP_FUZZ_QUEUE_STATUS_H_
+
+#include <dirent.h>
+#include <sys/mman.h>
+
+#include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 
@@ -21,6 +29,19 @@ inline bool IsOperationStatus(const absl::Status& s) {
     default:
       return false;
   }
+}
+
+// Unlinks every /dev/shm entry whose name starts with `prefix` (a queue's
+// side_segment_prefix()).
+inline void RemoveSideSegments(const std::string& prefix) {
+  DIR* d = opendir("/dev/shm");
+  if (d == nullptr) return;
+  while (dirent* e = readdir(d)) {
+    if (std::string_view(e->d_name).substr(0, prefix.size()) == prefix) {
+      shm_unlink(("/" + std::string(e->d_name)).c_str());
+    }
+  }
+  closedir(d);
 }
 
 }  // namespace mp::fuzz

@@ -360,14 +360,16 @@ absl::Status Soak::Setup() {
   shm_before_ = ListShm();
   absl::StatusOr<mp::Queue<Message>> q = mp::Queue<Message>::Create(
       "/" + prefix_ + "queue",
-      mp::QueueOptions{.maxsize = opt_.queue_bytes,
-                       .mode = mp::queue_internal::RingMode::kMpmc});
+      mp::QueueOptions{.capacity_bytes = static_cast<size_t>(opt_.queue_bytes),
+                       .mode = mp::QueueMode::kMpmc});
   if (!q.ok()) return q.status();
   queue_ = *std::move(q);
   world_.opt = opt_;
   world_.queue_name = "/" + prefix_ + "queue";
   const size_t biggest = 4 + 8 + 8 + 8 + opt_.max_payload;  // the codec's
-  if (biggest > queue_->max_message_bytes()) {
+  // The consumers pop records straight into their slots (workers.cc): every
+  // message must go through the ring itself, never a side segment.
+  if (biggest > queue_->side_threshold()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--max_payload=", opt_.max_payload, " does not fit a ring of ",
         queue_->capacity(), " bytes"));

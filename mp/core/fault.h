@@ -70,6 +70,10 @@ inline constexpr std::string_view kPoints[] = {
     "ring.get.after_head",           // head moved past a record; not counted
     "ring.get.after_publish",        // head moved, record counted; lock held
     "ring.get.before_sleep",         // waiting-for-data flag raised
+    // mp/queue/queue.cc: the side channel (big messages).
+    "queue.side.after_create",       // claimed; segment made, header written
+    "queue.side.after_write",        // segment written; reference not committed
+    "queue.side.after_unlink",       // consumer opened and unlinked it; not read
     // mp/queue/queue.h: JoinableQueue.
     "queue.joinable.after_get",      // record taken (slot counted); no TaskDone
 };

@@ -28,6 +28,8 @@ const char* SegmentKindName(uint32_t kind) {
       return "manager";
     case SegmentKind::kPool:
       return "pool";
+    case SegmentKind::kMessage:
+      return "message";
   }
   return "unknown";
 }

@@ -47,6 +47,9 @@ enum class SegmentKind : uint32_t {
   kArena = 6,
   kManager = 7,
   kPool = 8,
+  // A big message in transit through a queue's side channel (queue.h):
+  // named kSideSegmentPrefix..., its creator the producer.
+  kMessage = 9,
 };
 
 // A short name for a kind ("queue", "lock", ...), "unknown" otherwise.

@@ -18,11 +18,14 @@
 
 #include "mp/core/fault.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -37,6 +40,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "mp/core/segment_header.h"
 #include "mp/queue/queue.h"
 #include "mp/sync/barrier.h"
 #include "mp/sync/condition.h"
@@ -471,7 +475,7 @@ bool ProducerPublishedAt(std::string_view point) {
 
 Round ProducerRound(std::string_view point, uint64_t nth) {
   Round round;
-  mp::Queue<Msg> q(mp::QueueOptions{.maxsize = 2048});
+  mp::Queue<Msg> q(mp::QueueOptions{.capacity_bytes = 2048});
   auto* s = MapShared<RingArena>();
   pid_t victim = Fork([&] {
     Arm(point, nth);
@@ -546,7 +550,7 @@ bool ConsumerTakesAt(std::string_view point) {
 
 Round ConsumerRound(std::string_view point, uint64_t nth) {
   Round round;
-  mp::Queue<Msg> q(mp::QueueOptions{.maxsize = 2048});
+  mp::Queue<Msg> q(mp::QueueOptions{.capacity_bytes = 2048});
   auto* s = MapShared<RingArena>();
   auto consume = [&] {
     for (;;) {
@@ -623,7 +627,7 @@ Round ConsumerRound(std::string_view point, uint64_t nth) {
 Round JoinableRound(std::string_view point, uint64_t nth) {
   Round round;
   constexpr uint64_t kItems = 200;
-  mp::JoinableQueue<Msg> q(mp::QueueOptions{.maxsize = 1 << 16});
+  mp::JoinableQueue<Msg> q(mp::QueueOptions{.capacity_bytes = 1 << 16});
   for (uint64_t i = 0; i < kItems; ++i) {
     if (!q.Put(MakeMsg(i), mp::Deadline::After(kHang)).ok()) {
       return Round{false, "put"};
@@ -665,6 +669,167 @@ Round JoinableRound(std::string_view point, uint64_t nth) {
   return round;
 }
 
+// ---- the side channel (big messages, queue.h) ------------------------------------
+
+std::vector<std::string> ShmWithPrefix(const std::string& prefix) {
+  std::vector<std::string> out;
+  DIR* d = opendir("/dev/shm");
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    if (std::string_view(e->d_name).substr(0, prefix.size()) == prefix) {
+      out.push_back(e->d_name);
+    }
+  }
+  closedir(d);
+  return out;
+}
+
+// A side segment left by `creator`: the queue's prefix (the caller's
+// listing) and the common header naming the producer as a message.
+bool IsRecognisableSideSegment(const std::string& name, pid_t creator) {
+  const int fd = shm_open(("/" + name).c_str(), O_RDONLY, 0);
+  if (fd < 0) return false;
+  mp::SegmentHeader h{};
+  const bool read = pread(fd, &h, sizeof(h), 0) == sizeof(h);
+  close(fd);
+  return read && h.magic == mp::SegmentHeader::kMagic &&
+         h.kind == static_cast<uint32_t>(mp::SegmentKind::kMessage) &&
+         h.creator_pid == static_cast<uint32_t>(creator);
+}
+
+constexpr int kSideMessages = 24;  // every odd one big
+std::string SideMessage(int seq) {
+  return std::string(seq % 2 == 1 ? 8192 : 16, static_cast<char>('a' + seq % 26)) +
+         std::to_string(seq);
+}
+
+// Producer points: the victim dies inside the Put of a big message (after
+// its claim); the messages before it are delivered, its claim is skipped
+// and counted lost, and its segment -- the one orphan the design allows,
+// and only until that skip -- carries the prefix and the header, and is
+// removed by the consumer that skips it.
+// Consumer point: the victim dies after unlinking a big message's segment,
+// before reading it; the next consumer finds the record gone (DataLoss,
+// counted corrupt) and every other message is delivered exactly once.
+Round SideRound(std::string_view point, uint64_t nth) {
+  Round round;
+  mp::Queue<std::string> q(mp::QueueOptions{.capacity_bytes = 4096});
+  const std::string prefix = q.side_segment_prefix();
+  const bool producer_point = point != "queue.side.after_unlink";
+  if (producer_point) {
+    pid_t victim = Fork([&] {
+      Arm(point, nth);
+      for (int i = 0; i < kSideMessages; ++i) {
+        if (!q.Put(SideMessage(i), mp::Deadline::After(kHang)).ok()) {
+          return kHung;
+        }
+      }
+      return kOk;
+    });
+    const int vs = mp_test::WaitOrKill(victim, kHang);
+    round.hit = KilledAtPoint(vs);
+    if (!round.hit && !(vs >= 0 && WIFEXITED(vs) && WEXITSTATUS(vs) == kOk)) {
+      round.failure = "victim: " + Describe(vs);
+    }
+    // The victim died at its nth big message: seq 2 * nth - 1.
+    const int dead = round.hit ? static_cast<int>(2 * nth - 1) : -1;
+    const std::vector<std::string> segs = ShmWithPrefix(prefix);
+    if (round.failure.empty() && round.hit) {
+      // The committed big messages before it, and its own.
+      if (segs.size() != nth) {
+        round.failure = absl::StrCat(segs.size(), " side segments, expected ",
+                                     nth);
+      }
+      for (const std::string& name : segs) {
+        if (!IsRecognisableSideSegment(name, victim)) {
+          round.failure = "side segment " + name + " without its header";
+        }
+      }
+    }
+    if (round.failure.empty() &&
+        !q.Put("stop", mp::Deadline::After(kHang)).ok()) {
+      round.failure = "put after the producer died";
+    }
+    for (int want = 0; round.failure.empty();) {
+      if (want == dead) ++want;
+      absl::StatusOr<std::string> m = q.Get(mp::Deadline::After(kHang));
+      if (!m.ok()) {
+        round.failure = "get after the producer died: " + m.status().ToString();
+      } else if (*m == "stop") {
+        if (round.hit && want != dead + 1) {
+          round.failure = absl::StrCat("stop after seq ", want - 1,
+                                       ", victim died at ", dead);
+        }
+        break;
+      } else if (*m != SideMessage(want)) {
+        round.failure = absl::StrCat("expected seq ", want);
+      } else {
+        ++want;
+      }
+    }
+    if (round.failure.empty() &&
+        q.lost_records() != (round.hit ? 1u : 0u)) {
+      round.failure = absl::StrCat("lost_records ", q.lost_records());
+    }
+  } else {
+    for (int i = 0; i < kSideMessages; ++i) {
+      if (!q.Put(SideMessage(i), mp::Deadline::After(kHang)).ok()) {
+        round.failure = "put";
+      }
+    }
+    auto* got = MapShared<std::array<std::atomic<uint32_t>, kSideMessages>>();
+    pid_t victim = Fork([&] {
+      Arm(point, nth);
+      for (int i = 0; i < kSideMessages; ++i) {
+        absl::StatusOr<std::string> m = q.Get(mp::Deadline::After(kHang));
+        if (!m.ok()) return kHung;
+        const int seq = std::stoi(m->substr(m->find_first_of("0123456789")));
+        if (*m != SideMessage(seq)) return kCorrupt;
+        (*got)[seq].fetch_add(1);
+      }
+      return kOk;
+    });
+    const int vs = mp_test::WaitOrKill(victim, kHang);
+    round.hit = KilledAtPoint(vs);
+    if (!round.hit) round.failure = "victim: " + Describe(vs);  // nth <= 12
+    int corrupt = 0;
+    while (round.failure.empty()) {
+      absl::StatusOr<std::string> m = q.Get(mp::Deadline::Past());
+      if (mp::IsEmpty(m.status())) break;
+      if (m.status().code() == absl::StatusCode::kDataLoss) {
+        ++corrupt;
+        continue;
+      }
+      if (!m.ok()) {
+        round.failure = m.status().ToString();
+        break;
+      }
+      const int seq = std::stoi(m->substr(m->find_first_of("0123456789")));
+      if (*m != SideMessage(seq)) round.failure = "torn message";
+      (*got)[seq].fetch_add(1);
+    }
+    int missing = 0;
+    for (int i = 0; i < kSideMessages; ++i) {
+      if ((*got)[i].load() > 1) round.failure = "duplicate message";
+      if ((*got)[i].load() == 0) ++missing;
+    }
+    if (round.failure.empty() &&
+        (corrupt != 1 || missing != 1 || q.corrupt_records() != 1)) {
+      round.failure = absl::StrCat("corrupt gets ", corrupt, ", missing ",
+                                   missing, ", corrupt_records ",
+                                   q.corrupt_records(), " (expected 1 each)");
+    }
+    Unmap(got);
+  }
+  if (round.failure.empty() && !ShmWithPrefix(prefix).empty()) {
+    round.failure = "side segments left: " + ShmWithPrefix(prefix)[0];
+  }
+  for (const std::string& name : ShmWithPrefix(prefix)) {
+    shm_unlink(("/" + name).c_str());
+  }
+  return round;
+}
+
 // ---- the driver ---------------------------------------------------------------
 
 [[maybe_unused]] Round RunRound(std::string_view point, uint64_t nth) {
@@ -679,6 +844,7 @@ Round JoinableRound(std::string_view point, uint64_t nth) {
   if (starts("ring.put.")) return ProducerRound(point, nth);
   if (starts("ring.get.")) return ConsumerRound(point, nth);
   if (starts("queue.joinable.")) return JoinableRound(point, nth);
+  if (starts("queue.side.")) return SideRound(point, nth);
   return Round{false, "no scenario for this point"};
 }
 

@@ -94,7 +94,7 @@ class QueueHangTest : public ::testing::Test {
 TEST_F(QueueHangTest, ProducerKilledAfterPayload) {
   for (int round = 0; round < Rounds(); ++round) {
     SCOPED_TRACE(absl::StrCat("round ", round));
-    mp::JoinableQueue<int64_t> q(4096);
+    mp::JoinableQueue<int64_t> q(mp::QueueOptions{.capacity_bytes = 4096});
     ASSERT_EQ(KillVictimAt("ring.put.after_payload", 1,
                            [&] { (void)q.Put(int64_t{41}); }),
               "");
@@ -120,7 +120,7 @@ TEST_F(QueueHangTest, ProducerKilledAfterPayload) {
 TEST_F(QueueHangTest, ProducerKilledBetweenClaimAndCount) {
   for (int round = 0; round < Rounds(); ++round) {
     SCOPED_TRACE(absl::StrCat("round ", round));
-    mp::JoinableQueue<int64_t> q(4096);
+    mp::JoinableQueue<int64_t> q(mp::QueueOptions{.capacity_bytes = 4096});
     ASSERT_EQ(KillVictimAt("ring.put.after_tail", 1,
                            [&] { (void)q.Put(int64_t{41}); }),
               "");
@@ -147,7 +147,7 @@ TEST_F(QueueHangTest, ProducerKilledBetweenClaimAndCount) {
 TEST_F(QueueHangTest, ProducerKilledBlockedInPut) {
   for (int round = 0; round < Rounds(); ++round) {
     SCOPED_TRACE(absl::StrCat("round ", round));
-    mp::JoinableQueue<int64_t> q(64);
+    mp::JoinableQueue<int64_t> q(mp::QueueOptions{.capacity_bytes = 64});
     int items = 0;
     while (q.PutNowait(int64_t{items}).ok()) ++items;
     ASSERT_GT(items, 0);
@@ -177,7 +177,7 @@ TEST_F(QueueHangTest, ProducerKilledBlockedInPut) {
 TEST_F(QueueHangTest, ConsumerKilledBetweenHeadAndCount) {
   for (int round = 0; round < Rounds(); ++round) {
     SCOPED_TRACE(absl::StrCat("round ", round));
-    mp::Queue<int64_t> q(4096);
+    mp::Queue<int64_t> q(mp::QueueOptions{.capacity_bytes = 4096});
     for (int64_t i = 0; i < 3; ++i) ASSERT_TRUE(q.Put(i).ok());
     ASSERT_EQ(KillVictimAt("ring.get.after_head", 1, [&] { (void)q.Get(); }),
               "");
@@ -205,7 +205,7 @@ TEST_F(QueueHangTest, ConsumerKilledBetweenHeadAndCount) {
 TEST_F(QueueHangTest, ConsumerKilledBetweenGetAndTaskDone) {
   for (int round = 0; round < Rounds(); ++round) {
     SCOPED_TRACE(absl::StrCat("round ", round));
-    mp::JoinableQueue<int64_t> q(4096);
+    mp::JoinableQueue<int64_t> q(mp::QueueOptions{.capacity_bytes = 4096});
     for (int64_t i = 0; i < 3; ++i) ASSERT_TRUE(q.Put(i).ok());
     ASSERT_EQ(KillVictimAt("queue.joinable.after_get", 1,
                            [&] { (void)q.Get(); }),
@@ -239,7 +239,7 @@ TEST_F(QueueHangTest, ConsumerKilledBetweenGetAndTaskDone) {
 TEST_F(QueueHangTest, JoinableConsumerKilledBetweenHeadAndCount) {
   for (int round = 0; round < Rounds(); ++round) {
     SCOPED_TRACE(absl::StrCat("round ", round));
-    mp::JoinableQueue<int64_t> q(4096);
+    mp::JoinableQueue<int64_t> q(mp::QueueOptions{.capacity_bytes = 4096});
     for (int64_t i = 0; i < 3; ++i) ASSERT_TRUE(q.Put(i).ok());
     ASSERT_EQ(KillVictimAt("ring.get.after_head", 1, [&] { (void)q.Get(); }),
               "");
@@ -265,7 +265,7 @@ TEST_F(QueueHangTest, JoinableConsumerKilledBetweenHeadAndCount) {
 // consumers, each killed after its Get, one after another.
 TEST_F(QueueHangTest, DeadSlotsAreReusedExactly) {
   const int victims = 2 * static_cast<int>(mp::queue_internal::Ring::kTaskSlots) + 3;
-  mp::JoinableQueue<int64_t> q(1 << 14);
+  mp::JoinableQueue<int64_t> q(mp::QueueOptions{.capacity_bytes = 1 << 14});
   for (int64_t i = 0; i < victims + 1; ++i) ASSERT_TRUE(q.Put(i).ok());
   for (int v = 0; v < victims; ++v) {
     ASSERT_EQ(KillVictimAt("queue.joinable.after_get", 1,
@@ -288,8 +288,8 @@ TEST_F(QueueHangTest, DeadSlotsAreReusedExactly) {
 // kSpsc has no locks: its one consumer / producer completes a dead
 // predecessor's count at its next call.
 TEST_F(QueueHangTest, SpscCountsAfterAKill) {
-  const mp::QueueOptions spsc{.maxsize = 4096,
-                              .mode = mp::queue_internal::RingMode::kSpsc};
+  const mp::QueueOptions spsc{.capacity_bytes = 4096,
+                              .mode = mp::QueueMode::kSpsc};
   for (int round = 0; round < Rounds(); ++round) {
     SCOPED_TRACE(absl::StrCat("round ", round));
     mp::Queue<int64_t> q(spsc);

@@ -168,7 +168,7 @@ class NamedQueueTest : public ::testing::Test {
 };
 
 TEST_F(NamedQueueTest, CreateOpenUnlink) {
-  auto q = mp::Queue<int>::Create(name_, {.maxsize = 4096});
+  auto q = mp::Queue<int>::Create(name_, {.capacity_bytes = 4096});
   ASSERT_TRUE(q.ok()) << q.status();
   EXPECT_EQ(mp::Queue<int>::Create(name_).status().code(),
             absl::StatusCode::kAlreadyExists);
@@ -199,7 +199,7 @@ using mp_test::RecordElementType;
 // A Queue<bool> goes through bool's codec, not a raw copy: a record that
 // holds no bool is DataLoss, and the queue goes on working.
 TEST_F(NamedQueueTest, QueueOfBoolRejectsAByteThatIsNoBool) {
-  auto bytes = mp::Queue<uint8_t>::Create(name_, {.maxsize = 4096});
+  auto bytes = mp::Queue<uint8_t>::Create(name_, {.capacity_bytes = 4096});
   ASSERT_TRUE(bytes.ok()) << bytes.status();
   ASSERT_TRUE(bytes->Put(2).ok());
   ASSERT_TRUE(bytes->Put(1).ok());
@@ -240,7 +240,7 @@ TEST_F(NamedQueueTest, CorruptHeadersAreRejected) {
        {Breakage{0, 99}, Breakage{8, 3}, Breakage{12, 99}, Breakage{R + 8, 99},
         Breakage{R + 12, 7}, Breakage{R + 16, 1 << 20}, Breakage{R + 16, 100},
         Breakage{R + 64, 8 * 1024 * 1024}, Breakage{R + 128, 64}}) {
-    auto q = mp::Queue<int>::Create(name_, {.maxsize = 4096});
+    auto q = mp::Queue<int>::Create(name_, {.capacity_bytes = 4096});
     ASSERT_TRUE(q.ok());
     auto mem = mp::SharedMemory::Open(name_);
     ASSERT_TRUE(mem.ok());
@@ -258,7 +258,7 @@ TEST_F(NamedQueueTest, CorruptHeadersAreRejected) {
 }
 
 TEST_F(NamedQueueTest, CorruptRecordIsDataLossNotACrash) {
-  auto q = mp::Queue<int>::Create(name_, {.maxsize = 4096});
+  auto q = mp::Queue<int>::Create(name_, {.capacity_bytes = 4096});
   ASSERT_TRUE(q.ok());
   ASSERT_TRUE(q->Put(1).ok());
   auto mem = mp::SharedMemory::Open(name_);
@@ -307,14 +307,14 @@ void PublishIntClaim(const mp::SharedMemory& mem, uint64_t at, uint32_t tid) {
 // 4 bytes after the two put), naming a child that has exited and been
 // reaped: Get skips it, counts it, and delivers what follows.
 TEST_F(NamedQueueTest, DeadProducersClaimIsSkippedAndCounted) {
-  using mp::queue_internal::RingMode;
+  using mp::QueueMode;
   pid_t dead = fork();
   ASSERT_GE(dead, 0);
   if (dead == 0) _exit(0);
   int status = 0;
   ASSERT_EQ(waitpid(dead, &status, 0), dead);
-  for (RingMode mode : {RingMode::kSpsc, RingMode::kMpmc}) {
-    auto q = mp::Queue<int>::Create(name_, {.maxsize = 4096, .mode = mode});
+  for (QueueMode mode : {QueueMode::kSpsc, QueueMode::kMpmc}) {
+    auto q = mp::Queue<int>::Create(name_, {.capacity_bytes = 4096, .mode = mode});
     ASSERT_TRUE(q.ok());
     ASSERT_TRUE(q->Put(1).ok());
     ASSERT_TRUE(q->Put(2).ok());
@@ -341,9 +341,9 @@ TEST_F(NamedQueueTest, DeadProducersClaimIsSkippedAndCounted) {
 TEST_F(NamedQueueTest, LiveProducersClaimInClosedQueueWaitsUntilDeadline) {
   using mp::queue_internal::RecordHeader;
   using mp::queue_internal::Ring;
-  using mp::queue_internal::RingMode;
-  for (RingMode mode : {RingMode::kSpsc, RingMode::kMpmc}) {
-    auto q = mp::Queue<int>::Create(name_, {.maxsize = 4096, .mode = mode});
+  using mp::QueueMode;
+  for (QueueMode mode : {QueueMode::kSpsc, QueueMode::kMpmc}) {
+    auto q = mp::Queue<int>::Create(name_, {.capacity_bytes = 4096, .mode = mode});
     ASSERT_TRUE(q.ok());
     ASSERT_TRUE(q->Put(1).ok());
     auto mem = mp::SharedMemory::Open(name_);

@@ -133,7 +133,7 @@ std::vector<uintptr_t> MappingsOf(const std::string& name) {
 // this process (queue A writing into B). The queue keeps the geometry it
 // read at Open: the Put lands in A's own data area, B is untouched.
 TEST_F(HostileSegmentTest, RewrittenGeometryCannotRedirectAPut) {
-  auto created = mp::Queue<int64_t>::Create(name_, {.maxsize = 4096});
+  auto created = mp::Queue<int64_t>::Create(name_, {.capacity_bytes = 4096});
   ASSERT_TRUE(created.ok()) << created.status();
   auto q = mp::Queue<int64_t>::Open(name_);
   ASSERT_TRUE(q.ok()) << q.status();
@@ -182,12 +182,12 @@ TEST_F(HostileSegmentTest, RewrittenGeometryCannotRedirectAPut) {
 // with a status (OK, DataLoss, full, empty, closed), never crash, hang or
 // touch a neighbouring segment.
 TEST_F(HostileSegmentTest, RandomRewritesBetweenOperationsNeverCrash) {
-  for (mp::queue_internal::RingMode mode :
-       {mp::queue_internal::RingMode::kMpmc,
-        mp::queue_internal::RingMode::kSpsc}) {
+  for (mp::QueueMode mode :
+       {mp::QueueMode::kMpmc,
+        mp::QueueMode::kSpsc}) {
     mp::SharedMemory::Unlink(name_).IgnoreError();
     auto created =
-        mp::Queue<std::string>::Create(name_, {.maxsize = 4096, .mode = mode});
+        mp::Queue<std::string>::Create(name_, {.capacity_bytes = 4096, .mode = mode});
     ASSERT_TRUE(created.ok()) << created.status();
     auto b = mp::SharedMemory::Create(UniqueName("guard"), 1 << 16);
     ASSERT_TRUE(b.ok()) << b.status();
@@ -257,7 +257,7 @@ TEST_F(HostileSegmentTest, RandomRewritesBetweenOperationsNeverCrash) {
 // and a valid Put follows; a timed Get counts no phantom lost record.
 class InconsistentIndicesTest
     : public HostileSegmentTest,
-      public ::testing::WithParamInterface<mp::queue_internal::RingMode> {};
+      public ::testing::WithParamInterface<mp::QueueMode> {};
 
 TEST_P(InconsistentIndicesTest, BlockingGetReturnsDataLossPromptly) {
   struct Rewrite {
@@ -268,7 +268,7 @@ TEST_P(InconsistentIndicesTest, BlockingGetReturnsDataLossPromptly) {
                            Rewrite{"head past tail", 16, 8}}) {
     SCOPED_TRACE(r.what);
     mp::SharedMemory::Unlink(name_).IgnoreError();
-    auto q = mp::Queue<int64_t>::Create(name_, {.maxsize = 4096,
+    auto q = mp::Queue<int64_t>::Create(name_, {.capacity_bytes = 4096,
                                                 .mode = GetParam()});
     ASSERT_TRUE(q.ok()) << q.status();
     auto writer = mp::SharedMemory::Open(name_);
@@ -304,8 +304,8 @@ TEST_P(InconsistentIndicesTest, BlockingGetReturnsDataLossPromptly) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, InconsistentIndicesTest,
-                         ::testing::Values(mp::queue_internal::RingMode::kSpsc,
-                                           mp::queue_internal::RingMode::kMpmc));
+                         ::testing::Values(mp::QueueMode::kSpsc,
+                                           mp::QueueMode::kMpmc));
 
 // Case 4: a committed record whose header claims more than the ring holds.
 // Its length was its only boundary; the consumer finds the next record by
@@ -315,7 +315,7 @@ INSTANTIATE_TEST_SUITE_P(Modes, InconsistentIndicesTest,
 // appears (it sends no wake-up: the Get sees it within a slice).
 TEST_P(InconsistentIndicesTest, OversizedCommittedRecordIsSkippedAndCounted) {
   using mp::queue_internal::RecordHeader;
-  auto q = mp::Queue<int64_t>::Create(name_, {.maxsize = 4096,
+  auto q = mp::Queue<int64_t>::Create(name_, {.capacity_bytes = 4096,
                                               .mode = GetParam()});
   ASSERT_TRUE(q.ok()) << q.status();
   auto writer = mp::SharedMemory::Open(name_);
@@ -358,7 +358,7 @@ TEST_P(InconsistentIndicesTest, OversizedCommittedRecordIsSkippedAndCounted) {
 // possible (a writer set them to 2^64 - 1); a Put or Get that timed out on
 // a lock held by a live stranger says so instead of "full" / "empty".
 TEST_F(HostileSegmentTest, CountersAreClampedAndLockTimeoutsSayWhy) {
-  auto q = mp::Queue<int64_t>::Create(name_, {.maxsize = 4096});
+  auto q = mp::Queue<int64_t>::Create(name_, {.capacity_bytes = 4096});
   ASSERT_TRUE(q.ok()) << q.status();
   auto writer = mp::SharedMemory::Open(name_);
   ASSERT_TRUE(writer.ok()) << writer.status();
@@ -399,7 +399,7 @@ TEST_F(HostileSegmentTest, CountersAreClampedAndLockTimeoutsSayWhy) {
 // when asked, another mode, each with a message naming what it expected.
 TEST_F(HostileSegmentTest, OpenRefusesAnotherTypeKindVersionOrMode) {
   auto ints = mp::Queue<int32_t>::Create(
-      name_, {.maxsize = 4096, .mode = mp::queue_internal::RingMode::kSpsc});
+      name_, {.capacity_bytes = 4096, .mode = mp::QueueMode::kSpsc});
   ASSERT_TRUE(ints.ok()) << ints.status();
   ASSERT_TRUE(ints->Put(0x3f800000).ok());
   auto floats = mp::Queue<float>::Open(name_);
@@ -415,13 +415,13 @@ TEST_F(HostileSegmentTest, OpenRefusesAnotherTypeKindVersionOrMode) {
   EXPECT_TRUE(mp::Queue<int32_t>::Open(name_).ok());
 
   auto as_mpmc = mp::Queue<int32_t>::Open(name_, {},
-                                          mp::queue_internal::RingMode::kMpmc);
+                                          mp::QueueMode::kMpmc);
   EXPECT_EQ(as_mpmc.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(as_mpmc.status().message().find("created SPSC, expected MPMC"),
             std::string::npos)
       << as_mpmc.status();
   EXPECT_TRUE(mp::Queue<int32_t>::Open(name_, {},
-                                       mp::queue_internal::RingMode::kSpsc)
+                                       mp::QueueMode::kSpsc)
                   .ok());
 
   auto writer = mp::SharedMemory::Open(name_);
@@ -446,7 +446,7 @@ TEST_F(HostileSegmentTest, OpenRefusesAnotherTypeKindVersionOrMode) {
 // restricted.
 TEST_F(HostileSegmentTest, SpscSideIsOneLiveProcessAtATime) {
   auto q = mp::Queue<int64_t>::Create(
-      name_, {.maxsize = 4096, .mode = mp::queue_internal::RingMode::kSpsc});
+      name_, {.capacity_bytes = 4096, .mode = mp::QueueMode::kSpsc});
   ASSERT_TRUE(q.ok()) << q.status();
   ASSERT_TRUE(q->Put(1).ok());  // this process is the producer
   int ready[2], release[2];
@@ -500,7 +500,7 @@ TEST_F(HostileSegmentTest, SpscSideIsOneLiveProcessAtATime) {
 
   // MPMC: any number of each.
   const std::string mpmc_name = UniqueName("mpmc");
-  auto m = mp::Queue<int64_t>::Create(mpmc_name, {.maxsize = 4096});
+  auto m = mp::Queue<int64_t>::Create(mpmc_name, {.capacity_bytes = 4096});
   ASSERT_TRUE(m.ok()) << m.status();
   mp::SharedMemory::Unlink(mpmc_name).IgnoreError();
   ASSERT_TRUE(m->Put(1).ok());
@@ -519,7 +519,7 @@ TEST_F(HostileSegmentTest, SpscSideIsOneLiveProcessAtATime) {
 // kills as it would without mp.
 class TruncationTest
     : public HostileSegmentTest,
-      public ::testing::WithParamInterface<mp::queue_internal::RingMode> {};
+      public ::testing::WithParamInterface<mp::QueueMode> {};
 
 void TruncateSegment(const std::string& name, off_t size) {
   const std::string path = "/dev/shm/" + name;
@@ -536,7 +536,7 @@ TEST_P(TruncationTest, WaitersAndLaterOperationsGetDataLoss) {
     SCOPED_TRACE(to);
     mp::SharedMemory::Unlink(name_).IgnoreError();
     auto q = mp::Queue<int64_t>::Create(
-        name_, {.maxsize = 1 << 16, .mode = GetParam()});
+        name_, {.capacity_bytes = 1 << 16, .mode = GetParam()});
     ASSERT_TRUE(q.ok()) << q.status();
     // Moves head and tail 8 KiB in (a process of its own: in kSpsc each
     // side is one live process at a time; a dead one's side is taken over).
@@ -578,8 +578,8 @@ TEST_P(TruncationTest, WaitersAndLaterOperationsGetDataLoss) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, TruncationTest,
-                         ::testing::Values(mp::queue_internal::RingMode::kSpsc,
-                                           mp::queue_internal::RingMode::kMpmc));
+                         ::testing::Values(mp::QueueMode::kSpsc,
+                                           mp::QueueMode::kMpmc));
 
 TEST_F(HostileSegmentTest, SigbusOutsideMpSegmentsStillKills) {
   auto q = mp::Queue<int64_t>::Create(name_);  // installs mp's handler

@@ -34,7 +34,7 @@ struct ProducerShared {
 TEST(QueueProducerCrashTest, KilledProducerNeverTearsOrStallsARecord) {
   const int iterations = 20 * mp_test::SoakScale();
   std::mt19937 rng(12345);
-  mp::Queue<std::string> q(256 * 1024);
+  mp::Queue<std::string> q(mp::QueueOptions{.capacity_bytes = 256 * 1024});
   uint64_t lost_total = 0;
   for (int iter = 0; iter < iterations; ++iter) {
     auto* sh = SharedArray<ProducerShared>(1);
@@ -94,7 +94,7 @@ TEST(QueueConsumerCrashTest, KilledConsumerDoesNotLeakOrDuplicate) {
   constexpr uint64_t kMessages = 3000;
   std::mt19937 rng(777);
   for (int iter = 0; iter < iterations; ++iter) {
-    mp::Queue<std::string> q(64 * 1024);
+    mp::Queue<std::string> q(mp::QueueOptions{.capacity_bytes = 64 * 1024});
     auto* seen = SharedArray<std::atomic<uint32_t>>(kMessages);
     auto consume = [q, seen]() mutable {
       for (;;) {

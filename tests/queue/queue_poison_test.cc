@@ -71,7 +71,7 @@ using mp_test::RecordElementType;
 
 TEST(QueuePoisonTest, WrongSizeRecordIsHandedOutOnceThenDropped) {
   const std::string name = UniqueName("size");
-  auto wide = mp::Queue<int64_t>::Create(name, {.maxsize = 4096});
+  auto wide = mp::Queue<int64_t>::Create(name, {.capacity_bytes = 4096});
   ASSERT_TRUE(wide.ok()) << wide.status();
   RecordElementType<int32_t>(name);
   auto narrow = mp::Queue<int32_t>::Open(name);
@@ -101,7 +101,7 @@ TEST(QueuePoisonTest, WrongSizeRecordIsHandedOutOnceThenDropped) {
 }
 
 TEST(QueuePoisonTest, UndecodableRecordIsDroppedAndJoinStillReturns) {
-  mp::JoinableQueue<Touchy> q(4096);
+  mp::JoinableQueue<Touchy> q(mp::QueueOptions{.capacity_bytes = 4096});
   ASSERT_TRUE(q.Put(Touchy{kFail}).ok());
   ASSERT_TRUE(q.Put(Touchy{3}).ok());
   EXPECT_EQ(q.Get(Soon()).status().code(), absl::StatusCode::kDataLoss);
@@ -121,7 +121,7 @@ TEST(QueuePoisonTest, UndecodableRecordIsDroppedAndJoinStillReturns) {
 // waits on a lock the thrower still holds.
 TEST(QueuePoisonTest, ThrowingCodecStrandsNoConsumer) {
   constexpr int kGood = 200;
-  mp::Queue<Touchy> q(1 << 14);
+  mp::Queue<Touchy> q(mp::QueueOptions{.capacity_bytes = 1 << 14});
   ASSERT_TRUE(q.Put(Touchy{kThrowRuntime}).ok());
   for (int i = 0; i < kGood; ++i) ASSERT_TRUE(q.Put(Touchy{i}).ok());
   q.Close();
@@ -160,7 +160,7 @@ TEST(QueuePoisonTest, ThrowingCodecStrandsNoConsumer) {
 // bad_alloc while decoding is not the record's fault: the record stays at
 // head for the next Get, and the lock is free.
 TEST(QueuePoisonTest, BadAllocLeavesTheRecordForTheNextGet) {
-  mp::Queue<Touchy> q(4096);
+  mp::Queue<Touchy> q(mp::QueueOptions{.capacity_bytes = 4096});
   ASSERT_TRUE(q.Put(Touchy{kThrowBadAlloc}).ok());
   bad_alloc_armed = true;
   EXPECT_THROW((void)q.Get(Soon()), std::bad_alloc);

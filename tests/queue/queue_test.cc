@@ -21,18 +21,18 @@
 
 namespace {
 
-using mp::queue_internal::RingMode;
+using mp::QueueMode;
 
 void ExpectExitedOk(mp::Process& p) {
   ASSERT_TRUE(p.Join().ok());
   EXPECT_EQ(p.exitcode(), 0);
 }
 
-class QueueModeTest : public ::testing::TestWithParam<RingMode> {};
+class QueueModeTest : public ::testing::TestWithParam<QueueMode> {};
 
 TEST_P(QueueModeTest, MillionIntsBetweenProcessesInOrder) {
   constexpr uint64_t kCount = 1'000'000;
-  mp::Queue<uint64_t> q(mp::QueueOptions{.maxsize = 64 * 1024,
+  mp::Queue<uint64_t> q(mp::QueueOptions{.capacity_bytes = 64 * 1024,
                                          .mode = GetParam()});
   mp::Process producer([q]() mutable {
     for (uint64_t i = 0; i < kCount; ++i) MP_CHECK_OK(q.Put(i * 7 + 1));
@@ -50,7 +50,7 @@ TEST_P(QueueModeTest, MillionIntsBetweenProcessesInOrder) {
 TEST_P(QueueModeTest, VariableSizesWithWrapAroundAtEveryOffset) {
   // Capacity 4096: sizes cycle so the tail visits every 8-byte offset, and
   // sizes from 1 byte to the largest message are sent.
-  mp::Queue<std::string> q(mp::QueueOptions{.maxsize = 4096,
+  mp::Queue<std::string> q(mp::QueueOptions{.capacity_bytes = 4096,
                                             .mode = GetParam()});
   const size_t max_payload = q.max_message_bytes() - 8;  // codec's prefix
   std::vector<size_t> sizes;
@@ -77,9 +77,9 @@ TEST_P(QueueModeTest, VariableSizesWithWrapAroundAtEveryOffset) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, QueueModeTest,
-                         ::testing::Values(RingMode::kSpsc, RingMode::kMpmc),
+                         ::testing::Values(QueueMode::kSpsc, QueueMode::kMpmc),
                          [](const auto& info) {
-                           return info.param == RingMode::kSpsc ? "Spsc"
+                           return info.param == QueueMode::kSpsc ? "Spsc"
                                                                 : "Mpmc";
                          });
 
@@ -87,7 +87,7 @@ TEST(QueueTest, MpmcBetweenProcessesEveryMessageExactlyOnce) {
   constexpr int kProducers = 3;
   constexpr int kConsumers = 3;
   constexpr uint64_t kPerProducer = 40'000;
-  mp::Queue<std::string> q(16 * 1024);
+  mp::Queue<std::string> q(mp::QueueOptions{.capacity_bytes = 16 * 1024});
   // Each consumer records what it saw in a shared bitmap of counters.
   const size_t total = kProducers * kPerProducer;
   auto* seen = static_cast<std::atomic<uint8_t>*>(
@@ -126,7 +126,7 @@ TEST(QueueTest, MpmcBetweenProcessesEveryMessageExactlyOnce) {
 }
 
 TEST(QueueTest, NonBlockingAndTimeoutsReportEmptyAndFull) {
-  mp::Queue<uint64_t> q(64);  // 64 bytes: four 16-byte records
+  mp::Queue<uint64_t> q(mp::QueueOptions{.capacity_bytes = 64});  // 64 bytes: four 16-byte records
   EXPECT_TRUE(mp::IsEmpty(q.Get(false).status()));
   EXPECT_TRUE(mp::IsEmpty(q.Get(true, 0.01).status()));
   int puts = 0;
@@ -165,8 +165,8 @@ class SleepWakeTest : public ::testing::TestWithParam<bool> {};
 TEST_P(SleepWakeTest, EveryEpisodeWakesTheSleeper) {
   const bool membarrier_in_consumer = GetParam();
   constexpr int kEpisodes = 300;
-  mp::Queue<int> there(4096);
-  mp::Queue<int> back(4096);
+  mp::Queue<int> there(mp::QueueOptions{.capacity_bytes = 4096});
+  mp::Queue<int> back(mp::QueueOptions{.capacity_bytes = 4096});
   mp::Process consumer([there, back, membarrier_in_consumer]() mutable {
     if (!membarrier_in_consumer) {
       mp::fence_internal::membarrier_state.store(
@@ -224,7 +224,7 @@ TEST(QueueTest, IdleBlockedConsumerUsesNoCpu) {
 }
 
 TEST(QueueTest, BlockedPutIsWokenByAGet) {
-  mp::Queue<uint64_t> q(64);
+  mp::Queue<uint64_t> q(mp::QueueOptions{.capacity_bytes = 64});
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(q.Put(i).ok());
   mp::Process child([q]() mutable { MP_CHECK_OK(q.Put(99)); });
   ASSERT_TRUE(child.Start().ok());
@@ -263,7 +263,7 @@ TEST(QueueTest, CloseWakesBlockedConsumersInOtherProcesses) {
 }
 
 TEST(QueueTest, CloseWakesABlockedProducer) {
-  mp::Queue<uint64_t> q(64);
+  mp::Queue<uint64_t> q(mp::QueueOptions{.capacity_bytes = 64});
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(q.Put(i).ok());
   mp::Process child([q]() mutable {
     CHILD_CHECK(q.Put(5).code() == absl::StatusCode::kFailedPrecondition);
@@ -274,17 +274,24 @@ TEST(QueueTest, CloseWakesABlockedProducer) {
   ExpectExitedOk(child);
 }
 
-TEST(QueueTest, MessageLargerThanTheRingIsRejectedAndQueueStaysUsable) {
-  mp::Queue<std::string> q(4096);
-  EXPECT_EQ(q.Put(std::string(5000, 'x')).code(),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(q.Put(std::string(q.max_message_bytes() - 7, 'x')).code(),
-            absl::StatusCode::kInvalidArgument);
+// A message larger than the ring's largest record goes through a side
+// segment (queue.h, "Messages of any size"); the largest that fits goes
+// through the ring, and the queue stays usable.
+TEST(QueueTest, MessageLargerThanTheRingGoesAsideAndQueueStaysUsable) {
+  mp::Queue<std::string> q(mp::QueueOptions{.capacity_bytes = 4096});
+  EXPECT_EQ(q.side_threshold(), q.max_message_bytes());
+  const std::string over(5000, 'x');
+  const std::string just_over(q.max_message_bytes() - 7, 'x');  // + 8 prefix
+  ASSERT_TRUE(q.Put(over).ok());
+  ASSERT_TRUE(q.Put(just_over).ok());
+  EXPECT_EQ(*q.Get(), over);
+  EXPECT_EQ(*q.Get(), just_over);
   std::string biggest(q.max_message_bytes() - 8, 'y');
   ASSERT_TRUE(q.Put(biggest).ok());
   EXPECT_EQ(*q.Get(), biggest);
   ASSERT_TRUE(q.Put("small").ok());
   EXPECT_EQ(*q.Get(), "small");
+  EXPECT_EQ(q.lost_records() + q.corrupt_records(), 0u);
 }
 
 // The largest message fits a queue holding no messages wherever the ring's
@@ -292,7 +299,7 @@ TEST(QueueTest, MessageLargerThanTheRingIsRejectedAndQueueStaysUsable) {
 // itself. (Found by fuzz/ring_fuzz: a pad left at head made such a Put say
 // Full, or block for ever, on an empty queue.)
 TEST(QueueTest, LargestMessageFitsAnEmptyQueueAtEveryOffset) {
-  mp::Queue<std::string> q(4096);
+  mp::Queue<std::string> q(mp::QueueOptions{.capacity_bytes = 4096});
   const std::string biggest(q.max_message_bytes() - 8, 'y');
   for (size_t small = 0; small < 1024; small += 8) {
     ASSERT_TRUE(q.Put(std::string(small, 's'), false).ok());
@@ -356,7 +363,7 @@ TEST(JoinableQueueTest, TooManyTaskDoneIsAnError) {
 // a JoinableQueue counts as any other, and a Put that fails (full) counts
 // nothing.
 TEST(JoinableQueueTest, CountsPutsThroughABaseReference) {
-  mp::JoinableQueue<int64_t> q(64);
+  mp::JoinableQueue<int64_t> q(mp::QueueOptions{.capacity_bytes = 64});
   mp::Queue<int64_t>& base = q;
   int items = 0;
   while (base.PutNowait(items).ok()) ++items;

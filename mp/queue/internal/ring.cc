@@ -186,8 +186,46 @@ absl::Status RingView::Push(const void* data, size_t n, Deadline deadline) {
   return PushLocked(data, n, deadline, mode_ == RingMode::kMpmc);
 }
 
+absl::Status RingView::PushSide(size_t n, Fill fill, void* ctx,
+                                Deadline deadline) {
+  if (n > max_message()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("side reference of ", n, " bytes exceeds the ring's "
+                     "maximum of ", max_message(), " bytes"));
+  }
+  if (r_->closed()) return absl::FailedPreconditionError("queue is closed");
+  const Filler filler{fill, ctx};
+  return PushLocked(nullptr, n, deadline, mode_ == RingMode::kMpmc, &filler);
+}
+
+bool RingView::AtItemLimit() {
+  const uint64_t in = r_->records_in_.load(std::memory_order_relaxed);
+  const uint64_t cached = r_->gone_cache_.load(std::memory_order_relaxed);
+  if (cached <= in && in - cached < maxsize_) return false;
+  const uint64_t gone = r_->Counted(Ring::Count::kOut) +
+                        r_->Counted(Ring::Count::kLost) +
+                        r_->Counted(Ring::Count::kCorrupt);
+  r_->gone_cache_.store(gone, std::memory_order_relaxed);
+  // More gone than claimed: counts someone else wrote; not full.
+  return gone <= in && in - gone >= maxsize_;
+}
+
+bool RingView::WaitForItemRoom(Deadline deadline,
+                               std::chrono::milliseconds slice) {
+  auto has_room = [&] {
+    const uint64_t gone = r_->Counted(Ring::Count::kOut) +
+                          r_->Counted(Ring::Count::kLost) +
+                          r_->Counted(Ring::Count::kCorrupt);
+    const uint64_t in = r_->ClaimedRecords();
+    return gone > in || in - gone < maxsize_ || r_->closed();
+  };
+  return SleepUntil(
+      r_->space_epoch_, r_->producers_waiting_, has_room,
+      [] { MP_FAULT_POINT("ring.put.before_sleep"); }, deadline, slice);
+}
+
 absl::Status RingView::PushLocked(const void* src, size_t n, Deadline deadline,
-                              bool mpmc) {
+                              bool mpmc, const Filler* fill) {
   const size_t rec = Align8(sizeof(RecordHeader) + n);
   const uint32_t me = CurrentTid();
   ScopedPidLock lock(mpmc ? &r_->producer_lock_ : nullptr);
@@ -208,6 +246,24 @@ absl::Status RingView::PushLocked(const void* src, size_t n, Deadline deadline,
       // as an offset (an aligned header inside the data area, see RingView).
       if (tail % 8 != 0) {
         return absl::DataLossError("ring: indices out of range");
+      }
+      // The item limit (bounded rings only: a test of a local copy
+      // otherwise). Exact: claims are serialised (the producer lock, or the
+      // one kSpsc producer) and records_in_ was repaired above.
+      if (maxsize_ != 0 && AtItemLimit()) {
+        lock.Unlock();
+        if (r_->closed()) {
+          return absl::FailedPreconditionError("queue is closed");
+        }
+        if (!WaitForItemRoom(deadline, kValidateSlice) && deadline.Expired()) {
+          return absl::ResourceExhaustedError(absl::StrCat(
+              "queue is full (maxsize ", maxsize_, " items)"));
+        }
+        if (r_->closed()) {
+          return absl::FailedPreconditionError("queue is closed");
+        }
+        if (mpmc) break;  // re-take the lock
+        continue;
       }
       const size_t off = static_cast<size_t>(tail & mask_);
       const size_t to_end = capacity_ - off;
@@ -266,18 +322,32 @@ absl::Status RingView::PushLocked(const void* src, size_t n, Deadline deadline,
         r_->WakeConsumers();
         continue;
       }
-      header.store(RecordHeader::Claim(me, static_cast<uint32_t>(n)),
+      const uint32_t flags = fill != nullptr ? RecordHeader::kSideRef : 0u;
+      header.store(RecordHeader::Claim(me, static_cast<uint32_t>(n) | flags),
                    std::memory_order_relaxed);
       r_->tail_.store(next, std::memory_order_release);
       MP_FAULT_POINT("ring.put.after_tail");
       r_->records_in_.store(in, std::memory_order_relaxed);
       MP_FAULT_POINT("ring.put.after_claim");
       lock.Unlock();
-      CopyPayload(data_ + off + sizeof(RecordHeader), src, n);
+      if (fill != nullptr) {
+        absl::Status s =
+            fill->fn(fill->ctx, data_ + off + sizeof(RecordHeader), n, tail);
+        if (!s.ok()) {  // no message: the claim becomes a lost record
+          header.store(RecordHeader::Committed(tail, static_cast<uint32_t>(n),
+                                               RecordHeader::kLost),
+                       std::memory_order_release);
+          r_->WakeConsumers();
+          return s;
+        }
+      } else {
+        CopyPayload(data_ + off + sizeof(RecordHeader), src, n);
+      }
       MP_FAULT_POINT("ring.put.after_payload");
-      header.store(RecordHeader::Committed(tail, static_cast<uint32_t>(n),
-                                           RecordHeader::kData),
-                   std::memory_order_release);
+      header.store(
+          RecordHeader::Committed(tail, static_cast<uint32_t>(n) | flags,
+                                  RecordHeader::kData),
+          std::memory_order_release);
       MP_FAULT_POINT("ring.put.after_publish");
       r_->WakeConsumers();
       return absl::OkStatus();
@@ -339,8 +409,9 @@ absl::StatusOr<uint64_t> RingView::NextRecordAfterCorrupt(uint64_t head) {
     // that could be a claim.)
     if (w != 0 && RecordHeader::KindOf(w) == RecordHeader::kClaimed) {
       const uint32_t tid = RecordHeader::StateOf(w) >> 2;
-      const uint32_t length = RecordHeader::LengthOf(w) &
-                              ~RecordHeader::kPadClaim;
+      const uint32_t length =
+          RecordHeader::LengthOf(w) &
+          ~(RecordHeader::kPadClaim | RecordHeader::kSideRef);
       if (tid != 0 && tid <= kMaxTid &&
           Align8(sizeof(RecordHeader) + size_t{length}) <= lap_end - p &&
           !TaskIsDead(tid)) {
@@ -355,7 +426,9 @@ absl::StatusOr<bool> RingView::SkipDeadClaim(uint64_t head, uint64_t w,
                                          uint64_t tail) {
   const uint32_t length = RecordHeader::LengthOf(w);
   const bool pad = (length & RecordHeader::kPadClaim) != 0;
-  const uint32_t payload = length & ~RecordHeader::kPadClaim;
+  const bool side = !pad && (length & RecordHeader::kSideRef) != 0;
+  const uint32_t payload =
+      length & ~(RecordHeader::kPadClaim | RecordHeader::kSideRef);
   const size_t to_end = capacity_ - static_cast<size_t>(head & mask_);
   const size_t rec = Align8(sizeof(RecordHeader) + size_t{payload});
   if (rec > to_end || head + rec > tail || (pad && rec != to_end)) {
@@ -366,24 +439,29 @@ absl::StatusOr<bool> RingView::SkipDeadClaim(uint64_t head, uint64_t w,
   // Counted when head moves past it (AdvanceHead), not here: the count and
   // the head move go together through the intent.
   uint64_t expected = w;
-  HeaderAt(head).compare_exchange_strong(
-      expected,
-      RecordHeader::Committed(
-          head, payload, pad ? RecordHeader::kPad : RecordHeader::kLost),
-      std::memory_order_acq_rel, std::memory_order_acquire);
+  if (HeaderAt(head).compare_exchange_strong(
+          expected,
+          RecordHeader::Committed(
+              head, payload, pad ? RecordHeader::kPad : RecordHeader::kLost),
+          std::memory_order_acq_rel, std::memory_order_acquire) &&
+      side && dead_side_claim_ != nullptr) {
+    dead_side_claim_(queue_id_, head);  // the segment it may have made
+  }
   return true;  // skipped by us, or committed meanwhile: look again
 }
 
 absl::Status RingView::Pop(Sink sink, void* ctx, Deadline deadline,
-                       uint32_t taker) {
+                       uint32_t taker, SideSink side_sink) {
   if (taker != Ring::kNoSlot && taker >= Ring::kTaskSlots) {
     return absl::InvalidArgumentError("ring: bad task slot");
   }
-  return PopLocked(sink, ctx, deadline, mode_ == RingMode::kMpmc, taker);
+  return PopLocked(sink, ctx, deadline, mode_ == RingMode::kMpmc, taker,
+                   side_sink);
 }
 
 absl::Status RingView::PopLocked(Sink sink, void* ctx, Deadline deadline,
-                                 bool mpmc, uint32_t taker) {
+                                 bool mpmc, uint32_t taker,
+                                 SideSink side_sink) {
   // Every exit releases the lock, a throwing sink's included.
   ScopedPidLock lock(mpmc ? &r_->consumer_lock_ : nullptr);
   // A lock taken over from a dead consumer needs no repair of the ring: the
@@ -409,7 +487,8 @@ absl::Status RingView::PopLocked(Sink sink, void* ctx, Deadline deadline,
       }
       continue;
     }
-    absl::StatusOr<bool> taken = TakeRecord(head, w, sink, ctx, taker, lock);
+    absl::StatusOr<bool> taken =
+        TakeRecord(head, w, sink, side_sink, ctx, taker, lock);
     if (!taken.ok() || *taken) return taken.status();
   }
 }
@@ -503,12 +582,13 @@ absl::Status RingView::AwaitClaim(uint64_t head, uint64_t w, uint64_t tail,
 }
 
 absl::StatusOr<bool> RingView::TakeRecord(uint64_t head, uint64_t w,
-                                          Sink sink, void* ctx,
-                                          uint32_t taker,
+                                          Sink sink, SideSink side_sink,
+                                          void* ctx, uint32_t taker,
                                           ScopedPidLock& lock) {
   const size_t off = static_cast<size_t>(head & mask_);
   const size_t to_end = capacity_ - off;
-  const uint32_t len = RecordHeader::LengthOf(w);
+  const uint32_t len = RecordHeader::LengthOf(w) & ~RecordHeader::kSideRef;
+  const bool side = (RecordHeader::LengthOf(w) & RecordHeader::kSideRef) != 0;
   const uint32_t kind = RecordHeader::KindOf(w);
   const size_t rec = Align8(sizeof(RecordHeader) + size_t{len});
   if (rec > to_end || (kind == RecordHeader::kPad && rec != to_end)) {
@@ -535,7 +615,12 @@ absl::StatusOr<bool> RingView::TakeRecord(uint64_t head, uint64_t w,
   }
   // The sink may throw (bad_alloc): the guard releases the lock and the
   // record stays at head. An error it returns drops the record.
-  absl::Status s = sink(ctx, data_ + off + sizeof(RecordHeader), len);
+  const char* payload = data_ + off + sizeof(RecordHeader);
+  absl::Status s =
+      !side ? sink(ctx, payload, len)
+      : side_sink != nullptr
+          ? side_sink(ctx, payload, len, head)
+          : absl::DataLossError("queue: a side-channel record, unread here");
   if (!s.ok()) {
     r_->AdvanceHead(head + rec, Ring::Count::kCorrupt);
     lock.Unlock();

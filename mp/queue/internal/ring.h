@@ -15,6 +15,29 @@
 //   any record up to max_message() fits a ring with no data records in it;
 //   in kSpsc only the consumer moves head, and such a record waits for it.
 //
+//   A data record may instead carry a reference to a message kept in a
+//   segment of its own (the queue's side channel, queue.h): its length word
+//   has kSideRef set, in the claim and in the commit, and Pop hands it to a
+//   separate sink. A producer killed between such a claim and its commit
+//   leaves a segment named by the queue id and the claim's position: the
+//   consumer that skips the claim (below) calls the queue's hook to remove it.
+//
+// Item limit (maxsize_ != 0, a bounded queue)
+//   A claim of a data record is made only while fewer than maxsize_ records
+//   are in the ring, "in ring" as in "Exact counts" below. Claims are
+//   serialised (producer_lock in kMpmc, the one producer in kSpsc) and the
+//   claimer has completed records_in_ (RepairProducerCounts), so the check
+//   is exact: two producers cannot both see room for one. Consumer counts
+//   only grow, so the producers cache their sum (gone_cache_, line 1) and
+//   read the consumers' line only when the cached sum says full, as they
+//   cache head. A producer at the limit sleeps as one waiting for space
+//   (space_epoch_ / producers_waiting_: every consumer wakes producers after
+//   moving head, counts stored) and re-checks in slices (a consumer killed
+//   before its wake wakes nobody). A consumer killed mid-Get cannot make the
+//   limit wrong: the check counts an interrupted move's completed value
+//   (Counted), as every reader does, until the next consumer completes it.
+//   An unbounded ring tests a local copy of maxsize_ and nothing else.
+//
 // Claim, write, commit (both modes)
 //   A producer claims the bytes [tail, tail + rec): it writes the header as
 //   "claimed by <its tid>", zeroes the 8 bytes after the record when they
@@ -218,6 +241,9 @@ static_assert(sizeof(TaskSlot) == 32);
 //
 //   length  payload bytes (a pad's payload is the rest of the lap); in a
 //           claim, bit 31 says the claim is for a pad
+//           bit 30 (kSideRef, claims and data records) says the payload is a
+//           reference to a message kept in its own segment (the queue's
+//           side channel, queue.cc): the length is length & ~kSideRef
 //   state   bits 1..0 the kind, bits 31..2:
 //             kClaimed: the claimer's tid (0 with a zero word: nothing yet)
 //             kData / kPad / kLost: the commit tag, Tag(position)
@@ -227,6 +253,9 @@ struct RecordHeader {
   static constexpr uint32_t kPad = 2;
   static constexpr uint32_t kLost = 3;  // a dead producer's claim, skipped
   static constexpr uint32_t kPadClaim = 0x80000000u;
+  // A data record (or its claim) whose payload refers to a side segment.
+  // Free in every length: a record is shorter than kMaxCapacity = 2^30.
+  static constexpr uint32_t kSideRef = 0x40000000u;
 
   static constexpr uint32_t Tag(uint64_t pos) {
     return static_cast<uint32_t>(pos >> 3) & 0x3fffffffu;
@@ -263,12 +292,14 @@ class Ring {
   static constexpr uint64_t kMagic = 0x6d705f72696e6731ull;  // "mp_ring1"
   // 3: committed record headers; 4: PidLock waiters flag, plain-store unlock;
   // 5: count intents, corrupt and task counts (lines 1, 3, 6), task slots;
-  // 6: kSpsc side owners (line 0)
-  static constexpr uint32_t kVersion = 6;
+  // 6: kSpsc side owners (line 0); 7: item limit and queue id (line 0),
+  // gone_cache_ (line 1), kSideRef records, capacity at most 2^30
+  static constexpr uint32_t kVersion = 7;
   static constexpr uint32_t kTaskSlots = 32;
   static constexpr uint32_t kNoSlot = ~0u;
   static constexpr size_t kMinCapacity = 64;
-  static constexpr size_t kMaxCapacity = size_t{1} << 31;
+  // 2^30: a record's length then never reaches RecordHeader::kSideRef.
+  static constexpr size_t kMaxCapacity = size_t{1} << 30;
 
   // Bytes a segment needs for a ring of `capacity` data bytes (a power of
   // two in [kMinCapacity, kMaxCapacity]).
@@ -277,8 +308,11 @@ class Ring {
   static size_t RoundCapacity(size_t capacity);
 
   // Lays a fresh ring over `base` (64-byte aligned, BytesFor(capacity) bytes,
-  // zero-filled).
-  static Ring* Format(void* base, size_t capacity, RingMode mode);
+  // zero-filled). `maxsize`: the most data records the ring holds at once
+  // (0: as many as fit); `queue_id`: a random id naming the queue's side
+  // segments (queue.cc).
+  static Ring* Format(void* base, size_t capacity, RingMode mode,
+                      uint64_t maxsize = 0, uint64_t queue_id = 0);
   // Validates a ring someone else formatted in `size` bytes at `base`:
   // InvalidArgument / DataLoss for a bad magic, version, capacity, mode or
   // indices out of range (head after tail, more than a capacity apart, not
@@ -370,6 +404,9 @@ class Ring {
   // per process that takes a side: pid << 32 | start time (low 32 bits), as
   // a TaskSlot's owner; 0: never taken.
   //   producer_owner 32 | consumer_owner 40
+  // then, written once at Format: the item limit (0: none) and the queue's
+  // id (side segment names). Read once per process, at Format or Attach.
+  //   maxsize 48 | queue_id 56
   uint64_t magic_;
   uint32_t version_;
   uint32_t mode_;
@@ -377,6 +414,8 @@ class Ring {
   uint64_t mask_;
   std::atomic<uint64_t> producer_owner_{0};
   std::atomic<uint64_t> consumer_owner_{0};
+  uint64_t maxsize_;
+  uint64_t queue_id_;
 
   // Line 1, producers: tail (the end of the claimed bytes, a monotonic
   // position), their cached head, the record count and the claim intent.
@@ -393,6 +432,11 @@ class Ring {
   std::atomic<uint64_t> records_in_{0};
   std::atomic<uint64_t> pend_tail_{0};
   std::atomic<uint64_t> pend_in_{0};
+  // Bounded rings (maxsize_ != 0): records_out_ + lost_ + corrupt_ as a
+  // producer last read them (never ahead of them: the counts only grow), so
+  // the item limit is checked against the consumers' line only when this
+  // cached value says full. Written by the claimer only.
+  std::atomic<uint64_t> gone_cache_{0};
 
   // Line 2: head (next byte to read), written by the consumer once per
   // record, polled by producers only when their cached head says full.
@@ -461,7 +505,8 @@ class RingView {
  public:
   RingView() = default;
   // Formats a fresh ring at `base` (see Ring::Format) and returns its view.
-  static RingView Format(void* base, size_t capacity, RingMode mode);
+  static RingView Format(void* base, size_t capacity, RingMode mode,
+                         uint64_t maxsize = 0, uint64_t queue_id = 0);
   // Validates the ring in `size` bytes at `base` (Ring::Attach) and copies
   // its geometry and mode.
   static absl::StatusOr<RingView> Attach(void* base, size_t size);
@@ -473,6 +518,24 @@ class RingView {
   // Release: everything the caller wrote before happens-before the Pop that
   // returns this record.
   absl::Status Push(const void* data, size_t n, Deadline deadline);
+
+  // Bounded rings (maxsize() != 0): a Push claims only while fewer than
+  // maxsize() data records are in the ring (claimed and not yet taken,
+  // skipped or dropped: exact, see "Exact counts"), and otherwise waits as
+  // for space (ResourceExhausted at `deadline`).
+
+  // Side-channel records (queue.cc): as Push, but the payload of `n` bytes
+  // is written by `fill(ctx, dst, n, pos)` between claim and commit, `pos`
+  // the record's position, and the record is flagged kSideRef. If `fill`
+  // fails, the claim is committed as a lost record (counted in
+  // lost_records(), skipped by consumers) and its status returned.
+  using Fill = absl::Status (*)(void* ctx, char* dst, size_t n, uint64_t pos);
+  absl::Status PushSide(size_t n, Fill fill, void* ctx, Deadline deadline);
+  // Called (consumer lock held) with the queue id and position of a
+  // kSideRef claim whose producer died before committing it, as it is
+  // skipped: the queue removes the side segment the producer may have made.
+  using DeadSideClaim = void (*)(uint64_t queue_id, uint64_t pos);
+  void set_dead_side_claim(DeadSideClaim f) { dead_side_claim_ = f; }
 
   // Removes the oldest record by handing it to `sink(ctx, bytes, n)`, which
   // copies it out. If the sink returns an error (a record it cannot decode),
@@ -486,8 +549,14 @@ class RingView {
   using Sink = absl::Status (*)(void* ctx, const char* bytes, size_t n);
   // `taker`: the task slot (ClaimTaskSlot) the record is taken for, counted
   // in its `taken` exactly once, whoever dies when; Ring::kNoSlot for none.
+  // `side_sink(ctx, bytes, n, pos)` receives the kSideRef records (`pos`
+  // their position) instead; with none, such a record is refused as
+  // corrupt (DataLoss, dropped and counted).
+  using SideSink = absl::Status (*)(void* ctx, const char* bytes, size_t n,
+                                    uint64_t pos);
   absl::Status Pop(Sink sink, void* ctx, Deadline deadline,
-                   uint32_t taker = Ring::kNoSlot);
+                   uint32_t taker = Ring::kNoSlot,
+                   SideSink side_sink = nullptr);
 
   // Marks the ring closed and wakes every sleeper.
   void Close() { r_->Close(); }
@@ -496,6 +565,9 @@ class RingView {
   size_t capacity() const { return capacity_; }
   size_t max_message() const { return capacity_ - sizeof(RecordHeader); }
   RingMode mode() const { return mode_; }
+  // The item limit (0: none) and the queue id, as copied at Format/Attach.
+  uint64_t maxsize() const { return maxsize_; }
+  uint64_t queue_id() const { return queue_id_; }
   // See Ring.
   size_t BytesUsedApprox() const;
   uint64_t RecordsApprox() const { return r_->RecordsApprox(); }
@@ -534,12 +606,15 @@ class RingView {
   absl::Status ClaimSpscSide(bool producer);
 
  private:
-  RingView(Ring* r, size_t capacity, RingMode mode)
+  RingView(Ring* r, size_t capacity, RingMode mode, uint64_t maxsize,
+           uint64_t queue_id)
       : r_(r),
         data_(reinterpret_cast<char*>(r) + sizeof(Ring)),
         capacity_(capacity),
         mask_(capacity - 1),
-        mode_(mode) {}
+        mode_(mode),
+        maxsize_(maxsize),
+        queue_id_(queue_id) {}
   // The header word of the record at position `pos`.
   std::atomic_ref<uint64_t> HeaderAt(uint64_t pos) {
     return std::atomic_ref<uint64_t>(
@@ -571,12 +646,24 @@ class RingView {
   absl::StatusOr<uint64_t> NextRecordAfterCorrupt(uint64_t head);
   bool WaitForSpace(uint64_t tail, size_t need, Deadline deadline,
                     std::chrono::milliseconds slice = {});
+  // `fill` non-null: a side-channel record (PushSide), written by it.
+  struct Filler {
+    Fill fn;
+    void* ctx;
+  };
   absl::Status PushLocked(const void* src, size_t n, Deadline deadline,
-                          bool mpmc);
+                          bool mpmc, const Filler* fill = nullptr);
+  // Producer lock held (or the kSpsc producer), maxsize_ != 0: true when
+  // maxsize_ data records are in the ring. Reads the consumers' counts only
+  // when the cached ones (gone_cache_) say full.
+  bool AtItemLimit();
+  // Sleeps (as WaitForSpace) until fewer than maxsize_ records are in the
+  // ring, or closed. False at the deadline (or the slice's end).
+  bool WaitForItemRoom(Deadline deadline, std::chrono::milliseconds slice);
   // Pop's steps. PopLocked takes the side's lock (kMpmc), then loops: the
   // header at head is committed -> TakeRecord, else AwaitRecord.
   absl::Status PopLocked(Sink sink, void* ctx, Deadline deadline, bool mpmc,
-                         uint32_t taker);
+                         uint32_t taker, SideSink side_sink = nullptr);
   // A claim at head that has stayed uncommitted: where, since when, and
   // whether its claimer was found alive at our deadline.
   struct StuckClaim {
@@ -598,10 +685,11 @@ class RingView {
   // The committed record `w` at `head`: skips a pad or lost record (false),
   // hands a data record to the sink and moves head past it (true), or
   // skips a record with no knowable extent (DataLoss, counted corrupt). A
-  // sink's error drops the record (counted corrupt) and is returned.
+  // sink's error drops the record (counted corrupt) and is returned. A
+  // kSideRef record goes to `side_sink` (none: refused as corrupt).
   absl::StatusOr<bool> TakeRecord(uint64_t head, uint64_t w, Sink sink,
-                                  void* ctx, uint32_t taker,
-                                  ScopedPidLock& lock);
+                                  SideSink side_sink, void* ctx,
+                                  uint32_t taker, ScopedPidLock& lock);
   // kMpmc, producer lock held, `tail` the tail: takes the consumer lock if
   // it is free (or held by a dead task) and skips the committed pad records
   // at head, as a consumer would before reaching the next record. True if
@@ -613,6 +701,9 @@ class RingView {
   uint64_t capacity_ = 0;
   uint64_t mask_ = 0;
   RingMode mode_ = RingMode::kSpsc;
+  uint64_t maxsize_ = 0;
+  uint64_t queue_id_ = 0;
+  DeadSideClaim dead_side_claim_ = nullptr;
   const std::atomic<uint32_t>* truncated_ = nullptr;
 };
 

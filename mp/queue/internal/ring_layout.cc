@@ -15,8 +15,11 @@ size_t Ring::RoundCapacity(size_t capacity) {
   return c;
 }
 
-Ring* Ring::Format(void* base, size_t capacity, RingMode mode) {
+Ring* Ring::Format(void* base, size_t capacity, RingMode mode,
+                   uint64_t maxsize, uint64_t queue_id) {
   Ring* r = new (base) Ring();
+  r->maxsize_ = maxsize;
+  r->queue_id_ = queue_id;
   r->magic_ = kMagic;
   r->version_ = kVersion;
   r->mode_ = static_cast<uint32_t>(mode);
@@ -71,8 +74,10 @@ absl::StatusOr<Ring*> Ring::Attach(void* base, size_t size) {
   }
 }
 
-RingView RingView::Format(void* base, size_t capacity, RingMode mode) {
-  return RingView(Ring::Format(base, capacity, mode), capacity, mode);
+RingView RingView::Format(void* base, size_t capacity, RingMode mode,
+                          uint64_t maxsize, uint64_t queue_id) {
+  return RingView(Ring::Format(base, capacity, mode, maxsize, queue_id),
+                  capacity, mode, maxsize, queue_id);
 }
 
 absl::StatusOr<RingView> RingView::Attach(void* base, size_t size) {
@@ -92,7 +97,14 @@ absl::StatusOr<RingView> RingView::Attach(void* base, size_t size) {
       mode != static_cast<uint32_t>(RingMode::kMpmc)) {
     return absl::DataLossError("ring: bad mode");
   }
-  return RingView(*r, static_cast<size_t>(cap), static_cast<RingMode>(mode));
+  // Any value is safe here: the limit only bounds claims, the id only names
+  // side segments (of this queue's own prefix).
+  const uint64_t maxsize = std::atomic_ref<uint64_t>((*r)->maxsize_).load(
+      std::memory_order_relaxed);
+  const uint64_t queue_id = std::atomic_ref<uint64_t>((*r)->queue_id_).load(
+      std::memory_order_relaxed);
+  return RingView(*r, static_cast<size_t>(cap), static_cast<RingMode>(mode),
+                  maxsize, queue_id);
 }
 
 }  // namespace mp::queue_internal
