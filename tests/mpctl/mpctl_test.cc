@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <new>
 #include <string>
@@ -560,6 +561,46 @@ TEST_F(MpctlTest, CommandJsonAndExitCodes) {
   r = Mpctl({"--help"});
   EXPECT_EQ(r.rc, 0);
   EXPECT_NE(r.out.find("usage: mpctl"), std::string::npos);
+}
+
+}  // namespace
+
+namespace {
+
+// A queue's big message waits in its own segment, mapped by nobody, its
+// producer gone: gc keeps it (the queue may still live) unless asked.
+TEST_F(MpctlTest, GcKeepsAQueuesWaitingMessageUnlessAsked) {
+  mp::Queue<std::string> q;  // anonymous: its ring is in no directory
+  const std::string big(4 << 20, 'm');
+  const pid_t producer = mp_test::ForkChild([&] { return q.Put(big).ok() ? 0 : 1; });
+  ASSERT_EQ(mp_test::Watch(producer, "producer"), "");
+  // The side segment, copied into the scratch directory (gc there only).
+  std::string side;
+  for (const auto& e : std::filesystem::directory_iterator("/dev/shm")) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind(q.side_segment_prefix(), 0) == 0) side = n;
+  }
+  ASSERT_FALSE(side.empty()) << "no " << q.side_segment_prefix() << "* in /dev/shm";
+  std::filesystem::copy_file("/dev/shm/" + side, Path(side));
+  absl::StatusOr<mpctl::Listing> l = mpctl::ListSegments(options_);
+  ASSERT_TRUE(l.ok());
+  ASSERT_EQ(l->segments.size(), 1u);
+  EXPECT_EQ(l->segments[0].creator, mpctl::Liveness::kDead);
+
+  absl::StatusOr<mpctl::GcResult> r = mpctl::CollectGarbage(options_, {});
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->removed.empty());
+  EXPECT_TRUE(Exists(side));
+  r = mpctl::CollectGarbage(options_, {.include_messages = true});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->removed, std::vector<std::string>{side});
+  EXPECT_FALSE(Exists(side));
+
+  // The real message is still delivered (and its segment removed).
+  absl::StatusOr<std::string> got = q.Get();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, big);
+  EXPECT_FALSE(std::filesystem::exists("/dev/shm/" + side));
 }
 
 }  // namespace

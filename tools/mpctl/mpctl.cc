@@ -4,7 +4,7 @@
 //   mpctl inspect NAME [--dir DIR] [--json]
 //   mpctl rm NAME... [--dir DIR] [--force]
 //   mpctl gc [--dir DIR] [--dry-run] [--force] [--corrupt] [--foreign]
-//            [--unknown-kinds] [--live-creators]
+//            [--unknown-kinds] [--live-creators] [--messages]
 //
 // Exit codes: 0 ok; 1 ls / inspect found something stale or corrupt (or
 // inspect's state has corrupt fields), or a removal was refused or failed;
@@ -53,7 +53,9 @@ commands:
                          --unknown-kinds adds stale segments of kinds it
                          does not know (a newer mp's: they may be in use
                          without being mapped); a segment whose creator
-                         still runs is kept unless --live-creators;
+                         still runs is kept unless --live-creators, a
+                         queue's big message (kind message) unless
+                         --messages;
                          --force adds those in use
 
 options:
@@ -90,7 +92,8 @@ int main(int argc, char** argv) {
   mpctl::Options options;
   options.exclude_pid = getpid();
   bool json = false, force = false, dry_run = false, corrupt = false,
-       foreign = false, unknown_kinds = false, live_creators = false;
+       foreign = false, unknown_kinds = false, live_creators = false,
+       messages = false;
   std::vector<std::string> names;
   for (size_t i = 1; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -121,6 +124,8 @@ int main(int argc, char** argv) {
       unknown_kinds = true;
     } else if (a == "--live-creators") {
       live_creators = true;
+    } else if (a == "--messages") {
+      messages = true;
     } else if (a == "--") {
       names.insert(names.end(), args.begin() + i + 1, args.end());
       break;
@@ -135,13 +140,15 @@ int main(int argc, char** argv) {
   auto only = [&](bool allowed_json, bool allowed_force, bool allowed_gc) {
     if (json && !allowed_json) return std::string("--json");
     if (force && !allowed_force) return std::string("--force");
-    if ((dry_run || corrupt || foreign || unknown_kinds || live_creators) &&
+    if ((dry_run || corrupt || foreign || unknown_kinds || live_creators ||
+         messages) &&
         !allowed_gc) {
       return std::string(dry_run         ? "--dry-run"
                          : corrupt       ? "--corrupt"
                          : foreign       ? "--foreign"
                          : unknown_kinds ? "--unknown-kinds"
-                                         : "--live-creators");
+                         : live_creators ? "--live-creators"
+                                         : "--messages");
     }
     return std::string();
   };
@@ -214,8 +221,8 @@ int main(int argc, char** argv) {
       return Usage(absl::StrCat("gc does not take ", o));
     }
     if (!names.empty()) return Usage("gc takes no names (rm does)");
-    mpctl::GcOptions gc{dry_run, force, corrupt, foreign, unknown_kinds,
-                       live_creators};
+    mpctl::GcOptions gc{dry_run,       force,         corrupt, foreign,
+                        unknown_kinds, live_creators, messages};
     absl::StatusOr<mpctl::GcResult> r = mpctl::CollectGarbage(options, gc);
     if (!r.ok()) {
       std::fprintf(stderr, "mpctl: %s\n", std::string(r.status().message()).c_str());

@@ -708,7 +708,11 @@ absl::StatusOr<GcResult> CollectGarbage(const Options& options,
         const bool known =
             s.header && std::string(mp::SegmentKindName(s.header->kind)) !=
                             "unknown";
+        const bool message =
+            s.header && s.header->kind ==
+                            static_cast<uint32_t>(mp::SegmentKind::kMessage);
         pick = (known || gc.include_unknown_kinds) &&
+               (!message || gc.include_messages) &&
                (s.creator != Liveness::kAlive || gc.include_live_creators) &&
                (s.verdict == Verdict::kStale || gc.force);
         break;

@@ -186,6 +186,12 @@ struct GcOptions {
   // program may create a segment, let go of it, and open it by name later
   // (a service's named queue between clients).
   bool include_live_creators = false;
+  // Also message segments (kind "message": a big message a queue keeps in
+  // its own segment, named from the queue's ring, mapped by nobody while it
+  // waits for a consumer). Kept by default even when their producer is
+  // dead: the queue that refers to them may still live, and this tool
+  // cannot tell (an anonymous queue has no name in /dev/shm).
+  bool include_messages = false;
 };
 struct GcResult {
   std::vector<std::string> removed;   // or, dry run, what would be
