@@ -56,7 +56,7 @@ struct ProcessState {
   int pidfd = -1;
   std::optional<int> exitcode;
   bool lost = false;  // reaped by someone else (waitpid(-1) elsewhere)
-  bool closed = false;  // Close() succeeded: the object is spent
+  std::atomic<bool> closed{false};  // Close() succeeded: the object is spent
 };
 
 namespace {

@@ -169,7 +169,7 @@ TEST(SyncOutOfMemoryTest, FactoriesReturnAndConstructorsThrowTheStatus) {
     std::ifstream statm("/proc/self/statm");
     long pages = 0;
     statm >> pages;
-    // Slack for the heap gtest and this test need, none for a new mapping.
+    // Room for no new mapping; the heap already mapped serves small news.
     const rlim_t limit = static_cast<rlim_t>(pages) * getpagesize();
     rlimit cap{limit, limit};
     if (setrlimit(RLIMIT_AS, &cap) != 0) return 90;
@@ -196,8 +196,8 @@ TEST(SyncOutOfMemoryTest, FactoriesReturnAndConstructorsThrowTheStatus) {
   });
   const int status = mp_test::WaitOrKill(pid);
   ASSERT_TRUE(WIFEXITED(status)) << mp_test::Describe(status);
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "first failures (bits): "
-                                    << WEXITSTATUS(status) - 1;
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "first failures (bits): " << WEXITSTATUS(status) - 1;
 }
 
 // Every primitive takes the same three timeout forms (README "Timeouts"):
