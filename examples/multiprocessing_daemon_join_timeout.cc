@@ -38,9 +38,9 @@ int main() {
   MP_CHECK_OK(d.Start());
   MP_CHECK_OK(n.Start());
 
-  // Still running after one second: Join reports DeadlineExceeded.
-  absl::Status joined = d.Join(1s);
-  if (!absl::IsDeadlineExceeded(joined)) MP_CHECK_OK(joined);
+  // Still running after one second: Join returns OK, as Python's join
+  // returns None; is_alive() tells.
+  MP_CHECK_OK(d.Join(1s));
   std::cout << "d.is_alive() " << (d.IsAlive() ? "True" : "False") << "\n";
   MP_CHECK_OK(n.Join());
 }

@@ -105,7 +105,8 @@ void OverConnection(const char* p, size_t n, uint8_t mode) {
   std::vector<char> small(mode % 24);
   size_t next = 0;
   for (;;) {
-    FUZZ_CHECK(reader.Poll(mp::Deadline::Past()));  // a message or the end
+    absl::StatusOr<bool> ready = reader.Poll(mp::Deadline::Past());
+    FUZZ_CHECK(ready.ok() && *ready);  // a message or the end
     absl::Status status;
     std::string got;
     switch ((mode / 24 + next) % 3) {

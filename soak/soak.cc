@@ -507,9 +507,11 @@ bool Soak::KillAndReap(Worker& w) {
   if (absl::Status s = w.proc->Kill(); !s.ok()) {
     Fail(absl::StrCat("kill ", w.name(), ": ", s.ToString()));
   }
-  if (absl::Status s = w.proc->Join(std::chrono::seconds(5)); !s.ok()) {
+  absl::Status s = w.proc->Join(std::chrono::seconds(5));
+  if (!s.ok() || w.proc->IsAlive()) {
     Hang(absl::StrCat(w.name(), " (pid ", w.proc->pid(),
-                      ") not reaped 5 s after SIGKILL: ", s.ToString()));
+                      ") not reaped 5 s after SIGKILL: ",
+                      s.ok() ? "still running" : s.ToString()));
     return false;
   }
   PostMortem(w, /*died=*/true);
@@ -657,11 +659,14 @@ void Soak::StopAndJoin(Worker& w, mp::Deadline deadline, const char* what) {
       world_.ping[w.slot].Set();
       world_.pong[w.slot].Set();
       s = w.proc->Join(std::chrono::milliseconds(20));
-      if (s.ok() || deadline.Expired()) break;
+      if (!s.ok() || !w.proc->IsAlive() || deadline.Expired()) break;
     }
   } else {
     s = w.proc->Join(deadline);
   }
+  // Join returns OK at its deadline too (Python's join): a straggler is one
+  // still alive.
+  if (s.ok() && w.proc->IsAlive()) s = absl::DeadlineExceededError("running");
   if (!s.ok()) {
     Hang(absl::StrCat(w.name(), " (pid ", w.proc->pid(), ") did not ", what,
                       " in time"));

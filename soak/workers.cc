@@ -244,7 +244,7 @@ void RunLocker(const World& w, int slot, uint32_t id) {
   uint64_t sections = 0;
   while (!Stopping(ctl)) {
     me.hb.phase.store(kAcquiring, std::memory_order_release);
-    const mp::LockResult r = la.lock.Acquire();
+    const mp::LockResult r = la.lock.Acquire(mp::Deadline::Infinite());
     if (r == mp::LockResult::kTimedOut) {
       Unexpected(w, "locker", slot, "ResidentLock::Acquire",
                  absl::InternalError("kTimedOut without a deadline"));

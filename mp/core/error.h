@@ -7,14 +7,27 @@
 // queue whose mapping cannot be made, a lock with no shared memory left)
 // has a factory returning absl::StatusOr<Handle> beside its constructor,
 // and the constructor throws mp::Error with the status the factory would
-// have returned:
+// have returned (never std::bad_alloc, never an abort):
 //
-//   absl::StatusOr<mp::Queue<int>> q = mp::Queue<int>::Make({.maxsize = 8});
-//   mp::Queue<int> q2(8);  // throws mp::Error on failure
+//   absl::StatusOr<mp::Lock> lock = mp::Lock::Create();
+//   mp::Lock lock2;  // throws mp::Error on failure
 //
-//   try { mp::Queue<int> q(opts); } catch (const mp::Error& e) {
+//   try { mp::Semaphore s(-1); } catch (const mp::Error& e) {
 //     if (e.status().code() == absl::StatusCode::kInvalidArgument) ...
 //   }
+//
+// The factories:
+//   Shared<T>::Create(args...)            Shared<T>::Make throws
+//   Lock::Create(), RLock::Create(), Event::Create(), Condition::Create(),
+//   Semaphore::Create(value), BoundedSemaphore::Create(value),
+//   Barrier::Create(parties, ...)          their constructors throw
+//     (the same classes' Create(name, ...) / Open(name) make and open named
+//     ones; those have no constructor twin)
+//   MakePipe(duplex)                       Pipe(duplex) throws
+//   PipeQueue<T>::Create()                 PipeQueue<T>() throws
+//   Queue<T>, JoinableQueue<T>, SimpleQueue<T>: see mp/queue/queue.h
+// Process has nothing to fail at construction (Start returns the status).
+// README.md "Errors" lists every call's codes.
 
 #ifndef MP_CORE_ERROR_H_
 #define MP_CORE_ERROR_H_

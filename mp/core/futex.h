@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <type_traits>
 
 namespace mp {
@@ -44,6 +45,18 @@ class Deadline {
   }
   // Seconds as Python writes timeouts (`join(1.5)`). NaN or negative: a poll.
   static Deadline AfterSeconds(double seconds);
+  // Python's timeout argument: nullopt (None) waits forever, a number as
+  // AfterSeconds. What every `(std::optional<double> timeout_seconds)` form
+  // in mp means.
+  static Deadline FromPython(std::optional<double> timeout_seconds) {
+    return timeout_seconds ? AfterSeconds(*timeout_seconds) : Infinite();
+  }
+  // Python's (block, timeout) pair, as queue.get and lock.acquire read it:
+  // block = false is one try whatever the timeout.
+  static Deadline FromPython(bool block,
+                             std::optional<double> timeout_seconds) {
+    return block ? FromPython(timeout_seconds) : Past();
+  }
   static Deadline At(Clock::time_point t) {
     Deadline d;
     d.infinite_ = false;

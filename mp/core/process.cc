@@ -56,6 +56,7 @@ struct ProcessState {
   int pidfd = -1;
   std::optional<int> exitcode;
   bool lost = false;  // reaped by someone else (waitpid(-1) elsewhere)
+  std::atomic<bool> closed{false};  // Close() succeeded: the object is spent
 };
 
 namespace {
@@ -183,8 +184,25 @@ void FlushStdio() {
   std::fflush(nullptr);
 }
 
+constexpr char kClosedMessage[] = "process object is closed";
+
+absl::Status ClosedError() {
+  return absl::FailedPreconditionError(kClosedMessage);
+}
+
+// The accessors Python makes raise ValueError after close() cannot return a
+// status: misuse is reported loudly, never answered with a made-up value.
+void DieIfClosed(const ProcessState& s, const char* what) {
+  if (!s.closed) return;
+  std::string msg =
+      absl::StrCat("mp::Process::", what, ": ", kClosedMessage, "\n");
+  std::fputs(msg.c_str(), stderr);
+  std::abort();
+}
+
 absl::Status Signal(ProcessState& s, int sig) {
   std::lock_guard<SpinLock> l(s.mu);
+  if (s.closed) return ClosedError();
   if (!s.started) {
     return absl::FailedPreconditionError("process has not been started");
   }
@@ -282,6 +300,7 @@ void Process::set_name(std::string name) { state_->name = std::move(name); }
 bool Process::daemon() const { return state_->daemon; }
 
 absl::Status Process::set_daemon(bool daemonic) {
+  if (state_->closed) return core_internal::ClosedError();
   if (state_->started) {
     return absl::FailedPreconditionError("process has already started");
   }
@@ -289,8 +308,42 @@ absl::Status Process::set_daemon(bool daemonic) {
   return absl::OkStatus();
 }
 
-pid_t Process::pid() const { return state_->pid; }
-int Process::sentinel() const { return state_->pidfd; }
+pid_t Process::pid() const {
+  core_internal::DieIfClosed(*state_, "pid");
+  return state_->pid;
+}
+
+std::optional<pid_t> Process::ident() const {
+  core_internal::DieIfClosed(*state_, "ident");
+  if (!state_->started) return std::nullopt;
+  return state_->pid;
+}
+
+int Process::sentinel() const {
+  core_internal::DieIfClosed(*state_, "sentinel");
+  return state_->parent_pid == getpid() ? state_->pidfd : -1;
+}
+
+bool Process::closed() const { return state_->closed; }
+
+absl::Status Process::Close() {
+  auto& s = *state_;
+  if (s.closed) return absl::OkStatus();
+  if (s.started) {
+    // The child itself, or the parent while the child runs: still running.
+    const bool ours = s.parent_pid == getpid();
+    if (s.pid == getpid() || (ours && !core_internal::TryReap(s))) {
+      return absl::FailedPreconditionError(
+          "Cannot close a process while it is still running. You should "
+          "first call join() or terminate().");
+    }
+  }
+  std::lock_guard<core_internal::SpinLock> l(s.mu);
+  if (s.pidfd >= 0) close(s.pidfd);
+  s.pidfd = -1;
+  s.closed = true;
+  return absl::OkStatus();
+}
 
 void Process::Run() {
   if (target_) target_();
@@ -333,6 +386,7 @@ int core_internal_Bootstrap(Process& p) {
 
 absl::Status Process::Start() {
   auto& s = *state_;
+  if (s.closed) return core_internal::ClosedError();
   if (s.started) {
     return absl::FailedPreconditionError("cannot start a process twice");
   }
@@ -392,8 +446,12 @@ absl::Status Process::Start() {
 
 absl::Status Process::Join(Deadline deadline) {
   auto& s = *state_;
+  if (s.closed) return core_internal::ClosedError();
   if (!s.started) {
     return absl::FailedPreconditionError("can only join a started process");
+  }
+  if (s.pid == getpid()) {
+    return absl::FailedPreconditionError("a process cannot join itself");
   }
   if (s.parent_pid != getpid()) {
     return absl::FailedPreconditionError("can only join a child process");
@@ -406,10 +464,8 @@ absl::Status Process::Join(Deadline deadline) {
       }
       return absl::OkStatus();
     }
-    if (deadline.Expired()) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("process ", name(), " still running at the deadline"));
-    }
+    // Still running at the deadline: not an error, as Python's join.
+    if (deadline.Expired()) return absl::OkStatus();
     if (s.pidfd >= 0) {
       pollfd pfd{s.pidfd, POLLIN, 0};
       int rc = poll(&pfd, 1, deadline.PollMillis());
@@ -427,6 +483,7 @@ absl::Status Process::Join(Deadline deadline) {
 
 bool Process::IsAlive() {
   auto& s = *state_;
+  core_internal::DieIfClosed(s, "IsAlive");
   if (!s.started) return false;
   if (s.pid == getpid()) return true;  // the child asking about itself
   if (s.parent_pid != getpid()) return false;
@@ -435,6 +492,7 @@ bool Process::IsAlive() {
 
 std::optional<int> Process::exitcode() {
   auto& s = *state_;
+  core_internal::DieIfClosed(s, "exitcode");
   if (!s.started || s.parent_pid != getpid()) return std::nullopt;
   core_internal::TryReap(s);
   std::lock_guard<core_internal::SpinLock> l(s.mu);
@@ -449,7 +507,9 @@ absl::Status Process::Kill() { return core_internal::Signal(*state_, SIGKILL); }
 std::string Process::ToString() {
   auto& s = *state_;
   std::string status;
-  if (s.started && s.pid == getpid()) {
+  if (s.closed) {
+    status = "closed";
+  } else if (s.started && s.pid == getpid()) {
     status = "started";
   } else if (s.started && s.parent_pid != getpid()) {
     status = "unknown";

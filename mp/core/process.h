@@ -6,8 +6,9 @@
 //
 //   mp::Process p(worker, 3);            // target and its arguments
 //   MP_CHECK_OK(p.Start());
-//   MP_CHECK_OK(p.Join());
+//   MP_CHECK_OK(p.Join());               // or p.Join(1.5), p.Join(2s)
 //   p.exitcode();                        // 0
+//   MP_CHECK_OK(p.Close());              // Python 3.7's close()
 //
 //   mp::Process service({.name = "my_service"}, my_service);
 //
@@ -36,9 +37,14 @@
 // joined when the parent exits normally (std::exit or return from main).
 // A daemon may not start children of its own.
 //
-// Misuse is reported as Python reports it, as a FailedPrecondition status:
-// starting twice, joining a process never started, joining from a process
-// that is not the parent, changing `daemon` after Start.
+// Misuse is reported as Python reports it (its ValueError and
+// AssertionError alike), as a FailedPrecondition status: starting twice,
+// joining a process never started, joining from a process that is not the
+// parent, changing `daemon` after Start, using the object after Close.
+// A Join that times out is not an error (Python's join returns None).
+//
+// Timeouts (README "Timeouts"): Join takes an mp::Deadline, a
+// std::chrono duration, or Python's seconds (std::optional<double>).
 //
 // Threads: a Process object may be used from several threads of its parent;
 // Start() forks only the calling thread (POSIX semantics).
@@ -132,19 +138,38 @@ class Process {
   virtual ~Process();
 
   // Forks the child, which calls Run(). FailedPrecondition if already
-  // started, or if this process is a daemon; Internal if fork fails.
+  // started, closed, or if this process is a daemon; Internal if fork fails.
   absl::Status Start();
 
-  // Waits for the child to exit and reaps it. OK once it has exited (also
-  // when it already had); DeadlineExceeded if it is still running at the
-  // deadline; FailedPrecondition if never started or if this process is not
-  // its parent.
-  absl::Status Join() { return Join(Deadline::Infinite()); }
+  // Waits for the child to exit, at most until the deadline, and reaps it
+  // if it has. As Python's join, a timeout is not an error: OK whether or
+  // not the child exited (also when it already had); ask IsAlive() or
+  // exitcode() which. FailedPrecondition for misuse Python reports: never
+  // started ("can only join a started process"), called in the child on
+  // itself ("a process cannot join itself") or in any process but the
+  // parent ("can only join a child process"), after Close ("process object
+  // is closed"). Internal if the child was reaped outside mp (a
+  // waitpid(-1) elsewhere), so its exit code is lost.
   absl::Status Join(Deadline deadline);
   template <class Rep, class Period>
   absl::Status Join(std::chrono::duration<Rep, Period> timeout) {
     return Join(Deadline::After(timeout));
   }
+  // Python's join(timeout=None): seconds; nullopt waits for the exit.
+  absl::Status Join(std::optional<double> timeout_seconds = std::nullopt) {
+    return Join(Deadline::FromPython(timeout_seconds));
+  }
+
+  // Python 3.7's close(): releases what the Process object holds (the
+  // child's pidfd, its place in active_children). FailedPrecondition while
+  // the child is still running ("Cannot close a process while it is still
+  // running..."; Join or Terminate first), and nothing changes. OK before
+  // Start and when called again. Afterwards every other Status call returns
+  // FailedPrecondition "process object is closed", and the accessors Python
+  // makes raise (IsAlive, exitcode, pid, ident, sentinel) abort with that
+  // message; name(), daemon() and ToString() still answer.
+  absl::Status Close();
+  bool closed() const;
 
   // Whether the child has been started and has not exited (reaps it if it
   // has). False before Start, and in any process but the parent.
@@ -152,22 +177,27 @@ class Process {
 
   // SIGTERM / SIGKILL to the child (through its pidfd, so a recycled pid is
   // never hit). OK if it had already exited; FailedPrecondition if never
-  // started.
+  // started or closed.
   absl::Status Terminate();
   absl::Status Kill();
 
   // The child's pid; 0 before Start (Python's None).
   pid_t pid() const;
+  // Python's ident (an alias of pid): nullopt before Start.
+  std::optional<pid_t> ident() const;
   // Python's rules; nullopt while running or before Start.
   std::optional<int> exitcode();
-  // A pidfd that becomes readable when the child exits (poll/epoll it);
-  // -1 before Start or where the kernel has no pidfd.
+  // Python's sentinel: a pidfd that becomes readable when the child exits
+  // (poll/epoll it; owned by this object, closed by Close). -1 before
+  // Start, in a process other than the parent, or where the kernel has no
+  // pidfd_open (Linux < 5.3).
   int sentinel() const;
 
   const std::string& name() const;
   void set_name(std::string name);
   bool daemon() const;
-  // FailedPrecondition after Start ("process has already started").
+  // FailedPrecondition after Start ("process has already started") or
+  // Close.
   absl::Status set_daemon(bool daemonic);
 
   // Python's repr: "<Process(Process-1, started daemon)>".

@@ -37,13 +37,14 @@
 #include <atomic>
 #include <cstddef>
 #include <memory>
-#include <new>
+#include <new>  // placement new
 #include <string>
 #include <string_view>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "mp/core/error.h"
 #include "mp/core/truncation_guard.h"
 
 namespace mp {
@@ -130,15 +131,22 @@ absl::StatusOr<std::string> NormalizeSegmentName(std::string_view name);
 template <class T>
 class Shared {
  public:
-  // Constructs T(args...) in a fresh shared mapping. Aborts with a message if
-  // the kernel refuses the mapping (as `new` would throw bad_alloc).
+  // Constructs T(args...) in a fresh shared mapping. ResourceExhausted
+  // (with the kernel's reason) when the mapping cannot be made: no memory,
+  // or the process's mapping limit (vm.max_map_count) reached.
   template <class... Args>
-  static Shared Make(Args&&... args) {
-    auto mem = SharedMemory::Anonymous(sizeof(T));
-    if (!mem.ok()) throw std::bad_alloc();
+  static absl::StatusOr<Shared> Create(Args&&... args) {
+    absl::StatusOr<SharedMemory> mem = SharedMemory::Anonymous(sizeof(T));
+    if (!mem.ok()) return mem.status();
     auto memory = std::make_shared<SharedMemory>(*std::move(mem));
     T* object = new (memory->data()) T(std::forward<Args>(args)...);
     return Shared(std::make_shared<Block>(std::move(memory), object));
+  }
+  // As Create, but throws mp::Error with Create's status on failure: for
+  // constructors (mp::Lock's, mp::Event's, ...), which cannot return one.
+  template <class... Args>
+  static Shared Make(Args&&... args) {
+    return ValueOrThrow(Create(std::forward<Args>(args)...));
   }
 
   // A handle to the T already constructed at `offset` of `memory` (a named

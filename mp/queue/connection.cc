@@ -7,9 +7,10 @@
 
 #include <algorithm>
 #include <cstring>
-#include <new>
+#include <string>
 
 #include "absl/strings/str_cat.h"
+#include "mp/core/error.h"
 #include "mp/queue/pipe_queue.h"
 
 namespace mp {
@@ -26,15 +27,19 @@ struct Connection::State {
 
 namespace {
 
+std::string Errno(const char* what, int err) {
+  return absl::StrCat(what, ": ", std::strerror(err));
+}
+
 absl::Status WriteAll(int fd, const char* p, size_t n, bool socket) {
   while (n > 0) {
     ssize_t w = socket ? send(fd, p, n, MSG_NOSIGNAL) : write(fd, p, n);
     if (w < 0) {
       if (errno == EINTR) continue;
-      if (errno == EPIPE) {
-        return absl::FailedPreconditionError("peer has closed the connection");
+      if (errno == EPIPE || errno == ECONNRESET) {
+        return absl::AbortedError("peer has closed the connection");
       }
-      return absl::InternalError(absl::StrCat("write: errno ", errno));
+      return absl::InternalError(Errno("write", errno));
     }
     p += w;
     n -= static_cast<size_t>(w);
@@ -50,7 +55,14 @@ absl::Status ReadAll(int fd, char* p, size_t n, bool eof_ok) {
     ssize_t r = read(fd, p + got, n - got);
     if (r < 0) {
       if (errno == EINTR) continue;
-      return absl::InternalError(absl::StrCat("read: errno ", errno));
+      if (errno == ECONNRESET) {
+        // The peer closed with bytes of ours unread: it is gone, as at EOF.
+        if (got == 0 && eof_ok) {
+          return absl::OutOfRangeError("end of file (connection reset)");
+        }
+        return absl::DataLossError("connection: message cut short (reset)");
+      }
+      return absl::InternalError(Errno("read", errno));
     }
     if (r == 0) {
       if (got == 0 && eof_ok) return absl::OutOfRangeError("end of file");
@@ -127,10 +139,15 @@ bool PollReadable(int fd, Deadline deadline) {
 
 }  // namespace queue_internal
 
-std::pair<Connection, Connection> Pipe(bool duplex) {
+absl::StatusOr<std::pair<Connection, Connection>> MakePipe(bool duplex) {
   int fds[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
-    throw std::bad_alloc();
+    const int err = errno;
+    std::string msg = Errno("socketpair", err);
+    if (err == EMFILE || err == ENFILE || err == ENOMEM || err == ENOBUFS) {
+      return absl::ResourceExhaustedError(msg);
+    }
+    return absl::InternalError(msg);
   }
   auto a = std::make_shared<Connection::State>();
   auto b = std::make_shared<Connection::State>();
@@ -144,7 +161,11 @@ std::pair<Connection, Connection> Pipe(bool duplex) {
     shutdown(fds[0], SHUT_WR);
     shutdown(fds[1], SHUT_RD);
   }
-  return {Connection(a), Connection(b)};
+  return std::pair<Connection, Connection>(Connection(a), Connection(b));
+}
+
+std::pair<Connection, Connection> Pipe(bool duplex) {
+  return ValueOrThrow(MakePipe(duplex));
 }
 
 absl::Status Connection::SendBytes(absl::Span<const char> bytes) {
@@ -152,7 +173,7 @@ absl::Status Connection::SendBytes(absl::Span<const char> bytes) {
     return absl::FailedPreconditionError("connection is closed");
   }
   if (!state_->can_write) {
-    return absl::FailedPreconditionError("connection is read-only");
+    return absl::InvalidArgumentError("connection is read-only");
   }
   return queue_internal::WriteFrame(state_->fd, bytes.data(), bytes.size(),
                                     /*socket=*/true);
@@ -163,7 +184,7 @@ absl::StatusOr<std::string> Connection::RecvBytes() {
     return absl::FailedPreconditionError("connection is closed");
   }
   if (!state_->can_read) {
-    return absl::FailedPreconditionError("connection is write-only");
+    return absl::InvalidArgumentError("connection is write-only");
   }
   if (state_->pending) {
     std::string out = std::move(*state_->pending);
@@ -194,13 +215,13 @@ absl::StatusOr<size_t> Connection::RecvBytesInto(absl::Span<char> buffer) {
   return msg->size();
 }
 
-bool Connection::Poll(std::optional<double> timeout) {
-  return Poll(timeout ? Deadline::AfterSeconds(*timeout)
-                      : Deadline::Infinite());
-}
-
-bool Connection::Poll(Deadline deadline) {
-  if (!state_ || state_->fd < 0 || !state_->can_read) return false;
+absl::StatusOr<bool> Connection::Poll(Deadline deadline) {
+  if (!state_ || state_->fd < 0) {
+    return absl::FailedPreconditionError("connection is closed");
+  }
+  if (!state_->can_read) {
+    return absl::InvalidArgumentError("connection is write-only");
+  }
   if (state_->pending) return true;
   return queue_internal::PollReadable(state_->fd, deadline);
 }

@@ -8,6 +8,7 @@
 //   absl::StatusOr<int> v = parent.Recv<int>();  // 42
 //
 //   auto [reader, writer] = mp::Pipe(false);    // one way, as in Python
+//   absl::StatusOr<bool> ready = reader.Poll(0.5);  // seconds, as Python
 //
 // Framing: each message is a 4-byte length then its bytes (Codec<T>, see
 // codec.h, for Send/Recv). A Connection is a handle: copies share the same
@@ -15,17 +16,47 @@
 // this process for every copy. Use one Connection end from one thread or
 // process at a time (as in Python: no lock).
 //
-// Status codes: OutOfRange at end of file (the peer closed: Python's
-// EOFError); DataLoss for a frame cut short or a message that does not
-// decode; ResourceExhausted from RecvBytesInto when the message is larger
-// than the buffer: the message is kept and the status names its size, so a
-// retry with a larger buffer gets it (never truncated silently);
-// FailedPrecondition on a closed handle or a send to a peer that is gone, or
-// in the wrong direction of a one-way pipe.
+// Timeouts (README "Timeouts"): Poll takes an mp::Deadline, a std::chrono
+// duration, or Python's seconds (default 0: no wait; nullopt: forever).
+// Send and Recv block without a deadline, as Python's do: Poll first.
+//
+// Status codes, one per cause (Python's exception in brackets):
+//
+//   | cause                              | code               | calls        |
+//   |------------------------------------|--------------------|--------------|
+//   | this end closed [OSError "handle   | FailedPrecondition | Send*, Recv*,|
+//   |   is closed"]                      | "connection is     | Poll         |
+//   |                                    | closed"            |              |
+//   | wrong direction of a one-way pipe  | InvalidArgument    | Send* on the |
+//   |   [OSError "connection is          | "connection is     | reader, Recv*|
+//   |   read-only" / "write-only"]       | read-only/write-   | and Poll on  |
+//   |                                    | only"              | the writer   |
+//   | peer gone, receiving [EOFError]    | OutOfRange         | Recv*        |
+//   | peer gone, sending [BrokenPipe-    | Aborted "peer has  | Send*        |
+//   |   Error]                           | closed the         |              |
+//   |                                    | connection"        |              |
+//   | frame cut short, or undecodable    | DataLoss           | Recv*        |
+//   | message larger than the buffer     | ResourceExhausted  | RecvBytesInto|
+//   |   (kept for the next receive)      | (names its size)   |              |
+//   | message of 4 GiB or more           | InvalidArgument    | Send*        |
+//   | no descriptors left                | ResourceExhausted  | MakePipe     |
+//   | any other system error             | Internal           | all          |
+//
+// Poll answers "no data yet" with false, never with a status: its errors
+// are the closed and wrong-direction ones above. No call here times out
+// with DeadlineExceeded: Poll's timeout is its false.
+//
+// Why these codes: closing is a state of this handle (FailedPrecondition,
+// as a closed queue); the direction never changes, so a call in the wrong
+// one is wrong whatever the state (InvalidArgument, retrying cannot help);
+// a vanished peer on receive is the end of the stream (OutOfRange, as
+// queues report a closed, drained queue); on send the pipe is broken for
+// good, not the caller's misuse (Aborted, as a broken Barrier).
 
 #ifndef MP_QUEUE_CONNECTION_H_
 #define MP_QUEUE_CONNECTION_H_
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -74,27 +105,42 @@ class Connection {
   }
 
   // Whether a message (or end of file) can be received without blocking,
-  // waiting until `timeout` seconds (0: no wait; nullopt: forever).
-  bool Poll(std::optional<double> timeout = 0.0);
-  bool Poll(Deadline deadline);
+  // waiting until the deadline: true / false. FailedPrecondition on a
+  // closed end, InvalidArgument on a write-only end (Python raises).
+  absl::StatusOr<bool> Poll(Deadline deadline);
+  template <class Rep, class Period>
+  absl::StatusOr<bool> Poll(std::chrono::duration<Rep, Period> timeout) {
+    return Poll(Deadline::After(timeout));
+  }
+  // Python's poll(timeout=0): seconds; 0 (the default) does not wait,
+  // nullopt (None) waits forever.
+  absl::StatusOr<bool> Poll(std::optional<double> timeout_seconds = 0.0) {
+    return Poll(Deadline::FromPython(timeout_seconds));
+  }
 
   // Closes this process's descriptors (for every copy of this handle).
+  // Closing a closed end does nothing.
   void Close();
   bool closed() const;
   bool readable() const;
   bool writable() const;
+  // The descriptor; -1 once closed.
   int fileno() const;
 
  private:
-  friend std::pair<Connection, Connection> Pipe(bool duplex);
+  friend absl::StatusOr<std::pair<Connection, Connection>> MakePipe(
+      bool duplex);
   struct State;
   explicit Connection(std::shared_ptr<State> s) : state_(std::move(s)) {}
   std::shared_ptr<State> state_;
 };
 
 // A connected pair. duplex: both ends send and receive. One-way (duplex =
-// false): returns (reader, writer), as Python does. Aborts (std::bad_alloc)
-// if the system has no descriptors left.
+// false): returns (reader, writer), as Python does. ResourceExhausted when
+// the process or system has no descriptors left, Internal for any other
+// failure of socketpair(2).
+absl::StatusOr<std::pair<Connection, Connection>> MakePipe(bool duplex = true);
+// Python's Pipe(duplex=True): MakePipe, throwing mp::Error with its status.
 std::pair<Connection, Connection> Pipe(bool duplex = true);
 
 }  // namespace mp

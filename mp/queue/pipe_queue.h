@@ -13,22 +13,28 @@
 // Status codes as for Queue<T> (queue.h), with these differences: Put always
 // blocks while the pipe is full (no Full); any message size is accepted.
 // Close() sends an end-of-stream frame that every reader sees after the
-// messages before it (each reader passes it on).
+// messages before it (each reader passes it on). The constructor throws
+// mp::Error when it cannot get its shared memory or its pipe; Create()
+// returns that status instead.
 
 #ifndef MP_QUEUE_PIPE_QUEUE_H_
 #define MP_QUEUE_PIPE_QUEUE_H_
 
+#include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstring>
 #include <memory>
-#include <new>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "mp/core/error.h"
 #include "mp/core/futex.h"
 #include "mp/core/shared_memory.h"
 #include "mp/queue/codec.h"
@@ -58,12 +64,26 @@ static_assert(std::is_standard_layout_v<PipeQueueShared>);
 
 struct PipeFds {
   int fds[2] = {-1, -1};
-  PipeFds() {
-    if (pipe2(fds, O_CLOEXEC) != 0) throw std::bad_alloc();
-  }
+  PipeFds() = default;
+  PipeFds(const PipeFds&) = delete;
+  PipeFds& operator=(const PipeFds&) = delete;
   ~PipeFds() {
-    close(fds[0]);
-    close(fds[1]);
+    if (fds[0] >= 0) close(fds[0]);
+    if (fds[1] >= 0) close(fds[1]);
+  }
+  // A fresh pipe: ResourceExhausted when no descriptors are left, Internal
+  // for any other failure of pipe2(2).
+  static absl::StatusOr<std::shared_ptr<PipeFds>> Make() {
+    auto p = std::make_shared<PipeFds>();
+    if (pipe2(p->fds, O_CLOEXEC) != 0) {
+      const int err = errno;
+      std::string msg = std::string("pipe2: ") + std::strerror(err);
+      if (err == EMFILE || err == ENFILE) {
+        return absl::ResourceExhaustedError(msg);
+      }
+      return absl::InternalError(msg);
+    }
+    return p;
   }
 };
 
@@ -72,9 +92,16 @@ struct PipeFds {
 template <class T>
 class PipeQueue {
  public:
-  PipeQueue()
-      : shared_(Shared<queue_internal::PipeQueueShared>::Make()),
-        fds_(std::make_shared<queue_internal::PipeFds>()) {}
+  // Throws mp::Error (ResourceExhausted: no shared memory or descriptors
+  // left; Internal otherwise); Create returns the status instead.
+  PipeQueue() : PipeQueue(ValueOrThrow(Create())) {}
+  static absl::StatusOr<PipeQueue> Create() {
+    auto shared = Shared<queue_internal::PipeQueueShared>::Create();
+    if (!shared.ok()) return shared.status();
+    auto fds = queue_internal::PipeFds::Make();
+    if (!fds.ok()) return fds.status();
+    return PipeQueue(*std::move(shared), *std::move(fds));
+  }
 
   // Blocks until the whole frame is written. FailedPrecondition after Close.
   absl::Status Put(const T& value) {
@@ -91,13 +118,15 @@ class PipeQueue {
   }
 
   // DeadlineExceeded when nothing arrives by the timeout; OutOfRange after
-  // Close once drained; DataLoss for a cut or undecodable frame.
+  // Close once drained; DataLoss for a cut or undecodable frame. The
+  // Deadline and duration forms, and Python's get(block, timeout).
   absl::StatusOr<T> Get(bool block = true,
-                        std::optional<double> timeout = std::nullopt) {
-    Deadline d = !block    ? Deadline::Past()
-                 : timeout ? Deadline::AfterSeconds(*timeout)
-                           : Deadline::Infinite();
-    return Get(d);
+                        std::optional<double> timeout_seconds = std::nullopt) {
+    return Get(Deadline::FromPython(block, timeout_seconds));
+  }
+  template <class Rep, class Period>
+  absl::StatusOr<T> Get(std::chrono::duration<Rep, Period> timeout) {
+    return Get(Deadline::After(timeout));
   }
   absl::StatusOr<T> Get(Deadline deadline) {
     if (shared_->readers.Lock(deadline) == queue_internal::PidLock::Acquired::kNo) {
@@ -143,6 +172,10 @@ class PipeQueue {
     }
     return value;
   }
+
+  PipeQueue(Shared<queue_internal::PipeQueueShared> shared,
+            std::shared_ptr<queue_internal::PipeFds> fds)
+      : shared_(std::move(shared)), fds_(std::move(fds)) {}
 
   Shared<queue_internal::PipeQueueShared> shared_;
   std::shared_ptr<queue_internal::PipeFds> fds_;

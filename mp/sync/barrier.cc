@@ -129,29 +129,21 @@ void ResidentBarrier::Reset() {
   Unlock();
 }
 
-Barrier::Barrier(int parties, Action action,
-                 std::optional<std::chrono::nanoseconds> timeout)
-    : action_(std::move(action)), timeout_(timeout) {
-  if (parties < 1) {
-    sync_internal::Die(
-        absl::StrCat("mp::Barrier: parties must be >= 1, got ", parties)
-            .c_str());
-  }
-  state_ = Shared<ResidentBarrier>::Make(static_cast<uint32_t>(parties));
-}
-
-absl::StatusOr<Barrier> Barrier::Create(
-    int parties, Action action,
-    std::optional<std::chrono::nanoseconds> timeout) {
+absl::StatusOr<Barrier> Barrier::Create(int parties, Action action,
+                                        std::optional<double> timeout_seconds) {
   if (parties < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("barrier parties must be >= 1, got ", parties));
   }
-  return Barrier(parties, std::move(action), timeout);
+  absl::StatusOr<Shared<ResidentBarrier>> state =
+      Shared<ResidentBarrier>::Create(static_cast<uint32_t>(parties));
+  if (!state.ok()) return state.status();
+  return Barrier(*std::move(state), std::move(action), timeout_seconds);
 }
 
-absl::StatusOr<int> Barrier::Wait() {
-  return Wait(timeout_ ? Deadline::After(*timeout_) : Deadline::Infinite());
-}
+Barrier::Barrier(int parties, Action action,
+                 std::optional<double> timeout_seconds)
+    : Barrier(
+          ValueOrThrow(Create(parties, std::move(action), timeout_seconds))) {}
 
 }  // namespace mp

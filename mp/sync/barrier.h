@@ -27,7 +27,7 @@
 // a ResidentCondition: a state (filling, draining, resetting, broken) and
 // the number of parties inside Wait. The action lives in the handle, since
 // code cannot live in shared memory. Bad input: parties < 1 (Create returns
-// InvalidArgument; the constructor aborts with a message).
+// InvalidArgument; the constructor throws mp::Error with it).
 
 #ifndef MP_SYNC_BARRIER_H_
 #define MP_SYNC_BARRIER_H_
@@ -99,21 +99,39 @@ static_assert(sizeof(ResidentBarrier) == 72);
 class Barrier {
  public:
   using Action = std::function<void()>;
-  // Aborts with a message if parties < 1. `timeout`: the default for Wait().
+  // Python's Barrier(parties, action=None, timeout=None). `timeout`: the
+  // default for Wait() (seconds, or any std::chrono duration). Throws
+  // mp::Error: InvalidArgument if parties < 1, ResourceExhausted when no
+  // shared mapping can be made; Create returns those instead.
   explicit Barrier(int parties, Action action = {},
-                   std::optional<std::chrono::nanoseconds> timeout = {});
+                   std::optional<double> timeout_seconds = std::nullopt);
+  template <class Rep, class Period>
+  Barrier(int parties, Action action,
+          std::chrono::duration<Rep, Period> timeout)
+      : Barrier(parties, std::move(action), ToSeconds(timeout)) {}
   static absl::StatusOr<Barrier> Create(
       int parties, Action action = {},
-      std::optional<std::chrono::nanoseconds> timeout = {});
+      std::optional<double> timeout_seconds = std::nullopt);
+  template <class Rep, class Period>
+  static absl::StatusOr<Barrier> Create(
+      int parties, Action action, std::chrono::duration<Rep, Period> timeout) {
+    return Create(parties, std::move(action), ToSeconds(timeout));
+  }
 
-  // The arrival index, or Aborted "barrier is broken".
-  absl::StatusOr<int> Wait();
+  // The arrival index, or Aborted "barrier is broken" (see the banner for
+  // every code). The Deadline and duration forms, and Python's
+  // wait(timeout=None): nullopt uses the barrier's default timeout.
   absl::StatusOr<int> Wait(Deadline deadline) {
     return state().Wait(deadline, &action_);
   }
   template <class Rep, class Period>
   absl::StatusOr<int> Wait(std::chrono::duration<Rep, Period> timeout) {
     return Wait(Deadline::After(timeout));
+  }
+  absl::StatusOr<int> Wait(
+      std::optional<double> timeout_seconds = std::nullopt) {
+    return Wait(Deadline::FromPython(timeout_seconds ? timeout_seconds
+                                                     : timeout_seconds_));
   }
   void Abort() { state().Abort(); }
   void Reset() { state().Reset(); }
@@ -126,9 +144,19 @@ class Barrier {
   }
 
  private:
+  template <class Rep, class Period>
+  static double ToSeconds(std::chrono::duration<Rep, Period> d) {
+    return std::chrono::duration<double>(d).count();
+  }
+  Barrier(Shared<ResidentBarrier> state, Action action,
+          std::optional<double> timeout_seconds)
+      : state_(std::move(state)),
+        action_(std::move(action)),
+        timeout_seconds_(timeout_seconds) {}
+
   Shared<ResidentBarrier> state_;
   Action action_;
-  std::optional<std::chrono::nanoseconds> timeout_;
+  std::optional<double> timeout_seconds_;  // Python's default timeout
 };
 
 }  // namespace mp

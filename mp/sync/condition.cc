@@ -197,6 +197,15 @@ static_assert(std::is_trivially_destructible_v<NamedConditionState>);
 
 }  // namespace
 
+absl::StatusOr<Condition> Condition::Create() {
+  absl::StatusOr<RLock> lock = RLock::Create();
+  if (!lock.ok()) return lock.status();
+  absl::StatusOr<Shared<ResidentCondition>> state =
+      Shared<ResidentCondition>::Create();
+  if (!state.ok()) return state.status();
+  return Condition(*std::move(state), *std::move(lock));
+}
+
 absl::StatusOr<Condition> Condition::Create(std::string_view name,
                                             mode_t mode) {
   auto mem = sync_internal::CreateNamed<NamedConditionState>(

@@ -6,6 +6,7 @@
 //   mp::Condition cond2(lock);     // over an existing Lock or RLock
 //   { std::unique_lock l(cond); cond.Wait(); }         // `with cond: wait()`
 //   { std::unique_lock l(cond); cond.NotifyAll(); }
+//   cond.Wait(1.5); cond.Wait(std::chrono::seconds(2)); // timeouts, see README
 //
 // Wait/Notify must be called with the lock held by the calling thread;
 // otherwise they abort with "cannot wait on un-acquired lock" / "cannot
@@ -44,16 +45,16 @@
 // after it, before its wake: then `seq` has moved, its sleepers find that
 // within one slice, and a later Notify wakes them at once (one wake per
 // pending signal; when it finds nobody left to grant to but signals pending
-// and sleepers announced, it wakes them all). A waiter killed while counted in `waiting` absorbs a
-// share of a later Notify (the signal granted to it is never consumed); such
-// a leftover signal is taken only by a waiter that entered Wait before some
-// later Notify began: at most a spurious wake-up of a waiter that was
-// already waiting then (which a condition allows: use a predicate loop). It
-// never makes a Wait that entered after every Notify return true, timed out
-// or not. A waiter killed asleep leaves `sleepers` high, which costs later
-// notifies a needless FUTEX_WAKE, never a lost one. Both leftovers stay for
-// the life of the condition. Checked by verify/condition.pml (kills at any
-// step) and tests/fault/sync_hang_test.
+// and sleepers announced, it wakes them all). A waiter killed while counted in
+// `waiting` absorbs a share of a later Notify (the signal granted to it is
+// never consumed); such a leftover signal is taken only by a waiter that
+// entered Wait before some later Notify began: at most a spurious wake-up of a
+// waiter that was already waiting then (which a condition allows: use a
+// predicate loop). It never makes a Wait that entered after every Notify return
+// true, timed out or not. A waiter killed asleep leaves `sleepers` high, which
+// costs later notifies a needless FUTEX_WAKE, never a lost one. Both leftovers
+// stay for the life of the condition. Checked by verify/condition.pml (kills at
+// any step) and tests/fault/sync_hang_test.
 
 #ifndef MP_SYNC_CONDITION_H_
 #define MP_SYNC_CONDITION_H_
@@ -61,10 +62,13 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <type_traits>
+#include <optional>
 #include <string_view>
+#include <type_traits>
 #include <variant>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "mp/core/futex.h"
 #include "mp/core/shared_memory.h"
 #include "mp/sync/lock.h"
@@ -131,7 +135,11 @@ static_assert(alignof(ResidentCondition) == 8);
 // Python's `with cond:`.
 class Condition {
  public:
+  // Each constructor throws mp::Error (ResourceExhausted) when no shared
+  // mapping can be made; Create() returns it instead.
   Condition() : Condition(RLock()) {}
+  // A condition over a fresh RLock (as Condition()), or the error.
+  static absl::StatusOr<Condition> Create();
   explicit Condition(Lock lock)
       : state_(Shared<ResidentCondition>::Make()), lock_(std::move(lock)) {}
   explicit Condition(RLock lock)
@@ -151,16 +159,20 @@ class Condition {
     return SharedMemory::Unlink(name);
   }
 
-  // Python's wait(timeout): true if notified, false on timeout.
-  bool Wait(Deadline deadline = Deadline::Infinite());
+  // Python's wait(timeout): true if notified, false on timeout. The
+  // Deadline and duration forms, and Python's seconds (nullopt: forever).
+  bool Wait(Deadline deadline);
   template <class Rep, class Period>
   bool Wait(std::chrono::duration<Rep, Period> timeout) {
     return Wait(Deadline::After(timeout));
   }
+  bool Wait(std::optional<double> timeout_seconds = std::nullopt) {
+    return Wait(Deadline::FromPython(timeout_seconds));
+  }
   // Python's wait_for(predicate, timeout): waits until pred() is true;
   // returns the last value of pred() (false: the deadline passed).
   template <class Pred>
-  bool WaitFor(Pred pred, Deadline deadline = Deadline::Infinite()) {
+  bool WaitFor(Pred pred, Deadline deadline) {
     bool result = pred();
     while (!result) {
       if (deadline.Expired()) break;
@@ -173,18 +185,37 @@ class Condition {
   bool WaitFor(Pred pred, std::chrono::duration<Rep, Period> timeout) {
     return WaitFor(std::move(pred), Deadline::After(timeout));
   }
+  template <class Pred>
+  bool WaitFor(Pred pred,
+               std::optional<double> timeout_seconds = std::nullopt) {
+    return WaitFor(std::move(pred), Deadline::FromPython(timeout_seconds));
+  }
   void Notify(int n = 1);
   void NotifyAll();
 
-  // The underlying lock.
-  LockResult Acquire(Deadline deadline = Deadline::Infinite());
+  // The underlying lock, with Lock's three forms (see lock.h): LockResult
+  // for a Deadline or duration, bool for Python's (block, timeout_seconds).
+  LockResult Acquire(Deadline deadline);
+  template <class Rep, class Period>
+  LockResult Acquire(std::chrono::duration<Rep, Period> timeout) {
+    return Acquire(Deadline::After(timeout));
+  }
+  bool Acquire(bool block = true,
+               std::optional<double> timeout_seconds = std::nullopt) {
+    return Acquired(Acquire(Deadline::FromPython(block, timeout_seconds)));
+  }
+  bool Acquire(double) = delete;  // Python's block=0.5: write (true, 0.5)
   absl::Status Release();
   bool owner_died() const;
-  void lock() { Acquire(); }
+  void lock() { Acquire(Deadline::Infinite()); }
   bool try_lock() { return Acquired(Acquire(Deadline::Past())); }
   template <class Rep, class Period>
   bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
     return Acquired(Acquire(Deadline::After(timeout)));
+  }
+  template <class Clock, class Duration>
+  bool try_lock_until(std::chrono::time_point<Clock, Duration> t) {
+    return try_lock_for(t - Clock::now());
   }
   void unlock();
 

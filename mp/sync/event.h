@@ -5,6 +5,7 @@
 //   mp::Event e;
 //   mp::Process p([&] { e.Wait(); ... });
 //   e.Set();
+//   e.Wait(0.5);  e.Wait(std::chrono::milliseconds(500));  // timeouts
 //
 // `ResidentEvent` is the resident state (4 bytes, all-zero: clear).
 // Set() wakes every waiter, and makes a system call only if one may sleep.
@@ -26,13 +27,13 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-
 #include "mp/core/futex.h"
 #include "mp/core/shared_memory.h"
 #include "mp/sync/lock.h"
@@ -66,8 +67,16 @@ static_assert(sizeof(ResidentEvent) == 4);
 
 class Event {
  public:
+  // Throws mp::Error (ResourceExhausted) when no shared mapping can be
+  // made; Create() returns that status instead.
   Event() : state_(Shared<ResidentEvent>::Make()) {}
   explicit Event(Shared<ResidentEvent> state) : state_(std::move(state)) {}
+  static absl::StatusOr<Event> Create() {
+    absl::StatusOr<Shared<ResidentEvent>> state =
+        Shared<ResidentEvent>::Create();
+    if (!state.ok()) return state.status();
+    return Event(*std::move(state));
+  }
 
   // Named: the /dev/shm segment `name`, for processes that are not parent
   // and child. Create: O_EXCL, `mode`, AlreadyExists when taken. Open:
@@ -85,13 +94,16 @@ class Event {
   void Set() { state().Set(); }
   void Clear() { state().Clear(); }
   bool IsSet() const { return state().IsSet(); }
-  // Python's wait(timeout): true if the event is set.
-  bool Wait(Deadline deadline = Deadline::Infinite()) {
-    return state().Wait(deadline);
-  }
+  // Python's wait(timeout): true if the event is set, false on timeout.
+  // The Deadline and duration forms, and Python's seconds (nullopt:
+  // forever).
+  bool Wait(Deadline deadline) { return state().Wait(deadline); }
   template <class Rep, class Period>
   bool Wait(std::chrono::duration<Rep, Period> timeout) {
     return Wait(Deadline::After(timeout));
+  }
+  bool Wait(std::optional<double> timeout_seconds = std::nullopt) {
+    return Wait(Deadline::FromPython(timeout_seconds));
   }
 
   ResidentEvent& state() const {

@@ -4,6 +4,8 @@
 // crash safe.
 //
 //   mp::Lock lock;                       // state in its own shared mapping
+//   if (lock.Acquire(true, 0.5)) ...     // Python's acquire(timeout=0.5)
+//   lock.Acquire(std::chrono::seconds(1)) == mp::LockResult::kOwnerDied
 //   mp::Process p([&] { std::lock_guard g(lock); ... });   // child shares it
 //   {
 //     std::unique_lock l(lock);
@@ -54,6 +56,15 @@
 // Acquire returns kOwnerDied); dropping it while another thread of the
 // process holds the lock aborts with a message. See OnLastHandleInProcess.
 //
+// Timeouts (README "Timeouts"): the handles' Acquire takes an mp::Deadline
+// or a std::chrono duration and returns a LockResult (which tells owner
+// death apart), or Python's (block, timeout_seconds) and returns bool;
+// try_lock_for / try_lock_until are the std:: forms. The resident types
+// take a Deadline only.
+//
+// Errors: the handles' constructors throw mp::Error (ResourceExhausted)
+// when no shared mapping can be made; Create() returns it instead.
+//
 // Memory ordering: Acquire has acquire semantics and Release release
 // semantics, as std::mutex.
 
@@ -64,6 +75,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -295,17 +307,28 @@ namespace sync_internal {
 template <class Resident, const char* kName>
 class LockHandle {
  public:
+  // Throws mp::Error (ResourceExhausted) when no shared mapping can be made;
+  // Lock::Create() / RLock::Create() return that status instead.
   LockHandle() : state_(Shared<Resident>::Make()) {}
   // A handle to a resident lock somewhere else (a named segment).
   explicit LockHandle(Shared<Resident> state) : state_(std::move(state)) {}
 
-  LockResult Acquire(Deadline deadline = Deadline::Infinite()) {
-    return state().Acquire(deadline);
-  }
+  // Blocks until acquired or `deadline` passes (a past deadline: one try).
+  // kAcquired, kOwnerDied (acquired from a holder that died) or kTimedOut.
+  LockResult Acquire(Deadline deadline) { return state().Acquire(deadline); }
   template <class Rep, class Period>
   LockResult Acquire(std::chrono::duration<Rep, Period> timeout) {
     return Acquire(Deadline::After(timeout));
   }
+  // Python's acquire(block=True, timeout=None): true if acquired (owner
+  // death included: ask owner_died()). block = false: one try.
+  bool Acquire(bool block = true,
+               std::optional<double> timeout_seconds = std::nullopt) {
+    return Acquired(Acquire(Deadline::FromPython(block, timeout_seconds)));
+  }
+  // Python's acquire(0.5) means block=0.5 (truthy), not a timeout: spell
+  // Acquire(true, 0.5).
+  bool Acquire(double) = delete;
   LockResult TryAcquire() { return state().TryAcquire(); }
   // FailedPrecondition if not held by this thread, or on a moved-from handle.
   absl::Status Release() {
@@ -318,7 +341,7 @@ class LockHandle {
   bool locked() const { return state().locked(); }
 
   // std names. unlock() aborts with a message on misuse.
-  void lock() { Acquire(); }
+  void lock() { Acquire(Deadline::Infinite()); }
   bool try_lock() { return Acquired(TryAcquire()); }
   template <class Rep, class Period>
   bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
@@ -363,6 +386,13 @@ class Lock : public sync_internal::LockHandle<ResidentLock,
   Lock() = default;
   explicit Lock(Shared<ResidentLock> state) : LockHandle(std::move(state)) {}
 
+  // An anonymous lock (as Lock()), or ResourceExhausted instead of a throw.
+  static absl::StatusOr<Lock> Create() {
+    absl::StatusOr<Shared<ResidentLock>> state = Shared<ResidentLock>::Create();
+    if (!state.ok()) return state.status();
+    return Lock(*std::move(state));
+  }
+
   static absl::StatusOr<Lock> Create(std::string_view name,
                                      mode_t mode = 0600);
   static absl::StatusOr<Lock> Open(std::string_view name,
@@ -380,6 +410,14 @@ class RLock : public sync_internal::LockHandle<ResidentRLock,
   RLock() = default;
   explicit RLock(Shared<ResidentRLock> state)
       : LockHandle(std::move(state)) {}
+
+  // An anonymous lock (as RLock()), or ResourceExhausted instead of a throw.
+  static absl::StatusOr<RLock> Create() {
+    absl::StatusOr<Shared<ResidentRLock>> state =
+        Shared<ResidentRLock>::Create();
+    if (!state.ok()) return state.status();
+    return RLock(*std::move(state));
+  }
 
   static absl::StatusOr<RLock> Create(std::string_view name,
                                       mode_t mode = 0600);

@@ -99,24 +99,30 @@ absl::Status ResidentSemaphore::Release(int n) {
   return absl::OkStatus();
 }
 
-Semaphore::Semaphore(int value, bool bounded) {
-  absl::Status s = CheckValue(value);
-  if (!s.ok()) sync_internal::Die(std::string(s.message()).c_str());
+namespace {
+
+absl::StatusOr<Shared<ResidentSemaphore>> NewState(int value, bool bounded) {
+  if (absl::Status s = CheckValue(value); !s.ok()) return s;
   const uint32_t v = static_cast<uint32_t>(value);
-  state_ = Shared<ResidentSemaphore>::Make(
+  return Shared<ResidentSemaphore>::Create(
       v, bounded ? v : ResidentSemaphore::kMaxValue);
 }
 
+}  // namespace
+
+Semaphore::Semaphore(int value, bool bounded)
+    : state_(ValueOrThrow(NewState(value, bounded))) {}
+
 absl::StatusOr<Semaphore> Semaphore::Create(int value) {
-  absl::Status s = CheckValue(value);
-  if (!s.ok()) return s;
-  return Semaphore(value);
+  absl::StatusOr<Shared<ResidentSemaphore>> state = NewState(value, false);
+  if (!state.ok()) return state.status();
+  return Semaphore(*std::move(state));
 }
 
 absl::StatusOr<BoundedSemaphore> BoundedSemaphore::Create(int value) {
-  absl::Status s = CheckValue(value);
-  if (!s.ok()) return s;
-  return BoundedSemaphore(value);
+  absl::StatusOr<Shared<ResidentSemaphore>> state = NewState(value, true);
+  if (!state.ok()) return state.status();
+  return BoundedSemaphore(*std::move(state));
 }
 
 absl::Status Semaphore::Release(int n) {

@@ -5,6 +5,8 @@
 //   mp::Semaphore s(3);
 //   { std::lock_guard g(s); ... }      // Python's `with s:` (acquire/release)
 //   s.Acquire(); MP_CHECK_OK(s.Release());
+//   if (s.Acquire(true, 0.5)) ...      // Python's acquire(timeout=0.5)
+//   if (s.Acquire(std::chrono::milliseconds(500))) ...
 //
 // `ResidentSemaphore` is the resident state (12 bytes). The count is the
 // futex word; `waiters_` counts sleepers so Release makes a system call only
@@ -12,13 +14,14 @@
 // waiter or the waiter sees the new count). Acquire spins briefly first.
 //
 // Bad input: a negative initial value, or above kMaxValue (INT_MAX, Python's
-// SEM_VALUE_MAX): Create() returns InvalidArgument, the constructor aborts
-// with a message. Release(n) with n < 1: InvalidArgument; over-release of a
-// BoundedSemaphore (count would exceed its initial value) or past kMaxValue:
-// FailedPrecondition ("semaphore or lock released too many times"), and the
-// count is unchanged. A holder that dies does not give its unit back
-// (semaphores have no owner, as in Python); waiters with a timeout still
-// return at their deadline.
+// SEM_VALUE_MAX): Create() returns InvalidArgument, the constructor throws
+// mp::Error with it (Python raises ValueError). No shared memory left:
+// ResourceExhausted, the same two ways. Release(n) with n < 1: InvalidArgument;
+// over-release of a BoundedSemaphore (count would exceed its initial value) or
+// past kMaxValue: FailedPrecondition ("semaphore or lock released too many
+// times"), and the count is unchanged. A holder that dies does not give its
+// unit back (semaphores have no owner, as in Python); waiters with a timeout
+// still return at their deadline.
 //
 // Crash safety: a process killed at any instruction strands no waiter.
 // Acquire sleeps in slices of at most 100 ms (kRobustSlice) and tries again
@@ -41,6 +44,7 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -103,7 +107,8 @@ static_assert(sizeof(ResidentSemaphore) == 12);
 
 class Semaphore {
  public:
-  // Aborts with a message if value < 0 or value > kMaxValue.
+  // Throws mp::Error (InvalidArgument if value < 0 or value > kMaxValue,
+  // ResourceExhausted without shared memory); Create returns the status.
   explicit Semaphore(int value = 1) : Semaphore(value, false) {}
   static absl::StatusOr<Semaphore> Create(int value = 1);
   explicit Semaphore(Shared<ResidentSemaphore> state)
@@ -124,21 +129,28 @@ class Semaphore {
     return SharedMemory::Unlink(name);
   }
 
-  // Python's acquire(block=True, timeout=None): true if acquired.
-  bool Acquire(Deadline deadline = Deadline::Infinite()) {
-    return state().Acquire(deadline);
-  }
+  // True if a unit was taken, false if the deadline passed first. The
+  // Deadline and duration forms, and Python's acquire(block=True,
+  // timeout=None) (block = false: one try; nullopt: forever).
+  bool Acquire(Deadline deadline) { return state().Acquire(deadline); }
   template <class Rep, class Period>
   bool Acquire(std::chrono::duration<Rep, Period> timeout) {
     return Acquire(Deadline::After(timeout));
   }
+  bool Acquire(bool block = true,
+               std::optional<double> timeout_seconds = std::nullopt) {
+    return Acquire(Deadline::FromPython(block, timeout_seconds));
+  }
+  // Python's acquire(0.5) means block=0.5 (truthy), not a timeout: spell
+  // Acquire(true, 0.5).
+  bool Acquire(double) = delete;
   bool TryAcquire() { return state().TryAcquire(); }
   absl::Status Release(int n = 1);
   // A snapshot of the count (Python's get_value).
   int GetValue() const { return static_cast<int>(state().GetValue()); }
 
   // std::counting_semaphore names; release() aborts on misuse.
-  void acquire() { Acquire(); }
+  void acquire() { Acquire(Deadline::Infinite()); }
   bool try_acquire() { return TryAcquire(); }
   template <class Rep, class Period>
   bool try_acquire_for(std::chrono::duration<Rep, Period> timeout) {
@@ -167,6 +179,7 @@ class Semaphore {
 // A Semaphore whose count may never exceed its initial value.
 class BoundedSemaphore : public Semaphore {
  public:
+  // Throws mp::Error as Semaphore's constructor does.
   explicit BoundedSemaphore(int value = 1) : Semaphore(value, true) {}
   static absl::StatusOr<BoundedSemaphore> Create(int value = 1);
   // A named one (see Semaphore); Open with Semaphore::Open.

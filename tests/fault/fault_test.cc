@@ -155,7 +155,8 @@ Round LockRound(std::string_view point, uint64_t nth) {
   pid_t victim = Fork([&] {
     Arm(point, nth);
     for (;;) {
-      if (s->lock.Acquire() == mp::LockResult::kOwnerDied) return kOwnerDied;
+      const mp::LockResult r = s->lock.Acquire(mp::Deadline::Infinite());
+      if (r == mp::LockResult::kOwnerDied) return kOwnerDied;
       ++s->a;
       ++s->b;
       (void)s->lock.Release();

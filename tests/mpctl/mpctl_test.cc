@@ -431,7 +431,8 @@ TEST(MpctlDevShmTest, SeesTheLibrarysOwnSegments) {
     auto lock = mp::Lock::Create(l_name);
     ASSERT_TRUE(lock.ok()) << lock.status();
     for (int i = 0; i < 3; ++i) ASSERT_TRUE(q->Put(i).ok());
-    ASSERT_EQ(lock->Acquire(), mp::LockResult::kAcquired);
+    ASSERT_EQ(lock->Acquire(mp::Deadline::Infinite()),
+              mp::LockResult::kAcquired);
 
     absl::StatusOr<mpctl::Inspection> in = mpctl::Inspect(o, q_name);
     ASSERT_TRUE(in.ok()) << in.status();

@@ -1,6 +1,7 @@
 // The codec, named queues, Pipe/Connection and PipeQueue.
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "mp/core/error.h"
 #include "mp/core/process.h"
 #include "mp/core/shared_memory.h"
 #include "mp/core/status_macros.h"
@@ -371,6 +373,12 @@ TEST_F(NamedQueueTest, LiveProducersClaimInClosedQueueWaitsUntilDeadline) {
   }
 }
 
+// Poll's answer in words; a failed poll is a third answer, never "empty".
+std::string PollAnswer(const absl::StatusOr<bool>& r) {
+  if (!r.ok()) return r.status().ToString();
+  return *r ? "ready" : "empty";
+}
+
 TEST(PipeTest, DuplexSendRecv) {
   auto [a, b] = mp::Pipe();
   mp::Process child([b]() mutable {
@@ -382,7 +390,7 @@ TEST(PipeTest, DuplexSendRecv) {
   ASSERT_TRUE(child.Start().ok());
   b.Close();
   ASSERT_TRUE(a.Send(std::string("hello")).ok());
-  EXPECT_TRUE(a.Poll(5.0));
+  EXPECT_EQ(PollAnswer(a.Poll(5.0)), "ready");
   EXPECT_EQ(*a.Recv<std::string>(), "hello back");
   EXPECT_EQ(*a.Recv<Task>(), (Task{1, 2, "task", {}}));
   ASSERT_TRUE(child.Join().ok());
@@ -391,15 +399,101 @@ TEST(PipeTest, DuplexSendRecv) {
 
 TEST(PipeTest, OneWayAndPoll) {
   auto [reader, writer] = mp::Pipe(false);
-  EXPECT_FALSE(reader.Poll(0.0));
-  EXPECT_FALSE(reader.Poll(0.01));
+  EXPECT_EQ(PollAnswer(reader.Poll()), "empty");  // Python's default: no wait
+  EXPECT_EQ(PollAnswer(reader.Poll(0.0)), "empty");
+  EXPECT_EQ(PollAnswer(reader.Poll(0.01)), "empty");
+  EXPECT_EQ(PollAnswer(reader.Poll(std::chrono::milliseconds(1))), "empty");
+  EXPECT_EQ(PollAnswer(reader.Poll(mp::Deadline::Past())), "empty");
   EXPECT_FALSE(reader.writable());
-  EXPECT_EQ(reader.Send(1).code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(writer.Recv<int>().status().code(),
-            absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE(writer.Send(5).ok());
-  EXPECT_TRUE(reader.Poll());
+  EXPECT_EQ(PollAnswer(reader.Poll(std::nullopt)),
+            "ready");  // None: until it comes
   EXPECT_EQ(*reader.Recv<int>(), 5);
+}
+
+// Each cause of failure has its own code (connection.h's table).
+TEST(PipeTest, WrongDirectionIsInvalidArgument) {
+  auto [reader, writer] = mp::Pipe(false);
+  absl::Status send = reader.Send(1);
+  EXPECT_EQ(send.code(), absl::StatusCode::kInvalidArgument) << send;
+  EXPECT_EQ(send.message(), "connection is read-only");
+  absl::Status recv = writer.Recv<int>().status();
+  EXPECT_EQ(recv.code(), absl::StatusCode::kInvalidArgument) << recv;
+  EXPECT_EQ(recv.message(), "connection is write-only");
+  absl::StatusOr<bool> poll = writer.Poll(0.0);
+  EXPECT_EQ(poll.status().code(), absl::StatusCode::kInvalidArgument);
+  // Nothing was lost: the right direction still works.
+  ASSERT_TRUE(writer.Send(7).ok());
+  EXPECT_EQ(*reader.Recv<int>(), 7);
+}
+
+TEST(PipeTest, ClosedEndIsFailedPrecondition) {
+  auto [a, b] = mp::Pipe();
+  a.Close();
+  a.Close();  // again: nothing
+  EXPECT_TRUE(a.closed());
+  EXPECT_EQ(a.fileno(), -1);
+  for (absl::Status s :
+       {a.Send(1), a.Recv<int>().status(), a.Poll(0.0).status(),
+        a.RecvBytes().status(), a.SendBytes(std::string("x"))}) {
+    EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+    EXPECT_EQ(s.message(), "connection is closed");
+  }
+  mp::Connection never_made;  // default-constructed: closed too
+  EXPECT_EQ(never_made.Poll(0.0).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(PipeTest, PeerGoneIsEndOfFileOnRecvAndAbortedOnSend) {
+  auto [a, b] = mp::Pipe();
+  ASSERT_TRUE(b.Send(3).ok());
+  b.Close();
+  // What the peer sent before it left still arrives, then the end.
+  EXPECT_EQ(PollAnswer(a.Poll(0.0)), "ready");
+  EXPECT_EQ(*a.Recv<int>(), 3);
+  EXPECT_EQ(PollAnswer(a.Poll(0.0)), "ready");  // end of file is readable
+  absl::Status eof = a.Recv<int>().status();
+  EXPECT_EQ(eof.code(), absl::StatusCode::kOutOfRange) << eof;
+  absl::Status broken = a.Send(4);
+  EXPECT_EQ(broken.code(), absl::StatusCode::kAborted) << broken;
+  EXPECT_EQ(broken.message(), "peer has closed the connection");
+}
+
+TEST(PipeTest, MakePipeReturnsTheErrorPipeThrows) {
+  absl::StatusOr<std::pair<mp::Connection, mp::Connection>> ok =
+      mp::MakePipe(false);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_TRUE(ok->first.readable());
+  EXPECT_TRUE(ok->second.writable());
+
+  // Out of descriptors: lower RLIMIT_NOFILE to what is open now.
+  rlimit old{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+  int highest = 0;
+  for (int fd = 0; fd < 4096; ++fd) {
+    if (fcntl(fd, F_GETFD) != -1) highest = fd;
+  }
+  rlimit tight = old;
+  tight.rlim_cur = static_cast<rlim_t>(highest + 1);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
+  std::vector<int> holes;  // fill every free number below the limit
+  for (int fd; (fd = dup(0)) >= 0;) holes.push_back(fd);
+  absl::StatusOr<std::pair<mp::Connection, mp::Connection>> none =
+      mp::MakePipe();
+  absl::StatusCode thrown = absl::StatusCode::kOk;
+  try {
+    mp::Pipe();
+  } catch (const mp::Error& e) {
+    thrown = e.code();
+  }
+  absl::StatusOr<mp::PipeQueue<int>> no_queue = mp::PipeQueue<int>::Create();
+  for (int fd : holes) close(fd);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kResourceExhausted)
+      << none.status();
+  EXPECT_EQ(thrown, absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(no_queue.status().code(), absl::StatusCode::kResourceExhausted)
+      << no_queue.status();
 }
 
 TEST(PipeTest, RecvBytesIntoTooSmallBufferKeepsTheMessage) {
@@ -409,7 +503,7 @@ TEST(PipeTest, RecvBytesIntoTooSmallBufferKeepsTheMessage) {
   absl::StatusOr<size_t> n = b.RecvBytesInto(absl::MakeSpan(small));
   EXPECT_EQ(n.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_NE(n.status().message().find("100"), absl::string_view::npos);
-  EXPECT_TRUE(b.Poll(0.0));
+  EXPECT_EQ(PollAnswer(b.Poll(0.0)), "ready");
   char big[200];
   n = b.RecvBytesInto(absl::MakeSpan(big));
   ASSERT_TRUE(n.ok());

@@ -70,7 +70,8 @@ TEST_P(LockLifetimeTest, DeadHolderThatIsAnUnreapedChildIsDead) {
       });
       while (flags->ready.load() == 0) std::this_thread::yield();
       kill(holder, SIGKILL);  // not reaped: a zombie until we return
-      const LockResult r = lock.Acquire();  // no deadline, as users wait
+      const LockResult r =
+          lock.Acquire(mp::Deadline::Infinite());  // as users wait
       int status = 0;
       waitpid(holder, &status, 0);
       if (r != LockResult::kOwnerDied) return 3;
@@ -109,7 +110,7 @@ TEST_P(LockLifetimeTest, DroppingTheLastHandleWhileHeldGivesTheLockUp) {
       // A process that shares `dropped` waits for it without a deadline.
       const pid_t peer = ForkChild([&] {
         flags->ready.store(1);
-        const LockResult r = dropped->Acquire();
+        const LockResult r = dropped->Acquire(mp::Deadline::Infinite());
         return r == LockResult::kOwnerDied ? 0 : 3;
       });
       while (flags->ready.load() == 0) std::this_thread::yield();
@@ -160,7 +161,7 @@ TEST_P(LockLifetimeTest, RLockDroppedWhileHeldIsGivenUp) {
     dropped->lock();
     const pid_t peer = ForkChild([&] {
       flags->ready.store(1);
-      const LockResult r = dropped->Acquire();
+      const LockResult r = dropped->Acquire(mp::Deadline::Infinite());
       return r == LockResult::kOwnerDied && dropped->state().count() == 1 ? 0
                                                                           : 3;
     });

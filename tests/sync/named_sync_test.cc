@@ -77,7 +77,8 @@ TEST_F(NamedSyncTest, NamedLockReportsItsDeadOwner) {
   });
   while (board_->ready.load() == 0) std::this_thread::yield();
   mp_test::KillAndReap(holder);
-  EXPECT_EQ(lock->Acquire(), mp::LockResult::kOwnerDied);
+  EXPECT_EQ(lock->Acquire(mp::Deadline::Infinite()),
+            mp::LockResult::kOwnerDied);
   lock->unlock();
 }
 
