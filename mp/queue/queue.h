@@ -281,12 +281,6 @@ absl::Status ReadSideMessage(const QueueState& state, const char* ref,
 std::string& EncodeBuffer();
 std::string& DecodeBuffer();
 
-inline Deadline ToDeadline(bool block, std::optional<double> timeout) {
-  if (!block) return Deadline::Past();
-  if (!timeout) return Deadline::Infinite();
-  return Deadline::AfterSeconds(*timeout);
-}
-
 }  // namespace queue_internal
 
 template <class T>
@@ -385,7 +379,7 @@ class Queue {
   // waits forever; block=false fails at once when full.
   absl::Status Put(const T& value, bool block = true,
                    std::optional<double> timeout_seconds = std::nullopt) {
-    return Put(value, queue_internal::ToDeadline(block, timeout_seconds));
+    return Put(value, Deadline::FromPython(block, timeout_seconds));
   }
   absl::Status PutNowait(const T& value) { return Put(value, false); }
 
@@ -420,7 +414,7 @@ class Queue {
   // Python's get(block=True, timeout=None).
   absl::StatusOr<T> Get(bool block = true,
                         std::optional<double> timeout_seconds = std::nullopt) {
-    return Get(queue_internal::ToDeadline(block, timeout_seconds));
+    return Get(Deadline::FromPython(block, timeout_seconds));
   }
   absl::StatusOr<T> GetNowait() { return Get(false); }
 
