@@ -1,7 +1,10 @@
 #include "mp/core/logging.h"
 
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <string>
 
@@ -60,12 +63,24 @@ TEST(LoggingTest, ChildLinesCarryTheChildName) {
 TEST(LoggingTest, ExitJoinsAndTerminatesWithLogLines) {
   std::string err = StderrOf([] {
     log_to_stderr(INFO);
-    static Process d({.name = "d", .daemon = true},
-                     [] { std::this_thread::sleep_for(std::chrono::seconds(60)); });
-    static Process n({.name = "n"}, [] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    // n lives exactly as long as d: it reads a pipe whose only writer is d
+    // until end of file. So at exit n is still running when the daemon is
+    // terminated, and it is joined after that, whatever the timing.
+    static int fds[2];
+    if (pipe(fds) != 0) std::exit(2);
+    static Process d({.name = "d", .daemon = true}, [] {
+      for (;;) pause();
     });
-    if (!d.Start().ok() || !n.Start().ok()) std::exit(2);
+    if (!d.Start().ok()) std::exit(2);
+    close(fds[1]);
+    static Process n({.name = "n"}, [] {
+      // (A watchdog's bound: should exit never terminate d, n still ends
+      // and the missing line fails the test instead of hanging it.)
+      pollfd pfd{fds[0], POLLIN, 0};
+      while (poll(&pfd, 1, 20000) < 0 && errno == EINTR) {
+      }
+    });
+    if (!n.Start().ok()) std::exit(2);
   });
   EXPECT_NE(err.find("[INFO/MainProcess] calling terminate() for daemon d\n"),
             std::string::npos)
