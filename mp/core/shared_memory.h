@@ -130,8 +130,8 @@ absl::StatusOr<std::string> NormalizeSegmentName(std::string_view name);
 template <class T>
 class Shared {
  public:
-  // Constructs T(args...) in a fresh shared mapping. Aborts with a message if
-  // the kernel refuses the mapping (as `new` would throw bad_alloc).
+  // Constructs T(args...) in a fresh shared mapping. Throws std::bad_alloc
+  // if the kernel refuses the mapping, as `new` would.
   template <class... Args>
   static Shared Make(Args&&... args) {
     auto mem = SharedMemory::Anonymous(sizeof(T));
