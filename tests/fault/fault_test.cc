@@ -1,4 +1,5 @@
-// The fault-point driver: for every point in mp::fault::kPoints, kill a
+// The fault-point driver: for every point in mp::fault::Points() (each
+// package's fault_points.h), kill a
 // process there (SIGKILL at its n-th hit, n random) at least kMinKills times
 // and check what the sync and queue issues promise after each death:
 //   * nobody hangs: every survivor's blocking call returns (all use
@@ -23,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -684,7 +686,7 @@ Round JoinableRound(std::string_view point, uint64_t nth) {
 
 #if defined(MP_FAULT_POINTS)
 
-class FaultPointTest : public ::testing::TestWithParam<std::string_view> {};
+class FaultPointTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(FaultPointTest, SurvivorsKeepEveryPromise) {
   const std::string_view point = GetParam();
@@ -707,8 +709,8 @@ TEST_P(FaultPointTest, SurvivorsKeepEveryPromise) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    EveryPoint, FaultPointTest, ::testing::ValuesIn(mp::fault::kPoints),
-    [](const ::testing::TestParamInfo<std::string_view>& info) {
+    EveryPoint, FaultPointTest, ::testing::ValuesIn(mp::fault::Points()),
+    [](const ::testing::TestParamInfo<std::string>& info) {
       std::string name(info.param);
       for (char& c : name) {
         if (c == '.') c = '_';
@@ -730,11 +732,22 @@ TEST(FaultTest, BuiltWithoutPoints) {
   ASSERT_TRUE(q.Get().ok());
   EXPECT_EQ(mp::fault::Hits("ring.put.after_payload"), 0u);
   EXPECT_EQ(mp::fault::Hits("ring.get.after_copy"), 0u);
+  EXPECT_TRUE(mp::fault::Points().empty());
 }
 
 #endif  // defined(MP_FAULT_POINTS)
 
 #if defined(MP_FAULT_POINTS)
+TEST(FaultTest, EveryPackagesPointsAreRegistered) {
+  const std::vector<std::string> points = mp::fault::Points();
+  for (const char* p : {"lock.acquire.after_cas", "barrier.wait.after_arrive",
+                        "ring.put.after_payload", "queue.joinable.after_get"}) {
+    EXPECT_NE(std::find(points.begin(), points.end(), p), points.end()) << p;
+  }
+  EXPECT_TRUE(std::is_sorted(points.begin(), points.end()));
+  EXPECT_EQ(std::adjacent_find(points.begin(), points.end()), points.end());
+}
+
 TEST(FaultTest, ArmReportsBadInputAndCountsHits) {
   EXPECT_EQ(mp::fault::Arm("no.such.point", 1, mp::fault::Action::kKill).code(),
             absl::StatusCode::kNotFound);
