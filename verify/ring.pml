@@ -247,7 +247,8 @@ active proctype Consumer() {
         /* retry */
      :: else ->
 read:
-        /* PopLocked: read the header, hand the payload to the sink */
+        /* PopLocked, TakeRecord: read the header, hand the payload
+           to the sink */
         atomic {
           assert(slot_done[h % CAP]);          /* never a torn record */
           v = slot_seq[h % CAP];
