@@ -5,7 +5,7 @@
  * NPROC processes that each acquire and release the lock ITERS times, and a
  * killer that may SIGKILL up to KILLS of them at any step.
  *
- * The lock word (lock.h:121-123) is kept as three fields that are always read
+ * The lock word (lock.h ResidentLock::word_, bits in robust_list.h) is kept as three fields that are always read
  * and written together inside one atomic step, as the hardware does with the
  * one 32-bit word:   owner (TID, 0 = free) | od (OWNER_DIED, bit 30)
  *                    | wt (WAITERS, bit 31)
@@ -23,11 +23,11 @@
  *   otherwise nothing; a sleeper simply leaves the futex queue.
  *
  * Broken twins (one protective step removed, chosen with spin -D...):
- *   BREAK_RELEASE_WAKE  Release skips FutexWakeOne (lock.h:168)
+ *   BREAK_RELEASE_WAKE  Release skips FutexWakeOne (lock.h Unlock)
  *   BREAK_KERNEL_WAKE   the kernel marks OWNER_DIED but wakes nobody
- *   BREAK_IGNORE_OD     TakeOver does not report kOwnerDied (lock.cc:364-366)
+ *   BREAK_IGNORE_OD     TakeOver does not report kOwnerDied (lock.cc TakeOver)
  *   BREAK_SLEPT_WAITERS a woken waiter takes the lock without re-setting
- *                       WAITERS (lock.cc:384 "slept ? kWaiters : 0" dropped)
+ *                       WAITERS (AcquireSlow's "slept ? kWaiters : 0" dropped)
  * -------------------------------------------------------------------------- */
 
 #ifndef NPROC
@@ -44,7 +44,7 @@
 #define ACQ  1   /* LockResult::kAcquired */
 #define OD   2   /* LockResult::kOwnerDied */
 
-/* lock.h:129 word_ */
+/* lock.h ResidentLock::word_ */
 byte owner;            /* bits 0-29: owner TID (process number 1..NPROC) */
 bool odbit;              /* bit 30: OWNER_DIED */
 bool wt;               /* bit 31: WAITERS */
@@ -114,19 +114,19 @@ inline kernel_exit() {
 }
 
 proctype P(byte me) {
-  byte v_owner;          /* lock.cc:380 v, the snapshot of the word */
+  byte v_owner;          /* AcquireSlow: v, the snapshot of the word */
   bool v_od, v_wt;
-  bool slept;            /* lock.cc:378 */
-  bool old_wt;           /* lock.h:167 old & kWaiters */
+  bool slept;            /* AcquireSlow: slept */
+  bool old_wt;           /* Unlock: old & kWaiters */
   byte result;
   byte it;
   {
   do
   :: it < ITERS ->
-     /* ---- Acquire: lock.h:138 ---- */
+     /* ---- Acquire: lock.h ResidentLock::Acquire ---- */
      want[me] = 1;
-     pending[me] = 1;                          /* lock.h:141 SetPending */
-     atomic {                                  /* lock.h:143 CAS 0 -> tid */
+     pending[me] = 1;                          /* Acquire: SetPending */
+     atomic {                                  /* Acquire: CAS 0 -> tid */
        if
        :: owner == 0 && !odbit && !wt -> owner = me; result = ACQ
        :: else -> result = NONE
@@ -134,18 +134,18 @@ proctype P(byte me) {
      }
      if
      :: result == ACQ ->
-        pending[me] = 0                        /* lock.h:146-147 Enqueue,
+        pending[me] = 0                        /* Acquire: Enqueue,
                                                   ClearPending */
      :: else ->
         /* AcquireSlow (lock.cc): no spin, straight to the loop. */
         slept = 0;
         do
-        :: atomic {                            /* lock.cc:380 load */
+        :: atomic {                            /* AcquireSlow: load */
              v_owner = owner; v_od = odbit; v_wt = wt
            }
            if
-           :: v_owner == 0 ->                  /* lock.cc:382 free */
-              /* lock.cc:383-385, TakeOver lock.cc:354: CAS v -> tid |
+           :: v_owner == 0 ->                  /* AcquireSlow: owner == 0 */
+              /* AcquireSlow -> TakeOver: CAS v -> tid |
                  (v & W) | (slept ? W : 0), acquire */
               atomic {
                 if
@@ -158,37 +158,37 @@ proctype P(byte me) {
 #endif
                    if
 #ifndef BREAK_IGNORE_OD
-                   :: v_od -> reported++; result = OD  /* lock.cc:364-366 */
+                   :: v_od -> reported++; result = OD  /* TakeOver: died */
 #endif
                    :: else -> result = ACQ
                    fi;
                    assert(deaths == reported + odbit)
-                :: else -> result = NONE        /* lock.cc:357: retry */
+                :: else -> result = NONE        /* TakeOver lost: retry */
                 fi
               }
               if
               :: result != NONE ->
-                 pending[me] = 0;              /* lock.cc:361-362 Enqueue,
+                 pending[me] = 0;              /* TakeOver: Enqueue,
                                                   ClearPending */
                  break
-              :: else -> skip                  /* lock.cc:387 continue */
+              :: else -> skip                  /* AcquireSlow: continue */
               fi
            :: else ->
-              /* lock.cc:389 fallback (head == nullptr) not modelled;
-                 lock.cc:395 infinite deadline never expires */
+              /* AcquireSlow: the fallback (head == nullptr) is not
+                 modelled; the infinite deadline never expires */
               if
-              :: !v_wt ->                      /* lock.cc:396-401 */
+              :: !v_wt ->                      /* AcquireSlow: set WAITERS */
                  atomic {
                    if
                    :: word_is_v -> wt = 1; v_wt = 1; result = ACQ
-                   :: else -> result = NONE    /* lock.cc:399 continue */
+                   :: else -> result = NONE    /* AcquireSlow: CAS lost, continue */
                    fi
                  }
               :: else -> result = ACQ
               fi;
               if
               :: result == ACQ ->
-                 /* lock.cc:410 FutexWait(&word_, v): the compare and the
+                 /* AcquireSlow: FutexWait(&word_, v): the compare and the
                     enqueue are one atomic step; then block until woken. */
                  atomic {
                    if
@@ -206,7 +206,7 @@ proctype P(byte me) {
                    fi
 #endif
                  }
-                 slept = 1                     /* lock.cc:411 */
+                 slept = 1                     /* AcquireSlow: slept = true */
               :: else -> skip
               fi
            fi
@@ -222,21 +222,21 @@ proctype P(byte me) {
      }
      atomic { in_cs[me] = 0; incs-- }
 
-     /* ---- Release: lock.h:154 ---- */
-     /* lock.h:156-157: the owner check passes (we hold it).
-        lock.h:158-160 owner_died_ = 0: a field of the holder only. */
-     pending[me] = 1;                          /* lock.h:164 SetPending,
+     /* ---- Release: lock.h ResidentLock::Release, Unlock ---- */
+     /* Release: the owner check passes (we hold it).
+        ReleaseSlow: owner_died_ = 0, a field of the holder only. */
+     pending[me] = 1;                          /* Unlock: SetPending,
                                                   Dequeue */
-     atomic {                                  /* lock.h:167 exchange 0 */
+     atomic {                                  /* Unlock: exchange 0 */
        old_wt = wt; owner = 0; odbit = 0; wt = 0
      }
 #ifndef BREAK_RELEASE_WAKE
-     if                                        /* lock.h:168 */
+     if                                        /* Unlock: wake if WAITERS */
      :: old_wt -> atomic { futex_wake_one() }
      :: else -> skip
      fi;
 #endif
-     pending[me] = 0;                          /* lock.h:169 ClearPending */
+     pending[me] = 0;                          /* Unlock: ClearPending */
      it++
   :: else -> break
   od;

@@ -29,7 +29,8 @@
  *
  * FUTEX_WAIT(epoch, e): atomically { if epoch != e return; else enqueue },
  * then block until FutexWakeAll dequeues us (no spurious wake-ups).
- * The spin loops (ring.cc:224-227, 246-249) only re-check the indices: they
+ * The spin loops (ring.cc SpinUntil, before each sleep) only re-check the
+ * indices: they
  * are abstracted away (the callers' retry loops re-check anyway). Deadlines
  * are infinite; Close() is not modelled.
  *
@@ -56,14 +57,14 @@
 #define MSGS 3
 #endif
 
-/* ring.h:189-205 */
+/* ring.h, class Ring: tail_, head_, the epochs and waiter counts */
 byte tail;                 /* records published (monotonic; byte offsets
                               in the C++, one record = one slot here) */
 byte head;                 /* records freed */
-byte data_epoch;           /* ring.h:202 */
-byte consumers_waiting;    /* ring.h:203 */
-byte space_epoch;          /* ring.h:204 */
-byte producers_waiting;    /* ring.h:205 */
+byte data_epoch;           /* ring.h data_epoch_ */
+byte consumers_waiting;    /* ring.h consumers_waiting_ */
+byte space_epoch;          /* ring.h space_epoch_ */
+byte producers_waiting;    /* ring.h producers_waiting_ */
 
 bool c_asleep;             /* consumer in the futex queue of data_epoch */
 bool p_asleep;             /* producer in the futex queue of space_epoch */
@@ -76,10 +77,10 @@ bool slot_done[CAP];       /* ghost: payload completely written */
 byte delivered;            /* ghost: records the consumer returned */
 bool p_fin, c_fin;
 
-/* Ring::WakeConsumers, ring.cc:193-198 (after the tail store) */
+/* Ring::WakeConsumers (after the tail store) */
 inline wake_consumers() {
   if
-  :: consumers_waiting != 0 ->               /* ring.cc:194 */
+  :: consumers_waiting != 0 ->               /* WakeConsumers: waiters seen */
 #ifdef WAITERS_FLAG
      /* working-tree variant: exchange(0) claims the one wake-up */
      atomic { w = consumers_waiting; consumers_waiting = 0 };
@@ -87,8 +88,8 @@ inline wake_consumers() {
      :: w != 0 ->
 #endif
      atomic {
-       data_epoch++;                         /* ring.cc:195 */
-       c_asleep = 0                          /* ring.cc:196 FutexWakeAll */
+       data_epoch++;                         /* WakeConsumers: bump */
+       c_asleep = 0                          /* WakeConsumers: FutexWakeAll */
      }
 #ifdef WAITERS_FLAG
      :: else -> skip
@@ -98,18 +99,18 @@ inline wake_consumers() {
   fi
 }
 
-/* Ring::WakeProducers, ring.cc:200-205 (after the head store) */
+/* Ring::WakeProducers (after the head store) */
 inline wake_producers() {
   if
-  :: producers_waiting != 0 ->               /* ring.cc:201 */
+  :: producers_waiting != 0 ->               /* WakeProducers: waiters seen */
 #ifdef WAITERS_FLAG
      atomic { w = producers_waiting; producers_waiting = 0 };
      if
      :: w != 0 ->
 #endif
      atomic {
-       space_epoch++;                        /* ring.cc:202 */
-       p_asleep = 0                          /* ring.cc:203 FutexWakeAll */
+       space_epoch++;                        /* WakeProducers: bump */
+       p_asleep = 0                          /* WakeProducers: FutexWakeAll */
      }
 #ifdef WAITERS_FLAG
      :: else -> skip
@@ -121,30 +122,30 @@ inline wake_producers() {
 
 active proctype Producer() {
   byte i = 1;              /* sequence number of the next record */
-  byte t;                  /* ring.cc:288 tail */
-  byte head_cache;         /* ring.h:190 */
+  byte t;                  /* PushLocked: tail */
+  byte head_cache;         /* ring.h head_cache_ */
   byte e;
   bool w;                  /* the waiters count read by the wake path */
   do
   :: i <= MSGS ->
-     t = tail;                                 /* ring.cc:288 */
+     t = tail;                                 /* PushLocked: load tail */
      if
-     :: t + 1 - head_cache > CAP ->            /* ring.cc:293 looks full */
-        head_cache = head;                     /* ring.cc:294 acquire */
+     :: t + 1 - head_cache > CAP ->            /* PushLocked: looks full */
+        head_cache = head;                     /* PushLocked: reload head */
         if
-        :: t + 1 - head_cache > CAP ->         /* ring.cc:295 full */
-           /* ring.cc:300 WaitForSpace */
-           e = space_epoch;                    /* ring.cc:251 */
+        :: t + 1 - head_cache > CAP ->         /* PushLocked: full */
+           /* RingView::WaitForSpace, SleepUntil */
+           e = space_epoch;                    /* SleepUntil: epoch */
 #ifdef WAITERS_FLAG
            producers_waiting = 1;
 #else
-           producers_waiting++;                /* ring.cc:252 seq_cst */
+           producers_waiting++;                /* SleepUntil: raise waiters */
 #endif
 #ifndef BREAK_NO_RECHECK
            if
-           :: tail + 1 - head > CAP ->         /* ring.cc:254 !has_room */
+           :: tail + 1 - head > CAP ->         /* SleepUntil: !ready() */
 #endif
-              atomic {                         /* ring.cc:255 FutexWait */
+              atomic {                         /* SleepUntil: FutexWait */
                 if
                 :: space_epoch == e -> p_asleep = 1
                 :: else -> skip                /* EAGAIN */
@@ -156,11 +157,11 @@ active proctype Producer() {
            fi;
 #endif
 #ifndef WAITERS_FLAG
-           producers_waiting--                 /* ring.cc:258 */
+           producers_waiting--                 /* SleepUntil: lower */
 #else
            skip
 #endif
-           /* ring.cc:307 continue: retry */
+           /* PushLocked: retry */
         :: else -> goto write
         fi
      :: else ->
@@ -184,7 +185,7 @@ write:
 #endif
 #endif
         ;
-        /* ring.cc:327 WakeConsumers */
+        /* PushLocked: WakeConsumers after publishing */
 #ifdef BREAK_NO_FENCE
         if
         :: w -> atomic { data_epoch++; c_asleep = 0 }
@@ -202,7 +203,7 @@ write:
 
 active proctype Consumer() {
   byte j = 1;              /* sequence number expected next */
-  byte h;                  /* ring.cc:348 head */
+  byte h;                  /* PopLocked: head */
   byte e;
   byte v;
   bool w;
@@ -246,7 +247,8 @@ active proctype Consumer() {
         /* retry */
      :: else ->
 read:
-        /* ring.cc:365-381: read the header, hand the payload to the sink */
+        /* PopLocked, TakeRecord: read the header, hand the payload
+           to the sink */
         atomic {
           assert(slot_done[h % CAP]);          /* never a torn record */
           v = slot_seq[h % CAP];
@@ -259,14 +261,14 @@ read:
 #ifdef BREAK_NO_FENCE
         w = (producers_waiting != 0);          /* load hoisted above the
                                                   store: no fence */
-        head = h + 1;                          /* ring.cc:388 */
+        head = h + 1;                          /* Ring::AdvanceHead */
         if
         :: w -> atomic { space_epoch++; p_asleep = 0 }
         :: else -> skip
         fi;
 #else
-        head = h + 1;                          /* ring.cc:388 release */
-        wake_producers();                      /* ring.cc:390 */
+        head = h + 1;                          /* Ring::AdvanceHead, release */
+        wake_producers();                      /* PopLocked: WakeProducers */
 #endif
         j++
      fi

@@ -3,32 +3,53 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <string>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace mp::fault {
+
+// The registry's view of a Table's private fields.
+struct TableAccess {
+  static std::atomic<uint64_t>* hits(Table& t) { return t.hits_; }
+  static Table*& next(Table& t) { return t.next_; }
+  static void SetHits(Table& t, std::atomic<uint64_t>* h) { t.hits_ = h; }
+};
+
 namespace {
 
-constexpr int kNotArmed = -1;
+// Every registered table, newest first. Constant-initialised, so a table
+// registering before this file's dynamic initialisation still finds it.
+constinit std::atomic<Table*> registry{nullptr};
 
-std::atomic<uint64_t> hits[kNumPoints];
-std::atomic<int> armed_point{kNotArmed};
-std::atomic<uint64_t> countdown{0};
-std::atomic<int> armed_action{0};
+// The armed point: its table and index; countdown hits to go.
+constinit std::atomic<Table*> armed_table{nullptr};
+constinit std::atomic<size_t> armed_index{0};
+constinit std::atomic<uint64_t> countdown{0};
+constinit std::atomic<int> armed_action{0};
 
 // Debian's Abseil has its own string_view type.
 absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
 
-int FindPoint(std::string_view name) {
-  for (size_t i = 0; i < kNumPoints; ++i) {
-    if (kPoints[i] == name) return static_cast<int>(i);
+struct Found {
+  Table* table = nullptr;
+  size_t index = 0;
+};
+
+Found FindPoint(std::string_view name) {
+  for (Table* t = registry.load(std::memory_order_acquire); t != nullptr;
+       t = TableAccess::next(*t)) {
+    for (size_t i = 0; i < t->size(); ++i) {
+      if (t->name(i) == name) return {t, i};
+    }
   }
-  return kNotArmed;
+  return {};
 }
 
 [[noreturn]] void Perform(Action action) {
@@ -37,43 +58,29 @@ int FindPoint(std::string_view name) {
   _exit(kExitCode);  // not reached
 }
 
-// MP_FAULT is read when the process starts, before main.
-struct ArmFromEnvironment {
-  ArmFromEnvironment() {
-    if (!kEnabled) return;
-    const char* spec = std::getenv("MP_FAULT");
-    if (spec == nullptr || *spec == '\0') return;
-    absl::Status s = ArmFromSpec(spec);
-    if (!s.ok()) {
-      std::fprintf(stderr, "mp: MP_FAULT=%s: %s\n", spec,
-                   std::string(s.message()).c_str());
-      std::abort();
-    }
-  }
-} arm_from_environment;
-
-}  // namespace
-
-absl::Status Arm(std::string_view point, uint64_t nth_hit, Action action) {
-  if (!kEnabled) {
-    return absl::FailedPreconditionError(
-        "fault points are compiled out: build with --config=fault");
-  }
-  const int index = FindPoint(point);
-  if (index == kNotArmed) {
-    return absl::NotFoundError(absl::StrCat("no fault point named ", Sv(point)));
+absl::Status ArmFound(Found f, std::string_view point, uint64_t nth_hit,
+                      Action action) {
+  if (f.table == nullptr) {
+    return absl::NotFoundError(absl::StrCat(
+        "no fault point named '", Sv(point),
+        "' (points are declared in each package's fault_points.h)"));
   }
   if (nth_hit == 0) {
     return absl::InvalidArgumentError("nth_hit must be at least 1");
   }
-  armed_point.store(kNotArmed, std::memory_order_relaxed);
+  armed_table.store(nullptr, std::memory_order_relaxed);
   countdown.store(nth_hit, std::memory_order_relaxed);
   armed_action.store(static_cast<int>(action), std::memory_order_relaxed);
-  armed_point.store(index, std::memory_order_release);
+  armed_index.store(f.index, std::memory_order_relaxed);
+  armed_table.store(f.table, std::memory_order_release);
   return absl::OkStatus();
 }
 
-absl::Status ArmFromSpec(std::string_view spec) {
+// MP_FAULT is read and applied once every table has registered: by the
+// first call that needs it (a hit, Arm, Hits, Points).
+std::once_flag environment_once;
+
+absl::Status ParseAndArm(std::string_view spec) {
   const size_t c1 = spec.find(':');
   if (c1 == std::string_view::npos) {
     return absl::InvalidArgumentError("expected point:nth[:kill|exit]");
@@ -97,21 +104,95 @@ absl::Status ArmFromSpec(std::string_view spec) {
     return absl::InvalidArgumentError(
         absl::StrCat("bad hit count '", Sv(rest), "'"));
   }
-  return Arm(point, nth, action);
+  return ArmFound(FindPoint(point), point, nth, action);
 }
 
-void Disarm() { armed_point.store(kNotArmed, std::memory_order_relaxed); }
+void ApplyEnvironmentOnce() {
+  if (!kEnabled) return;
+  std::call_once(environment_once, [] {
+    const char* environment_spec = std::getenv("MP_FAULT");
+    if (environment_spec == nullptr || *environment_spec == '\0') return;
+    absl::Status s = ParseAndArm(environment_spec);
+    if (!s.ok()) {
+      std::fprintf(stderr, "mp: MP_FAULT=%s: %s\n", environment_spec,
+                   std::string(s.message()).c_str());
+      std::abort();
+    }
+  });
+}
+
+}  // namespace
+
+#if defined(MP_FAULT_POINTS)
+void Table::Register() {
+  for (size_t i = 0; i < size_; ++i) {
+    if (Found f = FindPoint(names_[i]); f.table != nullptr) {
+      std::fprintf(stderr,
+                   "mp: fault point '%s' is declared by both %s and %s\n",
+                   std::string(names_[i]).c_str(),
+                   std::string(f.table->package()).c_str(),
+                   std::string(package_).c_str());
+      std::abort();
+    }
+  }
+  hits_ = new std::atomic<uint64_t>[size_]();
+  Table* head = registry.load(std::memory_order_relaxed);
+  do {
+    next_ = head;
+  } while (!registry.compare_exchange_weak(head, this,
+                                           std::memory_order_release,
+                                           std::memory_order_relaxed));
+}
+#endif
+
+absl::Status Arm(std::string_view point, uint64_t nth_hit, Action action) {
+  if (!kEnabled) {
+    return absl::FailedPreconditionError(
+        "fault points are compiled out: build with --config=fault");
+  }
+  ApplyEnvironmentOnce();
+  return ArmFound(FindPoint(point), point, nth_hit, action);
+}
+
+absl::Status ArmFromSpec(std::string_view spec) {
+  if (!kEnabled) {
+    return absl::FailedPreconditionError(
+        "fault points are compiled out: build with --config=fault");
+  }
+  ApplyEnvironmentOnce();
+  return ParseAndArm(spec);
+}
+
+void Disarm() {
+  ApplyEnvironmentOnce();
+  armed_table.store(nullptr, std::memory_order_relaxed);
+}
 
 uint64_t Hits(std::string_view point) {
-  const int index = FindPoint(point);
-  return index == kNotArmed ? 0 : hits[index].load(std::memory_order_relaxed);
+  ApplyEnvironmentOnce();
+  const Found f = FindPoint(point);
+  if (f.table == nullptr || TableAccess::hits(*f.table) == nullptr) return 0;
+  return TableAccess::hits(*f.table)[f.index].load(std::memory_order_relaxed);
+}
+
+std::vector<std::string> Points() {
+  ApplyEnvironmentOnce();
+  std::vector<std::string> names;
+  for (Table* t = registry.load(std::memory_order_acquire); t != nullptr;
+       t = TableAccess::next(*t)) {
+    for (size_t i = 0; i < t->size(); ++i) names.emplace_back(t->name(i));
+  }
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 namespace internal {
 
-void Hit(size_t index) {
-  hits[index].fetch_add(1, std::memory_order_relaxed);
-  if (armed_point.load(std::memory_order_acquire) != static_cast<int>(index)) {
+void Hit(Table& table, size_t index) {
+  ApplyEnvironmentOnce();
+  TableAccess::hits(table)[index].fetch_add(1, std::memory_order_relaxed);
+  if (armed_table.load(std::memory_order_acquire) != &table ||
+      armed_index.load(std::memory_order_relaxed) != index) {
     return;
   }
   if (countdown.fetch_sub(1, std::memory_order_acq_rel) == 1) {

@@ -17,81 +17,120 @@
 // nothing else: no code, no data, no branch (bench/ shows the same figures
 // with and without the points). Arm() then fails with FailedPrecondition.
 //
-// Every point is listed in kPoints; a name not in the list does not compile.
-// The list is what tests/fault walks.
+// This file is the mechanism only; it names no point. Each package lists its
+// own points in a table of its own (mp/sync/internal/fault_points.h,
+// mp/queue/internal/fault_points.h: where each point sits, in a comment) and
+// declares the groups it owns, a group being the part of a point's name
+// before its first '.':
+//
+//   namespace mp::sync_internal {
+//   inline constexpr std::string_view kFaultPointNames[] = {
+//       "lock.acquire.after_cas", ...};
+//   inline MP_FAULT_CONSTINIT mp::fault::Table fault_points(
+//       "mp/sync", kFaultPointNames);
+//   }  // namespace mp::sync_internal
+//   MP_FAULT_GROUP("lock", mp::sync_internal::kFaultPointNames,
+//                  mp::sync_internal::fault_points);
+//
+// A call site includes its package's table. Unknown names do not compile: a
+// group no included header declares is an incomplete type, a name missing
+// from its group's table a consteval error ("unknown fault point").
+//
+// In a build with points, every table registers itself before main (or when
+// its code is loaded), and Arm(), Hits() and Points() find points of every
+// table linked into the program by name. Two tables naming one point abort
+// at registration with a message.
 
 #ifndef MP_CORE_FAULT_H_
 #define MP_CORE_FAULT_H_
 
+#include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <iterator>
+#include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "absl/status/status.h"
 
 namespace mp::fault {
 
-// Where each point sits. The step before the point has happened; the step
-// after it has not.
-inline constexpr std::string_view kPoints[] = {
-    // mp/sync/lock.h, lock.cc: ResidentLock.
-    "lock.acquire.after_pending",    // robust list_op_pending set; no CAS yet
-    "lock.acquire.after_cas",        // word holds our tid; not linked yet
-    "lock.acquire.after_link",       // linked; list_op_pending still set
-    "lock.acquire.before_sleep",     // WAITERS set; about to FUTEX_WAIT
-    "lock.acquire.after_takeover",   // slow-path CAS won; not linked yet
-    "lock.release.after_unlink",     // unlinked, pending set; word still ours
-    "lock.release.after_exchange",   // word 0; waiters not woken yet
-    "lock.release.after_wake",       // woken; list_op_pending still set
-    // mp/sync/condition.cc: ResidentCondition.
-    "condition.wait.after_release",  // counted as waiting, lock released
-    "condition.wait.after_wake",     // sequence moved; lock not re-taken
-    "condition.notify.after_bump",   // sequence bumped; nothing granted yet
-    "condition.notify.after_signal", // bumped and granted; waiters not woken
-    // mp/sync/semaphore.cc: ResidentSemaphore.
-    "semaphore.acquire.before_sleep",  // counted in waiters; not asleep
-    "semaphore.release.after_add",     // count raised; waiters not woken
-    // mp/sync/event.cc: ResidentEvent.
-    "event.set.after_exchange",      // flag set; waiters not woken
-    "event.wait.before_sleep",       // WAITERS set; about to FUTEX_WAIT
-    // mp/sync/barrier.cc: ResidentBarrier.
-    "barrier.wait.after_arrive",     // counted as arrived, holding its lock
-    // mp/queue/internal/ring.cc: Ring (MPMC and SPSC).
-    "ring.put.after_lock",           // producer lock held; nothing claimed
-    "ring.put.after_tail",           // claim published (tail moved); not counted
-    "ring.put.after_claim",          // claim published and counted; lock held
-    "ring.put.after_payload",        // lock released, payload written; no commit
-    "ring.put.after_publish",        // record committed; consumers not woken
-    "ring.put.before_sleep",         // waiting-for-space flag raised
-    "ring.get.after_lock",           // consumer lock held; nothing read
-    "ring.get.after_copy",           // record copied out; head not moved
-    "ring.get.after_head",           // head moved past a record; not counted
-    "ring.get.after_publish",        // head moved, record counted; lock held
-    "ring.get.before_sleep",         // waiting-for-data flag raised
-    // mp/queue/queue.cc: the side channel (big messages).
-    "queue.side.after_create",       // claimed; segment made, header written
-    "queue.side.after_write",        // segment written; reference not committed
-    "queue.side.after_unlink",       // consumer opened and unlinked it; not read
-    // mp/queue/queue.h: JoinableQueue.
-    "queue.joinable.after_get",      // record taken (slot counted); no TaskDone
-};
-inline constexpr size_t kNumPoints = std::size(kPoints);
-
-// The index of `name` in kPoints; a name that is not there is a compile error
-// (the throw is not a constant expression).
-consteval size_t PointIndex(std::string_view name) {
-  for (size_t i = 0; i < kNumPoints; ++i) {
-    if (kPoints[i] == name) return i;
-  }
-  throw "unknown fault point: add it to mp::fault::kPoints";
-}
-
 #if defined(MP_FAULT_POINTS)
 inline constexpr bool kEnabled = true;
 #else
 inline constexpr bool kEnabled = false;
+#endif
+
+// The group of a point: its name up to the first '.' (a group's own name,
+// without a '.', is itself), 1 to 31 characters. A structural type, so that
+// it can name a Group.
+struct GroupName {
+  char text[32] = {};
+  consteval GroupName(std::string_view point) {
+    const size_t n = std::min(point.find('.'), point.size());
+    if (n == 0 || n >= sizeof text) {
+      throw "a fault point is named group.step (group: 1 to 31 characters)";
+    }
+    for (size_t i = 0; i < n; ++i) text[i] = point[i];
+  }
+};
+
+// Declared by the package that owns the group (MP_FAULT_GROUP); never
+// defined here, so a point of an undeclared group does not compile.
+template <GroupName G>
+struct Group;
+
+// The index of `name` in `table`; a name that is not there is a compile
+// error (the throw is not a constant expression).
+template <size_t N>
+consteval size_t IndexIn(const std::string_view (&table)[N],
+                         std::string_view name) {
+  for (size_t i = 0; i < N; ++i) {
+    if (table[i] == name) return i;
+  }
+  throw "unknown fault point: add it to its package's fault_points.h";
+}
+
+// One package's points at run time: their names and, in a build with
+// points, their hit counters, registered with Arm/Hits/Points. In the
+// default build a Table does nothing and, declared MP_FAULT_CONSTINIT, is
+// constant-initialised: no code runs for it at startup.
+class Table {
+ public:
+  template <size_t N>
+#if !defined(MP_FAULT_POINTS)
+  constexpr
+#endif
+      Table(std::string_view package, const std::string_view (&points)[N])
+      : package_(package), names_(points), size_(N) {
+#if defined(MP_FAULT_POINTS)
+    Register();
+#endif
+  }
+  Table(const Table&) = delete;
+  Table& operator=(const Table&) = delete;
+
+  std::string_view package() const { return package_; }
+  size_t size() const { return size_; }
+  std::string_view name(size_t i) const { return names_[i]; }
+
+ private:
+  friend struct TableAccess;
+  void Register();  // defined only in a build with points
+
+  std::string_view package_;
+  const std::string_view* names_;
+  size_t size_;
+  std::atomic<uint64_t>* hits_ = nullptr;  // size_ counters
+  Table* next_ = nullptr;                  // the registry's list
+};
+
+#if defined(MP_FAULT_POINTS)
+#define MP_FAULT_CONSTINIT
+#else
+#define MP_FAULT_CONSTINIT constinit
 #endif
 
 enum class Action {
@@ -102,30 +141,53 @@ inline constexpr int kExitCode = 86;
 
 // Arms `point` in this process: its `nth_hit`-th hit from now (1 = the next)
 // performs `action`. Replaces any earlier arming. FailedPrecondition in a
-// build without fault points; NotFound for an unknown point; InvalidArgument
-// for nth_hit 0.
+// build without fault points; NotFound for a name no linked table has;
+// InvalidArgument for nth_hit 0.
 absl::Status Arm(std::string_view point, uint64_t nth_hit, Action action);
-// Parses "point:nth[:kill|exit]" (the MP_FAULT environment variable's form,
-// read once when the process starts) and arms it.
+// Parses "point:nth[:kill|exit]" and arms it. The MP_FAULT environment
+// variable holds this form; it is read and applied by the first hit, Arm,
+// Hits or Points call of the process (after every table has registered, so
+// before the first hit counts); a spec that does not parse or names no
+// point aborts the process with a message.
 absl::Status ArmFromSpec(std::string_view spec);
 void Disarm();
 // Hits of `point` in this process since it started (0 in a build without
 // fault points, or for an unknown name).
 uint64_t Hits(std::string_view point);
+// Every registered point's name, sorted (empty in a build without points).
+std::vector<std::string> Points();
 
 namespace internal {
-void Hit(size_t index);
+void Hit(Table& table, size_t index);
 }  // namespace internal
 
 }  // namespace mp::fault
 
+// Declares `group` (a string literal) as owned by a package: its points are
+// named in `names` (a constexpr std::string_view array) and counted by
+// `table` (the mp::fault::Table over `names`). At namespace scope, outside
+// any namespace.
+#define MP_FAULT_GROUP(group, names, table)                              \
+  template <>                                                            \
+  struct mp::fault::Group<::mp::fault::GroupName(group)> {               \
+    static constexpr const auto& kNames = names;                         \
+    static ::mp::fault::Table& table_ref() { return table; }             \
+  }
+
 #if defined(MP_FAULT_POINTS)
-#define MP_FAULT_POINT(name)                                           \
-  ::mp::fault::internal::Hit(                                          \
-      std::integral_constant<size_t, ::mp::fault::PointIndex(name)>::value)
+#define MP_FAULT_POINT(name)                                              \
+  ::mp::fault::internal::Hit(                                             \
+      ::mp::fault::Group<::mp::fault::GroupName(name)>::table_ref(),      \
+      std::integral_constant<                                             \
+          size_t, ::mp::fault::IndexIn(                                   \
+                      ::mp::fault::Group<::mp::fault::GroupName(name)>::  \
+                          kNames,                                         \
+                      name)>::value)
 #else
-#define MP_FAULT_POINT(name) \
-  static_assert(::mp::fault::PointIndex(name) < ::mp::fault::kNumPoints)
+#define MP_FAULT_POINT(name)                                               \
+  static_assert(::mp::fault::IndexIn(                                      \
+                    ::mp::fault::Group<::mp::fault::GroupName(name)>::kNames, \
+                    name) != static_cast<size_t>(-1))
 #endif
 
 #endif  // MP_CORE_FAULT_H_

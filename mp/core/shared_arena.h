@@ -11,7 +11,8 @@
 //   uint64_t where = arena->OffsetOf(counter);   // valid in every process
 //   ... another process: SharedArena::Attach(base, size)->At<...>(where)
 //
-// Design: power-of-two size classes (64 B .. 1 GiB blocks), one lock-free
+// Design: power-of-two size classes (kNumClasses of them: blocks of 128 B ..
+// 2 GiB, each with a 64-byte header before its payload), one lock-free
 // LIFO free list per class, fresh blocks cut from a bump offset. Heads are
 // tagged (32-bit generation | 32-bit block index) so a pop racing with a
 // pop-and-push of the same block (ABA) fails its CAS. Blocks are never

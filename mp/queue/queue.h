@@ -129,11 +129,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "mp/core/error.h"
-#include "mp/core/fault.h"
 #include "mp/core/futex.h"
 #include "mp/core/segment_header.h"
 #include "mp/core/shared_memory.h"
 #include "mp/queue/codec.h"
+#include "mp/queue/internal/fault_points.h"
 #include "mp/queue/internal/ring.h"
 
 namespace mp {

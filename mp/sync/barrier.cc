@@ -6,7 +6,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "mp/core/fault.h"
+#include "mp/sync/internal/fault_points.h"
 
 namespace mp {
 

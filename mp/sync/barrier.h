@@ -23,7 +23,7 @@
 // hold no valid state (an unknown state, parties outside 1..INT_MAX, more
 // parties inside than it has) is broken: Wait returns Aborted.
 //
-// `ResidentBarrier` (64 bytes) is Python's algorithm over a ResidentLock and
+// `ResidentBarrier` (72 bytes) is Python's algorithm over a ResidentLock and
 // a ResidentCondition: a state (filling, draining, resetting, broken) and
 // the number of parties inside Wait. The action lives in the handle, since
 // code cannot live in shared memory. Bad input: parties < 1 (Create returns
@@ -84,7 +84,8 @@ class ResidentBarrier {
   void Break();
 
   // Layout: 0 lock_ (40 bytes), 40 cond_ (16), 56 state_, 60 count_,
-  // 64 parties_ (immutable). state_/count_ change under lock_.
+  // 64 parties_ (immutable), 68 padding to 72. state_/count_ change under
+  // lock_.
   ResidentLock lock_;
   ResidentCondition cond_;
   std::atomic<int32_t> state_{kFilling};

@@ -32,7 +32,7 @@
 #include <new>
 #include <type_traits>
 
-#include "mp/core/fault.h"
+#include "mp/sync/internal/fault_points.h"
 #include "mp/sync/internal/named.h"
 #include "mp/sync/internal/robust_list.h"
 

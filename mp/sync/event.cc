@@ -1,6 +1,6 @@
 #include "mp/sync/event.h"
 
-#include "mp/core/fault.h"
+#include "mp/sync/internal/fault_points.h"
 #include "mp/sync/internal/named.h"
 #include "mp/sync/internal/robust_list.h"
 

@@ -82,9 +82,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "mp/core/fault.h"
 #include "mp/core/futex.h"
 #include "mp/core/shared_memory.h"
+#include "mp/sync/internal/fault_points.h"
 #include "mp/sync/internal/robust_list.h"
 
 namespace mp {

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "mp/core/fault.h"
+#include "mp/sync/internal/fault_points.h"
 #include "mp/sync/internal/named.h"
 #include "mp/sync/internal/robust_list.h"
 

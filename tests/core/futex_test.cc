@@ -5,6 +5,7 @@
 #include "mp/core/futex.h"
 
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 
 #include "gtest/gtest.h"
 #include "mp/core/shared_memory.h"
+#include "tests/watchdog.h"
 
 namespace mp {
 namespace {
@@ -60,19 +62,33 @@ TEST(FutexTest, WakeWithNoSleeperWakesNobody) {
   EXPECT_EQ(FutexWakeAll(&w), 0);
 }
 
-void WaitUntilSet(FutexWord* w, FutexScope scope) {
-  while (w->load() == 0) FutexWait(w, 0, Deadline::Infinite(), scope);
+pid_t Gettid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
+
+// Sleeps on `w` until it is set; counts the sleeps that a wake ended.
+void WaitUntilSet(FutexWord* w, FutexScope scope, std::atomic<pid_t>* tid,
+                  std::atomic<int>* woken) {
+  tid->store(Gettid());
+  while (w->load() == 0) {
+    if (FutexWait(w, 0, Deadline::Infinite(), scope) == FutexResult::kWoken) {
+      woken->fetch_add(1);
+    }
+  }
 }
 
 TEST(FutexTest, ThreadsPrivateAndShared) {
   for (FutexScope scope : {FutexScope::kPrivate, FutexScope::kShared}) {
     FutexWord w{0};
-    std::thread t(WaitUntilSet, &w, scope);
-    std::this_thread::sleep_for(10ms);
+    std::atomic<pid_t> tid{0};
+    std::atomic<int> woken{0};
+    std::thread t(WaitUntilSet, &w, scope, &tid, &woken);
+    while (tid.load() == 0) std::this_thread::yield();
+    // The thread sleeps in the kernel (on w: nothing else puts it to sleep).
+    EXPECT_TRUE(mp_test::AwaitAsleep(tid.load()));
     w.store(1);
-    FutexWake(&w, 1, scope);
+    EXPECT_EQ(FutexWake(&w, 1, scope), 1);  // the wake found the sleeper
     t.join();
     EXPECT_EQ(w.load(), 1u);
+    EXPECT_GE(woken.load(), 1);
   }
 }
 
@@ -89,9 +105,9 @@ void WakeChildThrough(SharedMemory& mem) {
     _exit(w->load() == 42 ? 0 : 1);
   }
   while (ready->load() == 0) FutexWait(ready, 0);
-  std::this_thread::sleep_for(10ms);  // let the child reach its wait
+  EXPECT_TRUE(mp_test::AwaitAsleep(pid));  // in its wait on w
   w->store(42);
-  FutexWakeAll(w);
+  EXPECT_EQ(FutexWakeAll(w), 1);  // the wake found the sleeper
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
@@ -120,17 +136,19 @@ TEST(FutexTest, SignalDoesNotCutTheWaitShort) {
   struct sigaction old {};
   ASSERT_EQ(sigaction(SIGUSR1, &sa, &old), 0);
   FutexWord w{0};
-  std::atomic<bool> waiting{false};
+  std::atomic<pid_t> tid{0};
   FutexResult result = FutexResult::kWoken;
   pthread_t waiter_handle;
   std::thread t([&] {
     waiter_handle = pthread_self();
-    waiting = true;
+    tid = Gettid();
     result = FutexWait(&w, 0, Deadline::After(300ms));
   });
-  while (!waiting) std::this_thread::yield();
+  while (tid.load() == 0) std::this_thread::yield();
+  // Each signal lands on the sleeping wait (and the handler has run before
+  // it sleeps again: AwaitAsleep sees it back in the kernel).
   for (int i = 0; i < 5; ++i) {
-    std::this_thread::sleep_for(10ms);
+    if (!mp_test::AwaitAsleep(tid.load())) break;  // timed out meanwhile
     pthread_kill(waiter_handle, SIGUSR1);
   }
   t.join();

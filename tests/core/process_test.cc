@@ -406,11 +406,22 @@ TEST_F(ParentExitTest, DaemonIsTerminatedAtNormalExit) {
   int fd;
   pid_t parent = StartParent(
       [](int wfd) {
-        Process d({.daemon = true}, SleepForever, wfd);
+        // The daemon reports its pid to the test, then to us: we exit only
+        // once it is running (and reported), whatever the timing.
+        int ready[2];
+        if (pipe(ready) != 0) std::exit(4);
+        Process d(
+            {.daemon = true},
+            [](int wfd, int ready_fd) {
+              pid_t me = getpid();
+              (void)!write(wfd, &me, sizeof me);
+              (void)!write(ready_fd, "r", 1);
+              std::this_thread::sleep_for(600s);
+            },
+            wfd, ready[1]);
         if (!d.Start().ok()) std::exit(3);
-        pid_t ignored;
-        (void)ignored;
-        std::this_thread::sleep_for(50ms);
+        char c;
+        if (read(ready[0], &c, 1) != 1) std::exit(5);
       },
       &fd);
   pid_t daemon = ReadPid(fd);

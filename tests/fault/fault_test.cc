@@ -1,8 +1,11 @@
-// The fault-point driver: for every point in mp::fault::kPoints, kill a
+// The fault-point driver: for every point in mp::fault::Points() (each
+// package's fault_points.h), kill a
 // process there (SIGKILL at its n-th hit, n random) at least kMinKills times
 // and check what the sync and queue issues promise after each death:
-//   * nobody hangs: every survivor's blocking call returns (all use
-//     deadlines, and the test fails if one is exceeded);
+//   * nobody hangs: every survivor's blocking call returns. Survivors wait
+//     as users do, with no deadline, each in a child process; the test
+//     process is their watchdog (tests/watchdog.h) and fails the round if
+//     one is still blocked after mp_test::kHangAfter;
 //   * the owner-died indication is seen exactly once when the victim died
 //     holding the lock, never otherwise, and the data it protects is intact
 //     whenever it is not reported;
@@ -26,6 +29,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -58,18 +62,20 @@ using std::chrono::seconds;
   return mp_test::CountFromEnv("MP_FAULT_KILLS", 100);
 }
 
-// A survivor's call that takes longer than this is a hang.
-constexpr auto kHang = seconds(5);
-
 // ---- processes --------------------------------------------------------------
+//
+// Every call that may block after the victim's death runs in a survivor: a
+// child process that waits the way users wait, with no deadline. The test
+// process never blocks on the library; it is the watchdog (tests/watchdog.h):
+// a survivor still running after mp_test::kHangAfter has hung, is killed and
+// reaped, and fails the round.
 
 // Exit codes of children that found a broken invariant.
 constexpr int kOk = 0;
-constexpr int kHung = 3;       // a blocking call with a deadline timed out
 constexpr int kCorrupt = 4;    // protected data or a message was wrong
 constexpr int kOwnerDied = 5;  // owner-died where none was possible
+constexpr int kFailed = 6;     // a call failed that must not
 
-using mp_test::Describe;
 using mp_test::KillAndReap;
 using mp_test::WaitFor;
 
@@ -90,18 +96,20 @@ bool VictimDiedAtPoint(pid_t victim) {
   return KilledAtPoint(status);
 }
 
-// Waits up to `timeout` for a survivor that must exit 0; a hung one is killed.
-// Records the first failure in `failure`.
-void ExpectExitsCleanly(pid_t pid, std::chrono::milliseconds timeout,
-                        const char* who, std::string* failure) {
-  const int status = WaitFor(pid, timeout);
-  if (status == -1) KillAndReap(pid);
-  if (failure->empty() &&
-      (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
-    *failure = absl::StrCat(who, ": ", Describe(status));
-  }
+// The watchdog over a survivor that must exit 0; records the first failure
+// in `failure`.
+void Watch(pid_t pid, const char* who, std::string* failure) {
+  std::string verdict = mp_test::Watch(pid, who);
+  if (failure->empty()) *failure = std::move(verdict);
 }
 
+// Runs `body` in a survivor and watches it.
+template <class F>
+void Survive(const char* who, std::string* failure, F&& body) {
+  Watch(Fork(std::forward<F>(body)), who, failure);
+}
+
+using mp::LockResult;
 using mp_test::MapShared;
 using mp_test::Unmap;
 
@@ -125,14 +133,16 @@ struct LockArena {
   std::atomic<uint32_t> stop{0};
 };
 
-// Acquires; on owner-died counts it and repairs; checks the invariant.
+// Acquires (no deadline); on owner-died counts it and repairs; checks the
+// invariant.
 int CheckedIncrement(LockArena* s) {
-  mp::LockResult r = s->lock.Acquire(mp::Deadline::After(kHang));
-  if (r == mp::LockResult::kTimedOut) return kHung;
-  if (r == mp::LockResult::kOwnerDied) {
+  const LockResult r = s->lock.Acquire();
+  if (r == LockResult::kTimedOut) return kFailed;
+  if (r == LockResult::kOwnerDied) {
     s->owner_died_seen.fetch_add(1);
     s->b = s->a;
   } else if (s->a != s->b) {
+    (void)s->lock.Release();
     return kCorrupt;
   }
   ++s->a;
@@ -170,15 +180,11 @@ Round LockRound(std::string_view point, uint64_t nth) {
   });
   round.hit = VictimDiedAtPoint(victim);
   s->stop.store(1);
-  int cs = WaitFor(contender, kHang);
-  if (cs == -1) {
-    KillAndReap(contender);
-    round.failure = "contender hung after the victim died";
-  } else if (!WIFEXITED(cs) || WEXITSTATUS(cs) != kOk) {
-    round.failure = "contender: " + Describe(cs);
-  } else if (int rc = CheckedIncrement(s); rc != kOk) {
-    round.failure = absl::StrCat("survivor's acquire: code ", rc);
-  } else if (round.hit) {
+  Watch(contender, "contender", &round.failure);
+  if (round.failure.empty()) {
+    Survive("a new acquirer", &round.failure, [&] { return CheckedIncrement(s); });
+  }
+  if (round.failure.empty() && round.hit) {
     const uint32_t want = HoldsLockAt(point) ? 1 : 0;
     if (s->owner_died_seen.load() != want) {
       round.failure = absl::StrCat("owner-died seen ", s->owner_died_seen.load(),
@@ -195,40 +201,54 @@ struct ConditionArena {
   mp::ResidentLock lock;
   mp::ResidentCondition cond;
   uint64_t generation = 0;  // bumped under the lock before each notify
-  std::atomic<uint32_t> stop{0};
+  uint32_t stop = 0;        // set under the lock, with a NotifyAll
   std::atomic<uint32_t> owner_died_seen{0};
 };
 
-// Waits for the generation to move past `seen`, in short timed waits, until
-// `until`. Returns kHung if it never moves.
-int WaitForGeneration(ConditionArena* s, uint64_t seen,
-                      std::chrono::steady_clock::time_point until) {
-  mp::LockResult r = s->lock.Acquire(mp::Deadline::After(kHang));
-  if (r == mp::LockResult::kTimedOut) return kHung;
-  if (r == mp::LockResult::kOwnerDied) s->owner_died_seen.fetch_add(1);
-  while (s->generation == seen && s->stop.load() == 0) {
-    if (std::chrono::steady_clock::now() >= until) {
-      (void)s->lock.Release();
-      return kHung;
-    }
-    s->cond.Wait(s->lock, mp::Deadline::After(milliseconds(20)));
+void AcquireCounted(ConditionArena* s) {
+  if (s->lock.Acquire() == LockResult::kOwnerDied) {
+    s->owner_died_seen.fetch_add(1);
+  }
+}
+
+// Waits (no deadline) for the generation to move past `seen`, or for stop.
+void WaitForGeneration(ConditionArena* s, uint64_t seen) {
+  AcquireCounted(s);
+  while (s->generation == seen && s->stop == 0) {
+    s->cond.Wait(s->lock);
     if (s->lock.owner_died()) s->owner_died_seen.fetch_add(1);
   }
   (void)s->lock.Release();
+}
+
+// The generation now, read under the lock.
+uint64_t Generation(ConditionArena* s) {
+  AcquireCounted(s);
+  const uint64_t g = s->generation;
+  const bool stop = s->stop != 0;
+  (void)s->lock.Release();
+  return stop ? ~uint64_t{0} : g;
+}
+
+int WaitLoop(ConditionArena* s) {
+  for (uint64_t g; (g = Generation(s)) != ~uint64_t{0};) {
+    WaitForGeneration(s, g);
+  }
   return kOk;
 }
 
 int NotifyLoop(ConditionArena* s) {
-  while (s->stop.load() == 0) {
-    mp::LockResult r = s->lock.Acquire(mp::Deadline::After(kHang));
-    if (r == mp::LockResult::kTimedOut) return kHung;
-    if (r == mp::LockResult::kOwnerDied) s->owner_died_seen.fetch_add(1);
+  for (;;) {
+    AcquireCounted(s);
+    if (s->stop != 0) {
+      (void)s->lock.Release();
+      return kOk;
+    }
     ++s->generation;
     s->cond.Notify(1);
     (void)s->lock.Release();
     usleep(100);
   }
-  return kOk;
 }
 
 Round ConditionRound(std::string_view point, uint64_t nth) {
@@ -237,52 +257,28 @@ Round ConditionRound(std::string_view point, uint64_t nth) {
   const bool victim_notifies = point.starts_with("condition.notify.");
   pid_t victim = Fork([&] {
     Arm(point, nth);
-    if (victim_notifies) return NotifyLoop(s);
-    for (;;) {
-      int rc = WaitForGeneration(s, s->generation,
-                                 std::chrono::steady_clock::now() + kHang);
-      if (rc != kOk) return rc;
-    }
+    return victim_notifies ? NotifyLoop(s) : WaitLoop(s);
   });
-  // The peer plays the other role until the victim is gone.
-  pid_t peer = Fork([&] {
-    if (!victim_notifies) return NotifyLoop(s);
-    while (s->stop.load() == 0) {
-      int rc = WaitForGeneration(s, s->generation,
-                                 std::chrono::steady_clock::now() + kHang);
-      if (rc != kOk) return rc;
-    }
+  // The peer plays the other role.
+  pid_t peer = Fork([&] { return victim_notifies ? WaitLoop(s) : NotifyLoop(s); });
+  round.hit = VictimDiedAtPoint(victim);
+  // Nobody notifies once a notifying victim is gone: a notifier of our own.
+  pid_t notifier = victim_notifies ? Fork([&] { return NotifyLoop(s); }) : -1;
+  // A new waiter is woken by the live notifier.
+  Survive("a new waiter", &round.failure, [&] {
+    WaitForGeneration(s, Generation(s));
     return kOk;
   });
-  round.hit = VictimDiedAtPoint(victim);
-  if (victim_notifies) {
-    // The peer waits; nobody notifies any more: a notifier of our own.
-    pid_t notifier = Fork([&] { return NotifyLoop(s); });
-    usleep(2000);
-    s->stop.store(1);
-    int ns = WaitFor(notifier, kHang);
-    if (ns == -1) KillAndReap(notifier);
-    if (ns == -1 || !WIFEXITED(ns) || WEXITSTATUS(ns) != kOk) {
-      round.failure = "replacement notifier: " + Describe(ns);
-    }
-  } else {
-    // A new waiter must still be woken by the live notifier.
-    uint64_t seen;
-    {
-      mp::LockResult r = s->lock.Acquire(mp::Deadline::After(kHang));
-      if (r == mp::LockResult::kOwnerDied) s->owner_died_seen.fetch_add(1);
-      seen = s->generation;
-      if (r != mp::LockResult::kTimedOut) (void)s->lock.Release();
-      else round.failure = "survivor could not take the lock";
-    }
-    if (round.failure.empty() &&
-        WaitForGeneration(s, seen, std::chrono::steady_clock::now() + kHang) !=
-            kOk) {
-      round.failure = "a waiter was not woken after the victim died";
-    }
-    s->stop.store(1);
-  }
-  ExpectExitsCleanly(peer, kHang, "peer", &round.failure);
+  // Stop everyone: under the lock, waking every waiter.
+  Survive("the stopper", &round.failure, [&] {
+    AcquireCounted(s);
+    s->stop = 1;
+    s->cond.NotifyAll();
+    (void)s->lock.Release();
+    return kOk;
+  });
+  if (notifier != -1) Watch(notifier, "replacement notifier", &round.failure);
+  Watch(peer, "peer", &round.failure);
   // Notify runs under the lock: a notifier killed there dies holding it.
   const uint32_t want = round.hit && victim_notifies ? 1 : 0;
   if (round.failure.empty() && s->owner_died_seen.load() != want) {
@@ -310,21 +306,20 @@ Round SemaphoreRound(std::string_view point, uint64_t nth) {
   const bool victim_releases = point == "semaphore.release.after_add";
   auto releaser = [s] {
     while (s->stop.load() == 0) {
-      if (!s->sem.Release(1).ok()) return kCorrupt;
+      if (!s->sem.Release(1).ok()) return kFailed;
       s->released.fetch_add(1);
       usleep(200);
     }
     return kOk;
   };
+  // No deadline: a releaser dead between its add and its wake must not
+  // strand it (the unit is there).
   auto acquirer = [s] {
-    while (s->stop.load() == 0) {
-      // A releaser dead between its add and its wake leaves us asleep at
-      // most until this deadline; the unit is there when we wake.
-      if (s->sem.Acquire(mp::Deadline::After(milliseconds(200)))) {
-        s->acquired.fetch_add(1);
-      }
+    for (;;) {
+      if (!s->sem.Acquire()) return kFailed;
+      s->acquired.fetch_add(1);
+      if (s->stop.load() != 0) return kOk;
     }
-    return kOk;
   };
   pid_t victim = Fork([&] {
     Arm(point, nth);
@@ -332,14 +327,15 @@ Round SemaphoreRound(std::string_view point, uint64_t nth) {
   });
   pid_t peer = Fork([&] { return victim_releases ? acquirer() : releaser(); });
   round.hit = VictimDiedAtPoint(victim);
-  // The survivor side still works: units released now are acquired.
-  for (int i = 0; i < 3; ++i) {
+  // The survivor side still works: units released now are acquired. The
+  // unit after the stop flag lets a surviving acquirer see the flag.
+  for (int i = 0; i < 4; ++i) {
+    if (i == 3) s->stop.store(1);
     if (!s->sem.Release(1).ok()) round.failure = "release after the death";
     s->released.fetch_add(1);
   }
-  usleep(2000);
-  s->stop.store(1);
-  ExpectExitsCleanly(peer, kHang, "peer", &round.failure);
+  Watch(peer, victim_releases ? "surviving acquirer" : "surviving releaser",
+        &round.failure);
   // Units are conserved; a releaser killed after its add made one unit it
   // never recorded.
   const uint64_t unrecorded = round.hit && victim_releases ? 1 : 0;
@@ -358,46 +354,39 @@ Round EventRound(std::string_view point, uint64_t nth) {
   Round round;
   auto* s = MapShared<SignalArena>();
   const bool victim_sets = point == "event.set.after_exchange";
+  auto setter = [s] {
+    while (s->stop.load() == 0) {
+      s->event.Set();
+      usleep(300);
+      s->event.Clear();
+      usleep(300);
+    }
+    return kOk;
+  };
+  auto waiter = [s] {
+    while (s->stop.load() == 0) {
+      if (!s->event.Wait()) return kFailed;  // no deadline
+    }
+    return kOk;
+  };
   pid_t victim = Fork([&] {
     Arm(point, nth);
-    for (;;) {
-      if (victim_sets) {
-        s->event.Set();
-        usleep(100);
-        s->event.Clear();
-      } else {
-        s->event.Wait(mp::Deadline::After(milliseconds(50)));
-      }
-    }
-    return kOk;
+    return victim_sets ? setter() : waiter();
   });
-  pid_t peer = Fork([&] {
-    while (s->stop.load() == 0) {
-      if (victim_sets) {
-        s->event.Wait(mp::Deadline::After(milliseconds(50)));
-      } else {
-        s->event.Set();
-        usleep(300);
-        s->event.Clear();
-        usleep(300);
-      }
-    }
-    return kOk;
-  });
+  pid_t peer = Fork([&] { return victim_sets ? waiter() : setter(); });
   round.hit = VictimDiedAtPoint(victim);
   s->stop.store(1);
-  ExpectExitsCleanly(peer, kHang, "peer", &round.failure);
-  // A waiter now is woken by a set from here.
-  pid_t waiter = Fork([&] {
-    return s->event.Wait(mp::Deadline::After(kHang)) ? kOk : kHung;
-  });
-  s->event.Set();
-  int ws = WaitFor(waiter, kHang + seconds(1));
-  if (ws == -1) KillAndReap(waiter);
-  if (round.failure.empty() &&
-      (ws == -1 || !WIFEXITED(ws) || WEXITSTATUS(ws) != kOk)) {
-    round.failure = "waiter after the death: " + Describe(ws);
+  s->event.Set();  // a surviving waiter sees the flag
+  Watch(peer, victim_sets ? "surviving waiter" : "surviving setter",
+        &round.failure);
+  // A waiter now, asleep, is woken by a set from here.
+  s->event.Clear();
+  const pid_t late = Fork([&] { return s->event.Wait() ? kOk : kFailed; });
+  if (!mp_test::AwaitAsleep(late) && round.failure.empty()) {
+    round.failure = "a new waiter never slept on a clear event";
   }
+  s->event.Set();
+  Watch(late, "waiter after the death", &round.failure);
   Unmap(s);
   return round;
 }
@@ -405,16 +394,18 @@ Round EventRound(std::string_view point, uint64_t nth) {
 Round BarrierRound(std::string_view point, uint64_t nth) {
   Round round;
   auto* s = MapShared<SignalArena>();
+  // The one survivor here with a deadline, as barrier.h tells users whose
+  // peers may die: a party killed while the others wait leaves them waiting
+  // until their timeout, which breaks the barrier for all (Python's too). A
+  // party that dies holding the barrier's lock breaks it for the next one to
+  // take the lock. Either way a party ends with Aborted.
   auto party = [s] {
     for (;;) {
       absl::StatusOr<int> r =
           s->barrier.Wait(mp::Deadline::After(milliseconds(200)), nullptr);
       if (!r.ok()) {
-        // Broken by the victim's death (its lock's owner-died) or, if it
-        // never reached the barrier, by the deadline: both end the party.
-        return r.status().code() == absl::StatusCode::kAborted
-                   ? kOk
-                   : kCorrupt;
+        return r.status().code() == absl::StatusCode::kAborted ? kOk
+                                                                : kCorrupt;
       }
     }
   };
@@ -424,8 +415,7 @@ Round BarrierRound(std::string_view point, uint64_t nth) {
   });
   pid_t peer = Fork(party);
   round.hit = VictimDiedAtPoint(victim);
-  ExpectExitsCleanly(peer, kHang + seconds(2), "surviving party",
-                     &round.failure);
+  Watch(peer, "surviving party", &round.failure);
   if (round.failure.empty() && round.hit && !s->barrier.Broken()) {
     round.failure = "barrier not broken after a party died in it";
   }
@@ -460,6 +450,9 @@ constexpr uint64_t kMaxSeq = 1 << 16;
 
 struct RingArena {
   std::atomic<uint64_t> attempted{0};  // producer victim: the seq it is putting
+  std::atomic<uint64_t> next{0};       // consumer: the seq expected next
+  std::atomic<uint64_t> sent{0};       // producer: messages put
+  std::atomic<uint32_t> victim_gone{0};
   std::atomic<uint32_t> received[kMaxSeq];
   std::atomic<uint32_t> torn{0};
 };
@@ -482,54 +475,40 @@ Round ProducerRound(std::string_view point, uint64_t nth) {
     Arm(point, nth);
     for (uint64_t seq = 0; seq < kMaxSeq; ++seq) {
       s->attempted.store(seq);
-      if (!q.Put(MakeMsg(seq), mp::Deadline::After(kHang)).ok()) return kHung;
+      if (!q.Put(MakeMsg(seq)).ok()) return kFailed;
     }
     return kOk;
   });
-  // We consume, pausing now and then so that the ring fills up.
-  uint64_t next = 0;
-  int vs = -1;
-  auto take = [&](mp::Deadline d) -> absl::StatusOr<Msg> {
-    absl::StatusOr<Msg> m = q.Get(d);
-    if (m.ok()) {
-      if (CheckOf(*m) != m->check) round.failure = "torn message";
-      else if (m->seq != kStop && m->seq != next)
-        round.failure = absl::StrCat("got seq ", m->seq, ", expected ", next);
-      else if (m->seq != kStop) ++next;
+  // The consumer takes everything in order until the stop message, pausing
+  // now and then so that the ring fills up. No deadline: it must neither
+  // hang on the dead producer nor be handed a claim it never committed.
+  pid_t consumer = Fork([&] {
+    for (int i = 0;; ++i) {
+      absl::StatusOr<Msg> m = q.Get();
+      if (!m.ok()) {
+        std::fprintf(stderr, "get: %s\n", m.status().ToString().c_str());
+        return kFailed;
+      }
+      if (CheckOf(*m) != m->check) return kCorrupt;
+      if (m->seq == kStop) return kOk;
+      if (m->seq != s->next.load()) {
+        std::fprintf(stderr, "got seq %llu, expected %llu\n",
+                     static_cast<unsigned long long>(m->seq),
+                     static_cast<unsigned long long>(s->next.load()));
+        return kCorrupt;
+      }
+      s->next.fetch_add(1);
+      if (i % 64 == 0) usleep(300);
     }
-    return m;
-  };
-  const auto until = std::chrono::steady_clock::now() + seconds(2);
-  for (int i = 0; round.failure.empty(); ++i) {
-    vs = WaitFor(victim, milliseconds(0));
-    if (vs != -1 || std::chrono::steady_clock::now() >= until) break;
-    (void)take(mp::Deadline::After(milliseconds(1)));
-    if (i % 64 == 0) usleep(300);
-  }
-  if (vs == -1) {
-    KillAndReap(victim);
-  } else {
-    round.hit = KilledAtPoint(vs);
-  }
-  // Make room (the victim may have died waiting for it), then put: the put
-  // must not hang on the dead producer's lock, and the gets after it must
-  // skip (and count) a claim the victim published and never committed.
-  while (round.failure.empty() && take(mp::Deadline::Past()).ok()) {
-  }
-  Msg stop = MakeMsg(kStop);
-  if (round.failure.empty() && !q.Put(stop, mp::Deadline::After(kHang)).ok()) {
-    round.failure = "put after the producer died";
-  }
-  while (round.failure.empty()) {
-    absl::StatusOr<Msg> m = take(mp::Deadline::After(kHang));
-    if (!m.ok()) {
-      round.failure = "get after the producer died: " + m.status().ToString();
-    } else if (m->seq == kStop) {
-      break;
-    }
-  }
+  });
+  round.hit = VictimDiedAtPoint(victim);
+  // A put now must not hang on the dead producer's lock or claim.
+  Survive("a new producer", &round.failure,
+          [&] { return q.Put(MakeMsg(kStop)).ok() ? kOk : kFailed; });
+  Watch(consumer, "surviving consumer", &round.failure);
   if (round.failure.empty() && round.hit) {
     const uint64_t attempted = s->attempted.load();
+    const uint64_t next = s->next.load();
     const uint64_t want_lost = ProducerLosesAt(point) ? 1 : 0;
     const uint64_t want_next =
         ProducerPublishedAt(point) ? attempted + 1 : attempted;
@@ -555,8 +534,8 @@ Round ConsumerRound(std::string_view point, uint64_t nth) {
   auto* s = MapShared<RingArena>();
   auto consume = [&] {
     for (;;) {
-      absl::StatusOr<Msg> m = q.Get(mp::Deadline::After(kHang));
-      if (!m.ok()) return kHung;
+      absl::StatusOr<Msg> m = q.Get();  // no deadline
+      if (!m.ok()) return kFailed;
       if (CheckOf(*m) != m->check) s->torn.fetch_add(1);
       if (m->seq == kStop) return kOk;
       if (m->seq < kMaxSeq) s->received[m->seq].fetch_add(1);
@@ -567,38 +546,28 @@ Round ConsumerRound(std::string_view point, uint64_t nth) {
     return consume();
   });
   pid_t peer = Fork(consume);
-  // Produce, pausing now and then so that consumers find the ring empty.
-  uint64_t sent = 0;
-  int vs = -1;
-  const auto until = std::chrono::steady_clock::now() + seconds(2);
-  while (sent < kMaxSeq - 1000) {
-    vs = WaitFor(victim, milliseconds(0));
-    if (vs != -1 || std::chrono::steady_clock::now() >= until) break;
-    if (!q.Put(MakeMsg(sent), mp::Deadline::After(kHang)).ok()) {
-      round.failure = "put while consumers run";
-      break;
+  // The producer pauses now and then so that consumers find the ring empty;
+  // once the victim is gone, the survivor must drain the rest, including
+  // what follows then.
+  pid_t producer = Fork([&] {
+    uint64_t sent = 0;
+    for (; sent < kMaxSeq - 1000 && s->victim_gone.load() == 0; ++sent) {
+      if (!q.Put(MakeMsg(sent)).ok()) return kFailed;
+      if (sent % 32 == 31) usleep(200);
     }
-    ++sent;
-    if (sent % 32 == 0) usleep(200);
-  }
-  if (vs == -1) {
-    KillAndReap(victim);
-  } else {
-    round.hit = KilledAtPoint(vs);
-  }
-  // The survivor must drain the rest, including what follows now.
-  for (int i = 0; i < 100 && round.failure.empty(); ++i) {
-    if (!q.Put(MakeMsg(sent++), mp::Deadline::After(kHang)).ok()) {
-      round.failure = "put after the consumer died";
+    while (s->victim_gone.load() == 0) usleep(1000);
+    for (int i = 0; i < 100; ++i, ++sent) {
+      if (!q.Put(MakeMsg(sent)).ok()) return kFailed;
     }
-  }
-  if (!q.Put(MakeMsg(kStop), mp::Deadline::After(kHang)).ok() &&
-      round.failure.empty()) {
-    round.failure = "put of the stop message";
-  }
-  ExpectExitsCleanly(peer, kHang + seconds(1), "surviving consumer",
-                     &round.failure);
+    s->sent.store(sent);
+    return q.Put(MakeMsg(kStop)).ok() ? kOk : kFailed;
+  });
+  round.hit = VictimDiedAtPoint(victim);
+  s->victim_gone.store(1);
+  Watch(producer, "producer", &round.failure);
+  Watch(peer, "surviving consumer", &round.failure);
   if (round.failure.empty()) {
+    const uint64_t sent = s->sent.load();
     uint64_t missing = 0, duplicated = 0;
     for (uint64_t i = 0; i < sent; ++i) {
       const uint32_t n = s->received[i].load();
@@ -622,22 +591,22 @@ Round ConsumerRound(std::string_view point, uint64_t nth) {
 // ---- JoinableQueue --------------------------------------------------------------
 
 // A consumer killed between its Get and its TaskDone abandons that task:
-// Join (with a deadline far above its slices) must return once the peer
-// has done everything else, with abandoned_tasks() == 1 and nothing
-// unfinished.
+// Join (no deadline) must return once the peer has done everything else,
+// with abandoned_tasks() == 1 and nothing unfinished.
 Round JoinableRound(std::string_view point, uint64_t nth) {
   Round round;
   constexpr uint64_t kItems = 200;
   mp::JoinableQueue<Msg> q(mp::QueueOptions{.capacity_bytes = 1 << 16});
+  // Room for all of them: these puts do not block.
   for (uint64_t i = 0; i < kItems; ++i) {
-    if (!q.Put(MakeMsg(i), mp::Deadline::After(kHang)).ok()) {
+    if (!q.Put(MakeMsg(i), mp::Deadline::Past()).ok()) {
       return Round{false, "put"};
     }
   }
   auto consume = [&] {
     for (;;) {
-      absl::StatusOr<Msg> m = q.Get(mp::Deadline::After(kHang));
-      if (!m.ok()) return mp::IsClosed(m.status()) ? kOk : kHung;
+      absl::StatusOr<Msg> m = q.Get();  // no deadline
+      if (!m.ok()) return mp::IsClosed(m.status()) ? kOk : kFailed;
       if (CheckOf(*m) != m->check) return kCorrupt;
       if (!q.TaskDone().ok()) return kCorrupt;
       usleep(50);  // let the other consumer in
@@ -648,18 +617,11 @@ Round JoinableRound(std::string_view point, uint64_t nth) {
     return consume();
   });
   pid_t peer = Fork(consume);
-  const int vs = WaitFor(victim, seconds(2));
-  if (vs == -1) {
-    KillAndReap(victim);
-  } else {
-    round.hit = KilledAtPoint(vs);
-  }
-  if (!q.Join(mp::Deadline::After(kHang)).ok()) {
-    round.failure = "join after the consumer died";
-  }
+  round.hit = VictimDiedAtPoint(victim);
+  Survive("join after the consumer died", &round.failure,
+          [&] { return q.Join().ok() ? kOk : kFailed; });
   q.Close();
-  ExpectExitsCleanly(peer, kHang + seconds(1), "surviving consumer",
-                     &round.failure);
+  Watch(peer, "surviving consumer", &round.failure);
   if (round.failure.empty() && round.hit &&
       (q.abandoned_tasks() != 1 || q.unfinished_tasks() != 0 ||
        q.qsize() != 0)) {
@@ -721,21 +683,15 @@ Round SideRound(std::string_view point, uint64_t nth) {
     pid_t victim = Fork([&] {
       Arm(point, nth);
       for (int i = 0; i < kSideMessages; ++i) {
-        if (!q.Put(SideMessage(i), mp::Deadline::After(kHang)).ok()) {
-          return kHung;
-        }
+        if (!q.Put(SideMessage(i)).ok()) return kFailed;
       }
       return kOk;
     });
-    const int vs = mp_test::WaitOrKill(victim, kHang);
-    round.hit = KilledAtPoint(vs);
-    if (!round.hit && !(vs >= 0 && WIFEXITED(vs) && WEXITSTATUS(vs) == kOk)) {
-      round.failure = "victim: " + Describe(vs);
-    }
+    round.hit = VictimDiedAtPoint(victim);
     // The victim died at its nth big message: seq 2 * nth - 1.
     const int dead = round.hit ? static_cast<int>(2 * nth - 1) : -1;
     const std::vector<std::string> segs = ShmWithPrefix(prefix);
-    if (round.failure.empty() && round.hit) {
+    if (round.hit) {
       // The committed big messages before it, and its own.
       if (segs.size() != nth) {
         round.failure = absl::StrCat(segs.size(), " side segments, expected ",
@@ -747,34 +703,41 @@ Round SideRound(std::string_view point, uint64_t nth) {
         }
       }
     }
-    if (round.failure.empty() &&
-        !q.Put("stop", mp::Deadline::After(kHang)).ok()) {
-      round.failure = "put after the producer died";
-    }
-    for (int want = 0; round.failure.empty();) {
-      if (want == dead) ++want;
-      absl::StatusOr<std::string> m = q.Get(mp::Deadline::After(kHang));
-      if (!m.ok()) {
-        round.failure = "get after the producer died: " + m.status().ToString();
-      } else if (*m == "stop") {
-        if (round.hit && want != dead + 1) {
-          round.failure = absl::StrCat("stop after seq ", want - 1,
-                                       ", victim died at ", dead);
+    // A new producer and a consumer, with no deadline: every message but the
+    // dead one's, in order, then the stop.
+    Survive("a new producer", &round.failure,
+            [&] { return q.Put("stop").ok() ? kOk : kFailed; });
+    Survive("surviving consumer", &round.failure, [&] {
+      for (int want = 0;;) {
+        if (want == dead) ++want;
+        absl::StatusOr<std::string> m = q.Get();
+        if (!m.ok()) {
+          std::fprintf(stderr, "get: %s\n", m.status().ToString().c_str());
+          return kFailed;
         }
-        break;
-      } else if (*m != SideMessage(want)) {
-        round.failure = absl::StrCat("expected seq ", want);
-      } else {
+        if (*m == "stop") {
+          if (dead >= 0 && want != dead + 1) {
+            std::fprintf(stderr, "stop after seq %d, victim died at %d\n",
+                         want - 1, dead);
+            return kCorrupt;
+          }
+          return kOk;
+        }
+        if (*m != SideMessage(want)) {
+          std::fprintf(stderr, "expected seq %d\n", want);
+          return kCorrupt;
+        }
         ++want;
       }
-    }
+    });
     if (round.failure.empty() &&
         q.lost_records() != (round.hit ? 1u : 0u)) {
       round.failure = absl::StrCat("lost_records ", q.lost_records());
     }
   } else {
     for (int i = 0; i < kSideMessages; ++i) {
-      if (!q.Put(SideMessage(i), mp::Deadline::After(kHang)).ok()) {
+      // Room for all of them (small references): these puts do not block.
+      if (!q.Put(SideMessage(i), mp::Deadline::Past()).ok()) {
         round.failure = "put";
       }
     }
@@ -782,17 +745,16 @@ Round SideRound(std::string_view point, uint64_t nth) {
     pid_t victim = Fork([&] {
       Arm(point, nth);
       for (int i = 0; i < kSideMessages; ++i) {
-        absl::StatusOr<std::string> m = q.Get(mp::Deadline::After(kHang));
-        if (!m.ok()) return kHung;
+        absl::StatusOr<std::string> m = q.Get();
+        if (!m.ok()) return kFailed;
         const int seq = std::stoi(m->substr(m->find_first_of("0123456789")));
         if (*m != SideMessage(seq)) return kCorrupt;
         (*got)[seq].fetch_add(1);
       }
       return kOk;
     });
-    const int vs = mp_test::WaitOrKill(victim, kHang);
-    round.hit = KilledAtPoint(vs);
-    if (!round.hit) round.failure = "victim: " + Describe(vs);  // nth <= 12
+    round.hit = VictimDiedAtPoint(victim);
+    if (!round.hit) round.failure = "victim did not die at its point";
     int corrupt = 0;
     while (round.failure.empty()) {
       absl::StatusOr<std::string> m = q.Get(mp::Deadline::Past());
@@ -851,7 +813,7 @@ Round SideRound(std::string_view point, uint64_t nth) {
 
 #if defined(MP_FAULT_POINTS)
 
-class FaultPointTest : public ::testing::TestWithParam<std::string_view> {};
+class FaultPointTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(FaultPointTest, SurvivorsKeepEveryPromise) {
   const std::string_view point = GetParam();
@@ -874,8 +836,8 @@ TEST_P(FaultPointTest, SurvivorsKeepEveryPromise) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    EveryPoint, FaultPointTest, ::testing::ValuesIn(mp::fault::kPoints),
-    [](const ::testing::TestParamInfo<std::string_view>& info) {
+    EveryPoint, FaultPointTest, ::testing::ValuesIn(mp::fault::Points()),
+    [](const ::testing::TestParamInfo<std::string>& info) {
       std::string name(info.param);
       for (char& c : name) {
         if (c == '.') c = '_';
@@ -897,11 +859,22 @@ TEST(FaultTest, BuiltWithoutPoints) {
   ASSERT_TRUE(q.Get().ok());
   EXPECT_EQ(mp::fault::Hits("ring.put.after_payload"), 0u);
   EXPECT_EQ(mp::fault::Hits("ring.get.after_copy"), 0u);
+  EXPECT_TRUE(mp::fault::Points().empty());
 }
 
 #endif  // defined(MP_FAULT_POINTS)
 
 #if defined(MP_FAULT_POINTS)
+TEST(FaultTest, EveryPackagesPointsAreRegistered) {
+  const std::vector<std::string> points = mp::fault::Points();
+  for (const char* p : {"lock.acquire.after_cas", "barrier.wait.after_arrive",
+                        "ring.put.after_payload", "queue.joinable.after_get"}) {
+    EXPECT_NE(std::find(points.begin(), points.end(), p), points.end()) << p;
+  }
+  EXPECT_TRUE(std::is_sorted(points.begin(), points.end()));
+  EXPECT_EQ(std::adjacent_find(points.begin(), points.end()), points.end());
+}
+
 TEST(FaultTest, ArmReportsBadInputAndCountsHits) {
   EXPECT_EQ(mp::fault::Arm("no.such.point", 1, mp::fault::Action::kKill).code(),
             absl::StatusCode::kNotFound);
@@ -924,9 +897,8 @@ TEST(FaultTest, ArmReportsBadInputAndCountsHits) {
     (void)q.Get();  // dies here
     return 0;
   });
-  int status = WaitFor(child, kHang);
-  if (status == -1) KillAndReap(child);
-  ASSERT_TRUE(status != -1 && WIFEXITED(status));
+  const int status = mp_test::WaitOrKill(child);
+  ASSERT_TRUE(status >= 0 && WIFEXITED(status)) << mp_test::Describe(status);
   EXPECT_EQ(WEXITSTATUS(status), mp::fault::kExitCode);
   // The first Get completed, the second died before moving head.
   EXPECT_EQ(*q.Get(), 2);

@@ -282,7 +282,7 @@ TEST_P(InconsistentIndicesTest, BlockingGetReturnsDataLossPromptly) {
       }
       return q->lost_records() == 0 ? 0 : 2;
     });
-    usleep(50 * 1000);
+    EXPECT_TRUE(mp_test::AwaitAsleep(child));  // asleep in Get()
     Poke64(writer->data(), kHeadAt, r.head);
     Poke64(writer->data(), kHeadCacheAt, r.head < r.tail ? r.head : r.tail);
     Poke64(writer->data(), kTailAt, r.tail);

@@ -14,10 +14,11 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "mp/core/fence.h"
+#include "mp/core/fence_testing.h"
 #include "mp/core/process.h"
 #include "mp/core/status_macros.h"
 #include "tests/queue/test_util.h"
+#include "tests/watchdog.h"
 
 namespace {
 
@@ -150,7 +151,7 @@ TEST(QueueTest, BlockedGetIsWokenByAPutFromAnotherProcess) {
   });
   ASSERT_TRUE(child.Start().ok());
   ASSERT_TRUE(ready.Get().ok());
-  usleep(20000);
+  EXPECT_TRUE(mp_test::AwaitAsleep(child.pid()));  // in q.Get()
   ASSERT_TRUE(q.Put(42).ok());
   ExpectExitedOk(child);
 }
@@ -169,8 +170,7 @@ TEST_P(SleepWakeTest, EveryEpisodeWakesTheSleeper) {
   mp::Queue<int> back(mp::QueueOptions{.capacity_bytes = 4096});
   mp::Process consumer([there, back, membarrier_in_consumer]() mutable {
     if (!membarrier_in_consumer) {
-      mp::fence_internal::membarrier_state.store(
-          mp::fence_internal::kUnavailable);
+      mp::fence_testing::UseFallbackFence();
     }
     for (int i = 0; i < kEpisodes; ++i) {
       absl::StatusOr<int> v = there.Get();
@@ -218,7 +218,8 @@ TEST(QueueTest, IdleBlockedConsumerUsesNoCpu) {
   });
   ASSERT_TRUE(consumer.Start().ok());
   ASSERT_TRUE(ready.Get().ok());
-  usleep(500000);
+  EXPECT_TRUE(mp_test::AwaitAsleep(consumer.pid()));
+  usleep(500000);  // half a second asleep: what it costs is measured there
   ASSERT_TRUE(q.Put(7).ok());
   ExpectExitedOk(consumer);
 }
@@ -228,7 +229,7 @@ TEST(QueueTest, BlockedPutIsWokenByAGet) {
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(q.Put(i).ok());
   mp::Process child([q]() mutable { MP_CHECK_OK(q.Put(99)); });
   ASSERT_TRUE(child.Start().ok());
-  usleep(20000);
+  EXPECT_TRUE(mp_test::AwaitAsleep(child.pid()));  // in the full queue's Put
   for (int i = 0; i < 4; ++i) EXPECT_EQ(*q.Get(), uint64_t(i));
   EXPECT_EQ(*q.Get(), 99u);
   ExpectExitedOk(child);
@@ -257,7 +258,7 @@ TEST(QueueTest, CloseWakesBlockedConsumersInOtherProcesses) {
     }));
     ASSERT_TRUE(kids.back()->Start().ok());
   }
-  usleep(30000);
+  for (auto& k : kids) EXPECT_TRUE(mp_test::AwaitAsleep(k->pid()));  // Get
   q.Close();
   for (auto& k : kids) ExpectExitedOk(*k);
 }
@@ -269,7 +270,7 @@ TEST(QueueTest, CloseWakesABlockedProducer) {
     CHILD_CHECK(q.Put(5).code() == absl::StatusCode::kFailedPrecondition);
   });
   ASSERT_TRUE(child.Start().ok());
-  usleep(30000);
+  EXPECT_TRUE(mp_test::AwaitAsleep(child.pid()));  // in the full queue's Put
   q.Close();
   ExpectExitedOk(child);
 }
@@ -396,46 +397,97 @@ TEST(SimpleQueueTest, PutGetEmptyClose) {
   ExpectExitedOk(child);
 }
 
-// A value type that counts its constructions and destructions.
+// A value type that counts, per value, the live objects holding it (so a
+// second destruction of one object, or a leaked one, shows in its count),
+// and how many times the codec encoded and decoded it.
+constexpr int kCountedValues = 100;
 struct Counted {
-  static inline int alive = 0;
-  static inline int made = 0;
+  static inline int live[kCountedValues] = {};
+  static inline int encoded[kCountedValues] = {};
+  static inline int decoded[kCountedValues] = {};
+  static inline int negative = 0;  // destructions of a value with no live one
+  static void Reset() {
+    for (int i = 0; i < kCountedValues; ++i) live[i] = encoded[i] = decoded[i] = 0;
+    negative = 0;
+  }
+  static int LiveTotal() {
+    int n = 0;
+    for (int l : live) n += l;
+    return n;
+  }
+
   int v = 0;
-  Counted() { ++alive, ++made; }
-  explicit Counted(int x) : v(x) { ++alive, ++made; }
-  Counted(const Counted& o) : v(o.v) { ++alive, ++made; }
-  Counted(Counted&& o) noexcept : v(o.v) { ++alive, ++made; }
-  Counted& operator=(const Counted&) = default;
-  Counted& operator=(Counted&&) = default;
-  ~Counted() { --alive; }
+  Counted() { ++live[0]; }
+  explicit Counted(int x) : v(x) { ++live[v]; }
+  Counted(const Counted& o) : v(o.v) { ++live[v]; }
+  Counted(Counted&& o) noexcept : v(o.v) { ++live[v]; }
+  Counted& operator=(const Counted& o) {
+    --live[v];
+    v = o.v;
+    ++live[v];
+    return *this;
+  }
+  Counted& operator=(Counted&& o) noexcept { return *this = o; }
+  ~Counted() {
+    if (--live[v] < 0) ++negative;
+  }
 };
 
 }  // namespace
 
 template <>
 struct mp::Codec<Counted> {
-  static void Encode(const Counted& c, mp::ByteWriter& out) { out.Put(c.v); }
+  static void Encode(const Counted& c, mp::ByteWriter& out) {
+    ++Counted::encoded[c.v];
+    out.Put(c.v);
+  }
   static absl::Status Decode(mp::ByteReader& in, Counted* c) {
-    return in.Get(&c->v);
+    int v = 0;
+    if (absl::Status s = in.Get(&v); !s.ok()) return s;
+    if (v < 0 || v >= kCountedValues) {
+      return absl::DataLossError("Counted out of range");
+    }
+    ++Counted::decoded[v];
+    *c = Counted(v);
+    return absl::OkStatus();
   }
 };
 
 namespace {
 
+// A queue holds values as bytes, never as objects: every object made by Put
+// or Get is the caller's and is destroyed exactly once, every value put is
+// encoded once and, when it is got, decoded once, and values still in the
+// queue when its last handle goes are bytes (nothing to destroy).
 TEST(QueueTest, ValuesAreDestroyedExactlyOnce) {
-  Counted::alive = 0;
+  Counted::Reset();
   {
     mp::Queue<Counted> q;
-    for (int i = 0; i < 100; ++i) ASSERT_TRUE(q.Put(Counted(i)).ok());
-    for (int i = 0; i < 50; ++i) {
-      absl::StatusOr<Counted> c = q.Get();
-      ASSERT_TRUE(c.ok());
-      EXPECT_EQ(c->v, i);
+    for (int i = 0; i < kCountedValues; ++i) {
+      ASSERT_TRUE(q.Put(Counted(i)).ok());
     }
-    // The other 50 stay in the ring as bytes: no object to destroy.
+    // The queue holds no object of ours: only bytes.
+    EXPECT_EQ(Counted::LiveTotal(), 0);
+    std::vector<Counted> got;
+    for (int i = 0; i < kCountedValues / 2; ++i) {
+      absl::StatusOr<Counted> c = q.Get();
+      ASSERT_TRUE(c.ok()) << c.status();
+      EXPECT_EQ(c->v, i);
+      got.push_back(*std::move(c));
+    }
+    // Exactly the objects we hold are alive, one per value got.
+    for (int i = 0; i < kCountedValues; ++i) {
+      EXPECT_EQ(Counted::live[i], i < kCountedValues / 2 ? 1 : 0) << i;
+    }
+    got.clear();
+    EXPECT_EQ(Counted::LiveTotal(), 0);
   }
-  EXPECT_EQ(Counted::alive, 0);
-  EXPECT_GT(Counted::made, 0);
+  EXPECT_EQ(Counted::negative, 0) << "an object was destroyed twice";
+  for (int i = 0; i < kCountedValues; ++i) {
+    EXPECT_EQ(Counted::live[i], 0) << i;
+    EXPECT_EQ(Counted::encoded[i], 1) << i;
+    EXPECT_EQ(Counted::decoded[i], i < kCountedValues / 2 ? 1 : 0) << i;
+  }
 }
 
 TEST(QueueTest, CopiesShareTheQueue) {

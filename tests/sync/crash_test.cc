@@ -20,6 +20,7 @@
 #include "mp/core/shared_memory.h"
 #include "mp/sync/internal/robust_list.h"
 #include "mp/sync/sync.h"
+#include "tests/watchdog.h"
 
 namespace {
 
@@ -121,7 +122,7 @@ TEST_P(LockCrashTest, BlockedWaiterReleasedWhenHolderDies) {
   });
   ASSERT_TRUE(waiter.Start().ok());
   while (flags->ready.load() != 2) std::this_thread::yield();
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let it sleep
+  EXPECT_TRUE(mp_test::AwaitAsleep(waiter.pid()));  // asleep in Acquire
   KillAndReap(holder);
   ASSERT_TRUE(waiter.Join(seconds(30)).ok());
   EXPECT_EQ(waiter.exitcode(), 0);

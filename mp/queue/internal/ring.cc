@@ -8,8 +8,8 @@
 #include <new>
 
 #include "absl/strings/str_cat.h"
-#include "mp/core/fault.h"
 #include "mp/core/fence.h"
+#include "mp/queue/internal/fault_points.h"
 
 namespace mp::queue_internal {
 namespace {

@@ -8,8 +8,8 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
-#include "mp/core/fault.h"
 #include "mp/core/liveness.h"
+#include "mp/queue/internal/fault_points.h"
 #include "mp/queue/internal/pid_lock.h"
 #include "mp/queue/internal/ring.h"
 
