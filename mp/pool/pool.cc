@@ -619,9 +619,12 @@ class pool_internal::PoolCore {
       }
       if (state == State::kTerminating) {
         KillAll();
+        const absl::Status c = absl::CancelledError("pool: terminated");
+        for (auto& w : workers_) {
+          for (auto& [id, t] : w.window) Fail(t, c);
+        }
         workers_.clear();
         RecordPids();
-        const absl::Status c = absl::CancelledError("pool: terminated");
         for (auto& t : pending_) Fail(t, c);
         pending_.clear();
         std::vector<TaskSpec> late;

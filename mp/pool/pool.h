@@ -1007,6 +1007,7 @@ class Pool {
       it.error_ = refs.status();
       it.Release();
     }
+    it.Refill();  // the first window goes now, as Python's imap starts at once
     return it;
   }
 
