@@ -417,7 +417,7 @@ TEST(MpctlDevShmTest, SeesTheLibrarysOwnSegments) {
   mpctl::Options o;  // /dev/shm, /proc
   {
     auto q = mp::Queue<int>::Create(
-        q_name, {.mode = RingMode::kMpmc});
+        q_name, {.mode = mp::QueueMode::kMpmc});
     ASSERT_TRUE(q.ok()) << q.status();
     auto lock = mp::Lock::Create(l_name);
     ASSERT_TRUE(lock.ok()) << lock.status();

@@ -519,7 +519,7 @@ TEST_F(HostileSegmentTest, SpscSideIsOneLiveProcessAtATime) {
 // kills as it would without mp.
 class TruncationTest
     : public HostileSegmentTest,
-      public ::testing::WithParamInterface<mp::queue_internal::RingMode> {};
+      public ::testing::WithParamInterface<mp::QueueMode> {};
 
 void TruncateSegment(const std::string& name, off_t size) {
   const std::string path = "/dev/shm/" + name;
@@ -536,7 +536,7 @@ TEST_P(TruncationTest, WaitersAndLaterOperationsGetDataLoss) {
     SCOPED_TRACE(to);
     mp::SharedMemory::Unlink(name_).IgnoreError();
     auto q = mp::Queue<int64_t>::Create(
-        name_, {.maxsize = 1 << 16, .mode = GetParam()});
+        name_, {.capacity_bytes = 1 << 16, .mode = GetParam()});
     ASSERT_TRUE(q.ok()) << q.status();
     // Moves head and tail 8 KiB in (a process of its own: in kSpsc each
     // side is one live process at a time; a dead one's side is taken over).
@@ -578,8 +578,8 @@ TEST_P(TruncationTest, WaitersAndLaterOperationsGetDataLoss) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, TruncationTest,
-                         ::testing::Values(mp::queue_internal::RingMode::kSpsc,
-                                           mp::queue_internal::RingMode::kMpmc));
+                         ::testing::Values(mp::QueueMode::kSpsc,
+                                           mp::QueueMode::kMpmc));
 
 TEST_F(HostileSegmentTest, SigbusOutsideMpSegmentsStillKills) {
   auto q = mp::Queue<int64_t>::Create(name_);  // installs mp's handler

@@ -1,5 +1,6 @@
 // The ring between threads of one process (run under ThreadSanitizer).
 #include <atomic>
+#include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
@@ -92,6 +93,38 @@ TEST(QueueThreadTest, JoinableQueueJoinAndTimeouts) {
   q.Close();
   worker.join();
   EXPECT_TRUE(mp::IsClosed(q.Get(true, 0.01).status()));
+}
+
+// The item limit and the side channel between threads: two producers
+// against maxsize 4 (the consumer never sees more), every fourth message
+// big enough to go through a side segment.
+TEST(QueueThreadTest, BoundedMpmcWithBigMessages) {
+  constexpr int kPerProducer = 400;
+  mp::Queue<std::string> q(
+      mp::QueueOptions{.maxsize = 4, .capacity_bytes = 4096});
+  auto message = [](int p, int i) {
+    return std::string(i % 4 == 0 ? 6000 : 8, static_cast<char>('a' + p)) +
+           std::to_string(i);
+  };
+  std::vector<std::thread> producers;
+  for (int p = 0; p < 2; ++p) {
+    producers.emplace_back([&, p] {
+      for (int i = 0; i < kPerProducer; ++i) ASSERT_TRUE(q.Put(message(p, i)).ok());
+    });
+  }
+  int next[2] = {0, 0};
+  for (int n = 0; n < 2 * kPerProducer; ++n) {
+    ASSERT_LE(q.qsize(), 4u);
+    absl::StatusOr<std::string> v = q.Get(std::chrono::seconds(10));
+    ASSERT_TRUE(v.ok()) << v.status();
+    const int p = (*v)[0] - 'a';
+    ASSERT_TRUE(p == 0 || p == 1);
+    ASSERT_EQ(*v, message(p, next[p])) << "producer " << p;
+    ++next[p];
+  }
+  for (std::thread& t : producers) t.join();
+  EXPECT_EQ(q.qsize(), 0u);
+  EXPECT_EQ(q.lost_records() + q.corrupt_records(), 0u);
 }
 
 }  // namespace

@@ -12,9 +12,10 @@ namespace {
 // start of the Ring). Pinned to the layout version they were read from: a
 // new Ring::kVersion fails the build here until they are checked again.
 //   line 0:  magic 0 | version 8 | mode 12 | capacity 16 | mask 24 |
-//            producer_owner 32 | consumer_owner 40
+//            producer_owner 32 | consumer_owner 40 | maxsize 48 |
+//            queue_id 56
 //   line 1:  tail 64 | head_cache 72 | records_in 80 | pend_tail 88 |
-//            pend_in 96
+//            pend_in 96 | gone_cache 104
 //   line 2:  head 128
 //   line 3:  consumer_lock 192 (word, waiters, epoch) | records_out 208 |
 //            lost 216 | corrupt 224 | pend_head 232 | pend_count 240 |
@@ -33,6 +34,8 @@ constexpr size_t kCapacityAt = 16;
 constexpr size_t kMaskAt = 24;
 constexpr size_t kProducerOwnerAt = 32;
 constexpr size_t kConsumerOwnerAt = 40;
+constexpr size_t kMaxsizeAt = 48;
+constexpr size_t kQueueIdAt = 56;
 constexpr size_t kTailAt = 64;
 constexpr size_t kHeadCacheAt = 72;
 constexpr size_t kRecordsInAt = 80;
@@ -55,7 +58,7 @@ constexpr size_t kTasksDoneAt = 400;
 constexpr size_t kSlotsAt = 448;
 constexpr size_t kSlotBytes = 32;
 
-static_assert(Ring::kVersion == 6,
+static_assert(Ring::kVersion == 7,
               "Ring's layout changed: check the offsets in ring_snapshot.cc");
 static_assert(sizeof(Ring) == kSlotsAt + Ring::kTaskSlots * kSlotBytes);
 static_assert(sizeof(PidLock) == 12);
@@ -140,6 +143,8 @@ absl::StatusOr<RingSnapshot> DescribeRing(const void* bytes, size_t n,
                  s.mode == static_cast<uint32_t>(RingMode::kMpmc);
   if (!s.mode_valid) bad.push_back(absl::StrCat("mode: bad value ", s.mode));
 
+  s.maxsize = Read<uint64_t>(p, kMaxsizeAt);
+  s.queue_id = Read<uint64_t>(p, kQueueIdAt);
   s.capacity = Read<uint64_t>(p, kCapacityAt);
   const uint64_t mask = Read<uint64_t>(p, kMaskAt);
   const uint64_t cap = s.capacity;

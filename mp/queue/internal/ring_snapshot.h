@@ -65,6 +65,8 @@ struct RingSnapshot {
   uint32_t mode = 0;         // RingMode's value as read (1 SPSC, 2 MPMC)
   bool mode_valid = false;
   uint64_t capacity = 0;     // as read
+  uint64_t maxsize = 0;      // the item limit as read (0: unbounded)
+  uint64_t queue_id = 0;     // names its side segments (queue.h)
   bool capacity_valid = false;  // a power of two in range, mask == capacity
                                 // - 1, and the bytes hold the data area
   uint64_t head = 0;
