@@ -72,7 +72,9 @@
 // So a death fails exactly the task that was running, never runs a task
 // twice unless retries were asked for, and never leaves a call waiting.
 // Correctness rests on shared state written before the task starts, never
-// on timing. (verify/pool.pml is to model it; see STATUS.md.)
+// on timing. verify/pool.pml model-checks this handoff with a kill at every
+// step, and its broken twins (slot written after the call; window judged
+// before draining) fail.
 //
 // maxtasksperchild: a worker counts the tasks (chunks) it completed and exits
 // after N; the handler never sends it more than N, so nothing is stranded,
