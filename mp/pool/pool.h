@@ -711,6 +711,9 @@ class ImapIterator {
 
   void Refill() {
     if (!feeding_) return;
+    // Refill in batches (below half the window), so that a submission (a
+    // lock and maybe a wake of the handler) carries many items.
+    if (submitted_ - taken_ > max_in_flight_ / 2) return;
     std::vector<pool_internal::TaskSpec> tasks;
     size_t added = 0;
     while (submitted_ + added - taken_ < max_in_flight_) {
