@@ -1,0 +1,1024 @@
+// mp/pool/pool.h
+// -----------------------------------------------------------------------------
+// mp::Pool: multiprocessing.Pool over the shared-memory ring, surviving killed
+// workers.
+//
+//   int do_calculation(int data) { return data * 2; }
+//   void start_process() { std::cout << "Starting " << mp::current_process().name() << "\n"; }
+//
+//   mp::Pool pool({.processes = 4, .initializer = start_process});
+//   absl::StatusOr<std::vector<int>> out = pool.Map(do_calculation, inputs);
+//   pool.Close();
+//   MP_CHECK_OK(pool.Join());
+//
+// Design
+// ======
+// Tasks. A task is a function the worker already has -- a plain function or
+// a lambda without captures -- plus its arguments as mp::Codec bytes
+// (mp/queue/codec.h). Nothing is serialised but the arguments: the function
+// travels as a FunctionRef (internal/function_ref.h: the build id of the ELF
+// object that holds it and its offset in that object), which means the same
+// function in any process of the same binary, forked from the caller or not
+// (the MPI backend's case). What actually travels is two references: the
+// user's function (none for a lambda, whose type says it all: a captureless
+// lambda is default-constructed in the worker) and a trampoline
+// instantiated for (function type, argument types) that decodes the
+// arguments, calls, and encodes the result or the exception. A capturing
+// lambda, a std::function, or an argument or result type with no codec is a
+// compile-time error naming the problem.
+//
+// Transport. Each worker has two SPSC rings (mp::Queue, kSpsc, anonymous,
+// 256 KiB; bigger messages take the queue's side segments): a task ring
+// parent -> worker and a result ring worker -> parent. SPSC is the cheapest
+// ring (no lock, no RMW per message) and, more importantly, gives each worker
+// a private FIFO: results of one worker come back in the order its tasks
+// were sent, so the parent matches a result to the front of that worker's
+// window in O(1), and after a death it can drain exactly that worker's
+// results. A chunk (chunksize items) is one task message and one result
+// message.
+//
+// The handler. One parent thread (Python's three handler threads in one)
+// moves submitted tasks into the workers' rings, collects results, runs
+// callbacks one at a time, notices deaths and starts replacements. It keeps
+// each worker's window (the tasks sent to it and not yet answered) bounded
+// (PoolOptions::window, default 16 tasks): enough to keep a worker busy
+// between two handler passes, small enough that a slow task strands few
+// others. Fast path per task: an encode and a ring push in the handler, a
+// ring pop, one store (below) and a ring push in the worker, a ring pop in
+// the handler: no system call while both sides are busy. An idle worker
+// sleeps in the ring's futex; an idle handler sleeps on a futex word in a
+// shared control block that a worker (after each result) and a submitter
+// wake only when the handler's "sleeping" flag is up (the ring's Dekker
+// handshake, mp/core/fence.h: LightFence on the hot side, HeavyFence on the
+// sleeper's). The handler sleeps in slices (20 ms) so a death that wakes
+// nobody is noticed.
+//
+// Who holds what. Each worker has a slot in shared memory (WorkerSlot) that
+// it writes "now running task X" to (a release store) after it pops task X
+// and before it decodes or calls anything. Its task ring is FIFO, its window
+// is in send order, so when a worker is found dead (waitpid, through
+// Process::exitcode; the kernel's reaping orders the worker's last stores
+// before the parent's reads) the parent:
+//   1. drains the dead worker's result ring (committed results are kept; a
+//      result cut off mid-write is skipped by the ring as lost);
+//   2. fails the task whose id is in the slot and still unanswered, with
+//      Aborted naming the worker, its pid and how it died ("killed by
+//      signal 9 (KILL)", "exited with code 3"), or re-queues it when it has
+//      retries left (PoolOptions::task_retries);
+//   3. re-queues every other task of the window, at the front, in order:
+//      they were sent but never started (the slot never named them);
+//   4. drains the dead worker's task ring (so big messages' segments are
+//      unlinked) and starts a replacement.
+// So a death fails exactly the task that was running, never runs a task
+// twice unless retries were asked for, and never leaves a call waiting.
+// Correctness rests on shared state written before the task starts, never
+// on timing. verify/pool.pml model-checks this handoff with a kill at every
+// step, and its broken twins (slot written after the call; window judged
+// before draining) fail.
+//
+// maxtasksperchild: a worker counts the tasks (chunks) it completed and exits
+// after N; the handler never sends it more than N, so nothing is stranded,
+// and it replaces the worker when it exits, work waiting or not.
+//
+// Imap / ImapUnordered consume their input lazily: the iterator encodes and
+// submits items from the caller's thread as results are taken, keeping at
+// most ImapOptions::max_in_flight items submitted and not yet taken, so an
+// endless input keeps memory flat (CPython's imap reads the whole input
+// first).
+//
+// Errors (absl::Status codes)
+//   Unknown            the task threw: "<type>: <what()>"; the type is also
+//                      in the status payload (PoolExceptionType).
+//   Aborted            the worker died running the task (see above).
+//   Cancelled          the pool was terminated before the task finished.
+//   DataLoss           a result (or arguments) that did not decode.
+//   FailedPrecondition a call after Close / Terminate; Join before Close
+//                      ("Pool is still running", Python's ValueError);
+//                      Successful() before Ready().
+//   InvalidArgument    Make: processes < 1, maxtasksperchild < 1, window < 1,
+//                      task_retries < 0.
+//   DeadlineExceeded   a timed Get / Wait / Join / Imap Next that timed out.
+//   OutOfRange         Imap Next past the last result.
+// Map / Apply return the first failing item's status (in input order), as
+// Python's map raises the first exception; Imap yields one StatusOr per item.
+//
+// Lifetime. Close: no more calls; workers exit once the work submitted is
+// done. Terminate: workers are killed (SIGKILL) and reaped at once,
+// unfinished tasks fail with Cancelled, big messages' segments are removed.
+// The destructor terminates (Python's `with`), so no child outlives the Pool.
+// Workers are daemons with PR_SET_PDEATHSIG (mp::Process), forked from the
+// handler thread, which lives as long as the Pool: if the parent dies, they
+// are killed. An Imap iterator may outlive neither the Pool nor Terminate
+// (its Next then returns Cancelled); after Close it may still feed, and Join
+// waits for the iterators still open (destroy or drain them first).
+//
+// Callbacks run on the handler thread, one at a time, before the result
+// becomes ready (Python's order). A callback must not block on the pool
+// (Get, Join, Terminate): Terminate and Join from a callback return
+// FailedPrecondition rather than deadlock.
+//
+// Threads: every method may be called from any thread of the parent. The
+// worker side runs in forked children only.
+
+#ifndef MP_POOL_POOL_H_
+#define MP_POOL_POOL_H_
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <ranges>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "mp/core/error.h"
+#include "mp/core/futex.h"
+#include "mp/queue/codec.h"
+#include "mp/pool/internal/function_ref.h"
+
+namespace mp {
+
+// What a function returning void returns through the pool (Python's None).
+struct None {
+  friend bool operator==(None, None) { return true; }
+};
+
+// Python's Pool(processes, initializer, initargs, maxtasksperchild).
+struct PoolOptions {
+  // Worker processes; nullopt: cpu_count(). < 1: InvalidArgument.
+  std::optional<int> processes{};
+  // Runs once in each worker before its first task (give initargs by
+  // capture or WithInitializer: the worker is forked, so any callable
+  // works here). An initializer that throws ends that worker (exit code 1,
+  // its message on stderr) and the pool starts another, as Python's does.
+  std::function<void()> initializer{};
+  // Tasks (chunks) a worker completes before it is replaced; nullopt: never.
+  std::optional<int> maxtasksperchild{};
+  // How many times a task whose worker died under it is run again before it
+  // fails with Aborted. Default 0: a task never runs twice.
+  int task_retries = 0;
+  // Tasks sent to one worker and not yet answered (see "The handler").
+  int window = 16;
+  // Workers are named "<worker_name>-N", N counting every worker started.
+  std::string worker_name = "PoolWorker";
+
+  template <class F, class... A>
+  PoolOptions& WithInitializer(F f, A... initargs) {
+    initializer = [f, initargs...]() mutable { f(initargs...); };
+    return *this;
+  }
+};
+
+// Imap / ImapUnordered: chunksize items per task; at most max_in_flight
+// items submitted and not yet taken (0: 4 * processes * chunksize).
+struct ImapOptions {
+  size_t chunksize = 1;
+  size_t max_in_flight = 0;
+};
+
+// The type of the exception a task threw, from a status Get returned
+// ("std::runtime_error"), or nullopt when the status is not a task's throw.
+std::optional<std::string> PoolExceptionType(const absl::Status& status);
+
+class Pool;
+
+namespace pool_internal {
+
+template <class T>
+concept HasCodec = requires(const T& v, ByteWriter& w, ByteReader& r, T* p) {
+  Codec<T>::Encode(v, w);
+  { Codec<T>::Decode(r, p) } -> std::same_as<absl::Status>;
+};
+
+// A task's callable: a function pointer, or a lambda without captures.
+template <class F>
+inline constexpr bool kIsFunctionPointer =
+    std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>;
+template <class F>
+inline constexpr bool kIsStatelessCallable =
+    std::is_class_v<F> && std::is_empty_v<F> &&
+    std::is_default_constructible_v<F> && std::is_trivially_copyable_v<F>;
+
+template <class F>
+constexpr void CheckCallable() {
+  static_assert(kIsFunctionPointer<F> || kIsStatelessCallable<F>,
+                "mp::Pool: a task must be a plain function or a lambda "
+                "without captures: captured state cannot reach a worker "
+                "process. Pass what you would capture as an argument.");
+}
+template <class T>
+constexpr void CheckCodec() {
+  static_assert(HasCodec<T>,
+                "mp::Pool: an argument or result type has no mp::Codec. "
+                "Specialise mp::Codec<T> (see mp/queue/codec.h).");
+}
+
+template <class F, class... A>
+using RawResult = std::invoke_result_t<F, A&&...>;
+template <class F, class... A>
+using ResultOf = std::conditional_t<std::is_void_v<RawResult<F, A...>>, None,
+                                    std::decay_t<RawResult<F, A...>>>;
+
+// Item result tags (worker -> parent).
+enum ItemTag : uint8_t { kItemOk = 0, kItemRaised = 1, kItemFailed = 2 };
+
+// One item: [u32 length][bytes]. A chunk's arguments and its results are
+// sequences of these (results with a tag byte first).
+inline void AppendItem(std::string* out, uint8_t tag, const char* data,
+                       size_t n) {
+  const uint32_t len = static_cast<uint32_t>(n);
+  out->push_back(static_cast<char>(tag));
+  out->append(reinterpret_cast<const char*>(&len), sizeof(len));
+  out->append(data, n);
+}
+
+// The worker-side trampoline: decodes one item's arguments from [data, n),
+// calls, appends [tag][u32 len][bytes] to *out.
+using Invoker = void (*)(const void* fn, const char* data, size_t n,
+                         std::string* out);
+
+void AppendRaised(std::string* out, size_t mark, const char* type,
+                  const char* what);
+void AppendFailed(std::string* out, size_t mark, const absl::Status& s);
+std::string Demangle(const char* name);
+// `s` with "item <index>: " before its message, payloads kept.
+absl::Status ForItem(const absl::Status& s, size_t index);
+
+template <class... A, size_t... I>
+absl::Status DecodeArgs(ByteReader& in, std::tuple<A...>& args,
+                        std::index_sequence<I...>) {
+  absl::Status s;
+  ((s.ok() ? (void)(s = in.Get(&std::get<I>(args))) : void()), ...);
+  return s;
+}
+
+template <class F, class... A>
+void Invoke(const void* fn, const char* data, size_t n, std::string* out) {
+  using R = ResultOf<F, A...>;
+  const size_t mark = out->size();
+  out->append(1 + sizeof(uint32_t), '\0');
+  try {
+    std::tuple<A...> args{};
+    ByteReader in(data, n);
+    absl::Status s = DecodeArgs(in, args, std::index_sequence_for<A...>{});
+    if (s.ok() && in.remaining() != 0) {
+      s = absl::DataLossError("pool: trailing bytes after a task's arguments");
+    }
+    if (!s.ok()) {
+      AppendFailed(out, mark, s);
+      return;
+    }
+    F f = [fn] {
+      if constexpr (kIsFunctionPointer<F>) {
+        return reinterpret_cast<F>(const_cast<void*>(fn));
+      } else {
+        (void)fn;
+        return F{};
+      }
+    }();
+    ByteWriter w(out);
+    if constexpr (std::is_void_v<RawResult<F, A...>>) {
+      std::apply(f, std::move(args));
+      w.Put(None{});
+    } else {
+      const R r = std::apply(f, std::move(args));
+      w.Put(r);
+    }
+    const uint32_t len = static_cast<uint32_t>(out->size() - mark - 5);
+    (*out)[mark] = static_cast<char>(kItemOk);
+    std::memcpy(out->data() + mark + 1, &len, sizeof(len));
+  } catch (const std::exception& e) {
+    AppendRaised(out, mark, typeid(e).name(), e.what());
+  } catch (...) {
+    AppendRaised(out, mark, nullptr, "unknown exception");
+  }
+}
+
+// Decodes one item result (tag, bytes) into a StatusOr<R>.
+absl::Status ItemError(uint8_t tag, const char* data, size_t n);
+template <class R>
+absl::StatusOr<R> DecodeItem(uint8_t tag, const char* data, size_t n) {
+  if (tag != kItemOk) return ItemError(tag, data, n);
+  R r{};
+  try {
+    absl::Status s = DecodeMessage(data, n, &r);
+    if (!s.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("pool: a task's result did not decode: ", s.message()));
+    }
+  } catch (const std::exception& e) {
+    return absl::DataLossError(
+        absl::StrCat("pool: decoding a task's result threw: ", e.what()));
+  }
+  return r;
+}
+
+// A call (Map, Apply, Imap...) as the handler sees it: item results arrive
+// in any order, each index exactly once (OnItem or OnFailure).
+class JobBase {
+ public:
+  virtual ~JobBase() = default;
+  virtual void OnItem(size_t index, uint8_t tag, const char* data,
+                      size_t n) = 0;
+  virtual void OnFailure(size_t index, const absl::Status& s) = 0;
+};
+
+// One task as the parent keeps it until it is answered.
+struct TaskSpec {
+  std::shared_ptr<JobBase> job;
+  size_t first = 0;    // index of its first item in the job
+  uint32_t count = 0;  // items
+  FunctionRef invoker;
+  FunctionRef fn;      // {0, 0} for a lambda
+  std::string args;    // count x [u32 len][bytes]
+  int tries = 0;       // re-runs after a worker died under it
+};
+
+class PoolCore;  // pool.cc
+
+// Submits `tasks` (in order). FailedPrecondition when the pool no longer
+// takes work (`feeding`: an Imap iterator's refill, allowed after Close).
+absl::Status Submit(PoolCore& core, std::vector<TaskSpec> tasks,
+                    bool feeding = false);
+int Processes(const PoolCore& core);
+bool OnHandlerThread(const PoolCore& core);
+// Registers (+1) or retires (-1) an Imap iterator that may still submit;
+// false (+1 only) when the pool no longer takes work.
+bool AddFeeder(PoolCore& core, int delta);
+
+// A reference to a function pointer, cached per thread.
+absl::StatusOr<FunctionRef> RefOfPointer(const void* fn);
+
+template <class F, class... A>
+absl::StatusOr<std::pair<FunctionRef, FunctionRef>> RefsOf(const F& f) {
+  static const absl::StatusOr<FunctionRef> invoker =
+      FunctionRef::Of(reinterpret_cast<const void*>(&Invoke<F, A...>));
+  if (!invoker.ok()) return invoker.status();
+  if constexpr (kIsFunctionPointer<F>) {
+    absl::StatusOr<FunctionRef> fn =
+        RefOfPointer(reinterpret_cast<const void*>(f));
+    if (!fn.ok()) return fn.status();
+    return std::make_pair(*invoker, *fn);
+  } else {
+    (void)f;
+    return std::make_pair(*invoker, FunctionRef{});
+  }
+}
+
+// Appends one item's arguments, [u32 len][bytes], to *out.
+template <class... A>
+void EncodeArgs(std::string* out, const A&... a) {
+  const size_t mark = out->size();
+  out->append(sizeof(uint32_t), '\0');
+  ByteWriter w(out);
+  (w.Put(a), ...);
+  const uint32_t len = static_cast<uint32_t>(out->size() - mark - 4);
+  std::memcpy(out->data() + mark, &len, sizeof(len));
+}
+
+// Python's automatic chunksize: ceil(n / (4 * processes)).
+inline size_t AutoChunksize(size_t n, int processes) {
+  if (n == 0) return 1;
+  const size_t per = 4 * static_cast<size_t>(processes);
+  size_t c = n / per;
+  if (n % per) ++c;
+  return c == 0 ? 1 : c;
+}
+
+// The shared state of an AsyncResult.
+template <class T>
+class ResultState : public JobBase {
+ public:
+  using Callback = std::function<void(const T&)>;
+  using ErrorCallback = std::function<void(const absl::Status&)>;
+
+  bool Wait(Deadline deadline) {
+    std::unique_lock<std::mutex> l(mu_);
+    while (!ready_) {
+      if (deadline.infinite()) {
+        cv_.wait(l);
+      } else if (cv_.wait_until(l, deadline.time_point()) ==
+                     std::cv_status::timeout &&
+                 !ready_) {
+        return false;
+      }
+    }
+    return true;
+  }
+  bool Ready() {
+    std::lock_guard<std::mutex> l(mu_);
+    return ready_;
+  }
+  absl::StatusOr<T> Get(Deadline deadline) {
+    if (!Wait(deadline)) {
+      return absl::DeadlineExceededError("pool: result not ready at the timeout");
+    }
+    std::lock_guard<std::mutex> l(mu_);
+    if (!status_.ok()) return status_;
+    return *value_;
+  }
+  absl::StatusOr<bool> Successful() {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!ready_) {
+      return absl::FailedPreconditionError("pool: result is not ready");
+    }
+    return status_.ok();
+  }
+  void SetCallbacks(Callback cb, ErrorCallback ecb) {
+    callback_ = std::move(cb);
+    error_callback_ = std::move(ecb);
+  }
+
+ protected:
+  // Called on the handler thread once every item is in: runs the callback,
+  // then makes the result ready.
+  void Finish(absl::Status status, std::optional<T> value) {
+    try {
+      if (status.ok() && callback_) callback_(*value);
+      if (!status.ok() && error_callback_) error_callback_(status);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "mp::Pool: a callback threw %s: %s\n",
+                   Demangle(typeid(e).name()).c_str(), e.what());
+    } catch (...) {
+      std::fprintf(stderr, "mp::Pool: a callback threw\n");
+    }
+    std::lock_guard<std::mutex> l(mu_);
+    status_ = std::move(status);
+    value_ = std::move(value);
+    ready_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool ready_ = false;
+  absl::Status status_;
+  std::optional<T> value_;
+  Callback callback_;
+  ErrorCallback error_callback_;
+};
+
+// Map: n items into a vector; the first failure (by index) wins.
+template <class R>
+class MapState : public ResultState<std::vector<R>> {
+ public:
+  explicit MapState(size_t n) : values_(n), left_(n) {}
+  // An empty map is ready at once.
+  void FinishIfEmpty() {
+    if (left_ == 0) this->Finish(absl::OkStatus(), std::vector<R>{});
+  }
+  void OnItem(size_t i, uint8_t tag, const char* data, size_t n) override {
+    absl::StatusOr<R> r = DecodeItem<R>(tag, data, n);
+    if (r.ok()) {
+      values_[i] = *std::move(r);
+      Done();
+    } else {
+      OnFailure(i, r.status());
+    }
+  }
+  void OnFailure(size_t i, const absl::Status& s) override {
+    if (error_.ok() || i < error_index_) {
+      error_ = s;
+      error_index_ = i;
+    }
+    Done();
+  }
+
+ private:
+  void Done() {
+    if (--left_ != 0) return;
+    if (!error_.ok()) {
+      this->Finish(ForItem(error_, error_index_), std::nullopt);
+    } else {
+      this->Finish(absl::OkStatus(), std::move(values_));
+    }
+  }
+  std::vector<R> values_;
+  size_t left_;
+  absl::Status error_;
+  size_t error_index_ = 0;
+};
+
+// Apply: one item.
+template <class R>
+class ApplyState : public ResultState<R> {
+ public:
+  void OnItem(size_t, uint8_t tag, const char* data, size_t n) override {
+    absl::StatusOr<R> r = DecodeItem<R>(tag, data, n);
+    if (r.ok()) {
+      this->Finish(absl::OkStatus(), *std::move(r));
+    } else {
+      this->Finish(r.status(), std::nullopt);
+    }
+  }
+  void OnFailure(size_t, const absl::Status& s) override {
+    this->Finish(s, std::nullopt);
+  }
+};
+
+// Imap: results kept until taken, by index.
+template <class R>
+class ImapState : public JobBase {
+ public:
+  explicit ImapState(bool ordered) : ordered_(ordered) {}
+  void OnItem(size_t i, uint8_t tag, const char* data, size_t n) override {
+    Put(i, DecodeItem<R>(tag, data, n));
+  }
+  void OnFailure(size_t i, const absl::Status& s) override { Put(i, s); }
+
+  // The next result (in input order when ordered), waiting until `deadline`.
+  // nullopt at the deadline.
+  std::optional<absl::StatusOr<R>> Take(size_t next, Deadline deadline) {
+    std::unique_lock<std::mutex> l(mu_);
+    for (;;) {
+      if (!results_.empty()) {
+        auto it = ordered_ ? results_.find(next) : results_.begin();
+        if (it != results_.end()) {
+          absl::StatusOr<R> r = std::move(it->second);
+          results_.erase(it);
+          return r;
+        }
+      }
+      if (deadline.infinite()) {
+        cv_.wait(l);
+      } else if (cv_.wait_until(l, deadline.time_point()) ==
+                 std::cv_status::timeout) {
+        if (results_.empty() || (ordered_ && !results_.count(next))) {
+          return std::nullopt;
+        }
+      }
+    }
+  }
+
+ private:
+  void Put(size_t i, absl::StatusOr<R> r) {
+    std::lock_guard<std::mutex> l(mu_);
+    results_.emplace(i, std::move(r));
+    cv_.notify_all();
+  }
+  const bool ordered_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<size_t, absl::StatusOr<R>> results_;
+};
+
+}  // namespace pool_internal
+
+// Python's AsyncResult (MapAsync, StarmapAsync, ApplyAsync).
+template <class T>
+class AsyncResult {
+ public:
+  // The value, or the task's error; DeadlineExceeded when not ready in time
+  // (Python's TimeoutError). Waits for ever by default.
+  absl::StatusOr<T> Get(Deadline deadline) { return s_->Get(deadline); }
+  template <class Rep, class Period>
+  absl::StatusOr<T> Get(std::chrono::duration<Rep, Period> timeout) {
+    return Get(Deadline::After(timeout));
+  }
+  absl::StatusOr<T> Get(std::optional<double> timeout_seconds = std::nullopt) {
+    return Get(timeout_seconds ? Deadline::AfterSeconds(*timeout_seconds)
+                               : Deadline::Infinite());
+  }
+  // Waits until ready; true when it is.
+  bool Wait(Deadline deadline) { return s_->Wait(deadline); }
+  template <class Rep, class Period>
+  bool Wait(std::chrono::duration<Rep, Period> timeout) {
+    return Wait(Deadline::After(timeout));
+  }
+  bool Wait(std::optional<double> timeout_seconds = std::nullopt) {
+    return Wait(timeout_seconds ? Deadline::AfterSeconds(*timeout_seconds)
+                                : Deadline::Infinite());
+  }
+  bool Ready() const { return s_->Ready(); }
+  // Whether it completed without error; FailedPrecondition before Ready()
+  // (Python's ValueError).
+  absl::StatusOr<bool> Successful() const { return s_->Successful(); }
+
+ private:
+  friend class Pool;
+  explicit AsyncResult(std::shared_ptr<pool_internal::ResultState<T>> s)
+      : s_(std::move(s)) {}
+  std::shared_ptr<pool_internal::ResultState<T>> s_;
+};
+
+// The iterator Imap / ImapUnordered return. Next() gives each result in
+// turn (input order for Imap, completion order for ImapUnordered), refilling
+// the pool from the input as it goes; range-for works too (each element a
+// StatusOr<R>).
+template <class R>
+class ImapIterator {
+ public:
+  ImapIterator(ImapIterator&&) = default;
+  ImapIterator& operator=(ImapIterator&&) = default;
+  ~ImapIterator() { Release(); }
+
+  // The next result; DeadlineExceeded when none came in time (Python's
+  // TimeoutError; the iterator is still usable), OutOfRange after the last
+  // (StopIteration), or the submission's error (FailedPrecondition when the
+  // pool no longer takes work, Cancelled after Terminate).
+  absl::StatusOr<R> Next(Deadline deadline) {
+    if (!error_.ok()) return error_;
+    Refill();
+    if (!error_.ok() && taken_ == submitted_) return error_;
+    if (taken_ == submitted_) {
+      Release();
+      return absl::OutOfRangeError("pool: imap exhausted");
+    }
+    std::optional<absl::StatusOr<R>> r = state_->Take(taken_, deadline);
+    if (!r) {
+      return absl::DeadlineExceededError("pool: imap result not ready at the timeout");
+    }
+    ++taken_;
+    return *std::move(r);
+  }
+  template <class Rep, class Period>
+  absl::StatusOr<R> Next(std::chrono::duration<Rep, Period> timeout) {
+    return Next(Deadline::After(timeout));
+  }
+  absl::StatusOr<R> Next(std::optional<double> timeout_seconds = std::nullopt) {
+    return Next(timeout_seconds ? Deadline::AfterSeconds(*timeout_seconds)
+                                : Deadline::Infinite());
+  }
+
+  // Items submitted and not yet taken: never more than max_in_flight (plus
+  // one chunk).
+  size_t in_flight() const { return submitted_ - taken_; }
+
+  // Range-for over the results (each a StatusOr<R>; the loop ends at
+  // OutOfRange).
+  class iterator {
+   public:
+    using value_type = absl::StatusOr<R>;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(ImapIterator* it) : it_(it) { ++*this; }
+    value_type& operator*() { return *current_; }
+    iterator& operator++() {
+      current_ = it_->Next();
+      if (current_->status().code() == absl::StatusCode::kOutOfRange) {
+        it_ = nullptr;
+      }
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& a, std::default_sentinel_t) {
+      return a.it_ == nullptr;
+    }
+
+   private:
+    ImapIterator* it_ = nullptr;
+    std::optional<value_type> current_;
+  };
+  iterator begin() { return iterator(this); }
+  std::default_sentinel_t end() { return {}; }
+
+ private:
+  friend class Pool;
+  // Encodes the next `chunk` items of the input into `*args`; how many.
+  using Feed = std::function<size_t(size_t chunk, std::string* args)>;
+  ImapIterator(std::shared_ptr<pool_internal::PoolCore> core,
+               std::shared_ptr<pool_internal::ImapState<R>> state, Feed feed,
+               pool_internal::FunctionRef invoker, pool_internal::FunctionRef fn,
+               size_t chunksize, size_t max_in_flight)
+      : core_(std::move(core)),
+        state_(std::move(state)),
+        feed_(std::move(feed)),
+        invoker_(invoker),
+        fn_(fn),
+        chunksize_(chunksize),
+        max_in_flight_(max_in_flight) {
+    feeding_ = pool_internal::AddFeeder(*core_, 1);
+    if (!feeding_) {
+      error_ = absl::FailedPreconditionError("pool: Pool not running (closed)");
+    }
+  }
+
+  void Refill() {
+    if (!feeding_) return;
+    // Refill in batches (below half the window), so that a submission (a
+    // lock and maybe a wake of the handler) carries many items.
+    if (submitted_ - taken_ > max_in_flight_ / 2) return;
+    std::vector<pool_internal::TaskSpec> tasks;
+    size_t added = 0;
+    while (submitted_ + added - taken_ < max_in_flight_) {
+      pool_internal::TaskSpec t;
+      t.count = static_cast<uint32_t>(feed_(chunksize_, &t.args));
+      if (t.count == 0) {
+        Release();
+        break;
+      }
+      t.job = state_;
+      t.first = submitted_ + added;
+      t.invoker = invoker_;
+      t.fn = fn_;
+      added += t.count;
+      tasks.push_back(std::move(t));
+    }
+    if (tasks.empty()) return;
+    absl::Status s =
+        pool_internal::Submit(*core_, std::move(tasks), /*feeding=*/true);
+    if (!s.ok()) {
+      error_ = s;
+      Release();
+      return;
+    }
+    submitted_ += added;
+  }
+  void Release() {
+    if (feeding_ && core_) {
+      feeding_ = false;
+      feed_ = nullptr;
+      pool_internal::AddFeeder(*core_, -1);
+    }
+  }
+
+  std::shared_ptr<pool_internal::PoolCore> core_;
+  std::shared_ptr<pool_internal::ImapState<R>> state_;
+  Feed feed_;
+  pool_internal::FunctionRef invoker_;
+  pool_internal::FunctionRef fn_;
+  size_t chunksize_;
+  size_t max_in_flight_;
+  size_t submitted_ = 0;
+  size_t taken_ = 0;
+  bool feeding_ = false;
+  absl::Status error_;
+};
+
+class Pool {
+ public:
+  // A pool of worker processes, started now. InvalidArgument for options
+  // out of range (named); Internal when a worker cannot be forked.
+  static absl::StatusOr<Pool> Make(PoolOptions options = {});
+  // As Make; throw mp::Error carrying Make's status.
+  explicit Pool(PoolOptions options = {});
+  explicit Pool(int processes) : Pool(PoolOptions{.processes = processes}) {}
+  Pool(Pool&&) noexcept;
+  Pool& operator=(Pool&&) noexcept;
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+  // Terminate(), as Python's `with` block ends.
+  ~Pool();
+
+  // ---- Map / Starmap ----------------------------------------------------
+  // f(item) for each item of `inputs`, results in input order; the first
+  // failing item's status (message prefixed "item <i>: ") otherwise.
+  // chunksize: items per task (nullopt: Python's automatic choice).
+  template <class F, class Range>
+  auto Map(F f, const Range& inputs,
+           std::optional<size_t> chunksize = std::nullopt) {
+    return MapAsync(f, inputs, chunksize).Get();
+  }
+  template <class F, class Range, class CB = std::nullptr_t,
+            class ECB = std::nullptr_t>
+  auto MapAsync(F f, const Range& inputs,
+                std::optional<size_t> chunksize = std::nullopt,
+                CB callback = nullptr, ECB error_callback = nullptr) {
+    using A = std::decay_t<std::ranges::range_value_t<Range>>;
+    return Submit<F>(f, inputs, chunksize, std::move(callback),
+                     std::move(error_callback),
+                     static_cast<std::tuple<A>*>(nullptr));
+  }
+  // f(args...) for each tuple (std::tuple / std::pair) of `inputs`.
+  template <class F, class Range>
+  auto Starmap(F f, const Range& inputs,
+               std::optional<size_t> chunksize = std::nullopt) {
+    return StarmapAsync(f, inputs, chunksize).Get();
+  }
+  template <class F, class Range, class CB = std::nullptr_t,
+            class ECB = std::nullptr_t>
+  auto StarmapAsync(F f, const Range& inputs,
+                    std::optional<size_t> chunksize = std::nullopt,
+                    CB callback = nullptr, ECB error_callback = nullptr) {
+    using Tuple = std::decay_t<std::ranges::range_value_t<Range>>;
+    return Submit<F>(f, inputs, chunksize, std::move(callback),
+                     std::move(error_callback), DecayedTuple<Tuple>());
+  }
+
+  // ---- Apply ------------------------------------------------------------
+  template <class F, class... A>
+  auto Apply(F f, const A&... args) {
+    return ApplyAsync(f, std::make_tuple(args...)).Get();
+  }
+  // callback(const R&) on success, error_callback(const absl::Status&) on
+  // failure, on the handler thread, before the result is ready.
+  template <class F, class... A, class CB = std::nullptr_t,
+            class ECB = std::nullptr_t>
+  auto ApplyAsync(F f, const std::tuple<A...>& args = {}, CB callback = nullptr,
+                  ECB error_callback = nullptr) {
+    pool_internal::CheckCallable<F>();
+    (pool_internal::CheckCodec<std::decay_t<A>>(), ...);
+    using R = pool_internal::ResultOf<F, std::decay_t<A>...>;
+    pool_internal::CheckCodec<R>();
+    auto state = std::make_shared<pool_internal::ApplyState<R>>();
+    SetCallbacks<R>(*state, std::move(callback), std::move(error_callback));
+    auto refs = pool_internal::RefsOf<F, std::decay_t<A>...>(f);
+    if (!refs.ok()) {
+      state->OnFailure(0, refs.status());
+      return AsyncResult<R>(state);
+    }
+    std::vector<pool_internal::TaskSpec> tasks(1);
+    tasks[0].job = state;
+    tasks[0].count = 1;
+    tasks[0].invoker = refs->first;
+    tasks[0].fn = refs->second;
+    std::apply(
+        [&](const auto&... a) { pool_internal::EncodeArgs(&tasks[0].args, a...); },
+        args);
+    absl::Status s = pool_internal::Submit(*core(), std::move(tasks));
+    if (!s.ok()) state->OnFailure(0, s);
+    return AsyncResult<R>(state);
+  }
+
+  // ---- Imap -------------------------------------------------------------
+  // Results one at a time, in input order (Imap) or as they complete
+  // (ImapUnordered). `inputs` is any input range, endless ones included; an
+  // lvalue is referred to (it must outlive the iterator), an rvalue moved in.
+  template <class F, class Range>
+  auto Imap(F f, Range&& inputs, ImapOptions options = {}) {
+    return MakeImap<F>(f, std::forward<Range>(inputs), options, true);
+  }
+  template <class F, class Range>
+  auto ImapUnordered(F f, Range&& inputs, ImapOptions options = {}) {
+    return MakeImap<F>(f, std::forward<Range>(inputs), options, false);
+  }
+
+  // ---- Lifetime ---------------------------------------------------------
+  // No more calls; workers exit when the work submitted is done.
+  void Close();
+  // Kills the workers now (SIGKILL), reaps them, fails unfinished tasks
+  // with Cancelled. Idempotent. FailedPrecondition from a callback.
+  absl::Status Terminate();
+  // Waits for the workers to exit. FailedPrecondition before Close or
+  // Terminate (Python's ValueError "Pool is still running"), or from a
+  // callback; DeadlineExceeded at the deadline.
+  absl::Status Join(Deadline deadline);
+  template <class Rep, class Period>
+  absl::Status Join(std::chrono::duration<Rep, Period> timeout) {
+    return Join(Deadline::After(timeout));
+  }
+  absl::Status Join(std::optional<double> timeout_seconds = std::nullopt) {
+    return Join(timeout_seconds ? Deadline::AfterSeconds(*timeout_seconds)
+                                : Deadline::Infinite());
+  }
+
+  // ---- Introspection ----------------------------------------------------
+  int processes() const;
+  // Workers started so far (replacements included).
+  int workers_started() const;
+  // The pids of the workers alive now (racy: a snapshot).
+  std::vector<pid_t> worker_pids() const;
+
+ private:
+  explicit Pool(std::shared_ptr<pool_internal::PoolCore> core);
+  pool_internal::PoolCore* core() const { return core_.get(); }
+
+  template <class Tuple>
+  static auto DecayedTuple() {
+    return []<size_t... I>(std::index_sequence<I...>) {
+      return static_cast<std::tuple<std::decay_t<std::tuple_element_t<I, Tuple>>...>*>(
+          nullptr);
+    }(std::make_index_sequence<std::tuple_size_v<Tuple>>{});
+  }
+
+  template <class R, class State, class CB, class ECB>
+  static void SetCallbacks(State& state, CB callback, ECB error_callback) {
+    using T = std::conditional_t<std::is_base_of_v<
+                                     pool_internal::ResultState<R>, State>,
+                                 R, std::vector<R>>;
+    typename pool_internal::ResultState<T>::Callback cb;
+    typename pool_internal::ResultState<T>::ErrorCallback ecb;
+    if constexpr (!std::is_null_pointer_v<CB>) cb = std::move(callback);
+    if constexpr (!std::is_null_pointer_v<ECB>) ecb = std::move(error_callback);
+    state.SetCallbacks(std::move(cb), std::move(ecb));
+  }
+
+  // Encodes item `v` (a value, or a tuple for Starmap) as one item's args.
+  template <class... A, class V>
+  static void EncodeItem(std::string* out, const V& v, std::tuple<A...>*) {
+    if constexpr (sizeof...(A) == 1 &&
+                  std::is_same_v<std::decay_t<V>, std::tuple_element_t<0, std::tuple<A...>>>) {
+      pool_internal::EncodeArgs(out, v);
+    } else {
+      std::apply([&](const auto&... a) { pool_internal::EncodeArgs(out, a...); },
+                 v);
+    }
+  }
+
+  template <class F, class Range, class CB, class ECB, class... A>
+  auto Submit(F f, const Range& inputs, std::optional<size_t> chunksize,
+              CB callback, ECB error_callback, std::tuple<A...>* tag) {
+    pool_internal::CheckCallable<F>();
+    (pool_internal::CheckCodec<A>(), ...);
+    using R = pool_internal::ResultOf<F, A...>;
+    pool_internal::CheckCodec<R>();
+    const size_t n = static_cast<size_t>(std::ranges::distance(inputs));
+    auto state = std::make_shared<pool_internal::MapState<R>>(n);
+    SetCallbacks<R>(*state, std::move(callback), std::move(error_callback));
+    AsyncResult<std::vector<R>> result(state);
+    if (n == 0) {
+      state->FinishIfEmpty();
+      return result;
+    }
+    auto refs = pool_internal::RefsOf<F, A...>(f);
+    if (!refs.ok()) {
+      for (size_t i = 0; i < n; ++i) state->OnFailure(i, refs.status());
+      return result;
+    }
+    const size_t chunk = chunksize && *chunksize > 0
+                             ? *chunksize
+                             : pool_internal::AutoChunksize(
+                                   n, pool_internal::Processes(*core()));
+    std::vector<pool_internal::TaskSpec> tasks;
+    tasks.reserve((n + chunk - 1) / chunk);
+    size_t i = 0;
+    for (const auto& v : inputs) {
+      if (i % chunk == 0) {
+        tasks.emplace_back();
+        tasks.back().job = state;
+        tasks.back().first = i;
+        tasks.back().invoker = refs->first;
+        tasks.back().fn = refs->second;
+      }
+      EncodeItem(&tasks.back().args, v, tag);
+      ++tasks.back().count;
+      ++i;
+    }
+    absl::Status s = pool_internal::Submit(*core(), std::move(tasks));
+    if (!s.ok()) {
+      for (size_t j = 0; j < n; ++j) state->OnFailure(j, s);
+    }
+    return result;
+  }
+
+  template <class F, class Range>
+  auto MakeImap(F f, Range&& inputs, const ImapOptions& options, bool ordered) {
+    using A = std::decay_t<std::ranges::range_value_t<Range>>;
+    pool_internal::CheckCallable<F>();
+    pool_internal::CheckCodec<A>();
+    using R = pool_internal::ResultOf<F, A>;
+    pool_internal::CheckCodec<R>();
+    auto state = std::make_shared<pool_internal::ImapState<R>>(ordered);
+    auto refs = pool_internal::RefsOf<F, A>(f);
+    const size_t chunk = options.chunksize == 0 ? 1 : options.chunksize;
+    const size_t window =
+        options.max_in_flight != 0
+            ? options.max_in_flight
+            : 4 * static_cast<size_t>(pool_internal::Processes(*core())) * chunk;
+    // The view lives in the feeder; an lvalue range by reference.
+    auto view = std::views::all(std::forward<Range>(inputs));
+    using View = decltype(view);
+    struct Cursor {
+      View view;
+      std::ranges::iterator_t<View> it;
+      bool started = false;
+    };
+    auto cursor = std::make_shared<Cursor>(Cursor{std::move(view), {}, false});
+    typename ImapIterator<R>::Feed feed =
+        [cursor](size_t chunk_items, std::string* args) -> size_t {
+      if (!cursor->started) {
+        cursor->it = std::ranges::begin(cursor->view);
+        cursor->started = true;
+      }
+      size_t k = 0;
+      while (k < chunk_items && cursor->it != std::ranges::end(cursor->view)) {
+        pool_internal::EncodeArgs(args, static_cast<const A&>(*cursor->it));
+        ++cursor->it;
+        ++k;
+      }
+      return k;
+    };
+    ImapIterator<R> it(core_, state, std::move(feed),
+                       refs.ok() ? refs->first : pool_internal::FunctionRef{},
+                       refs.ok() ? refs->second : pool_internal::FunctionRef{},
+                       chunk, std::max(window, chunk));
+    if (!refs.ok()) {
+      it.error_ = refs.status();
+      it.Release();
+    }
+    it.Refill();  // the first window goes now, as Python's imap starts at once
+    return it;
+  }
+
+  std::shared_ptr<pool_internal::PoolCore> core_;
+};
+
+}  // namespace mp
+
+#endif  // MP_POOL_POOL_H_

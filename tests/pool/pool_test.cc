@@ -1,0 +1,412 @@
+// Tests for mp::Pool: every call and option, ordering, initializer,
+// maxtasksperchild, exceptions, callbacks, Imap's bounded window.
+#include "mp/pool/pool.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <ranges>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "mp/core/process.h"
+#include "mp/core/shared_memory.h"
+#include "tests/watchdog.h"
+
+namespace {
+
+int Twice(int x) { return x * 2; }
+int Add(int a, int b) { return a + b; }
+std::string Repeat(std::string s, int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += s;
+  return out;
+}
+int Throws(int x) {
+  if (x == 3) throw std::runtime_error("three is bad");
+  return x;
+}
+int NotPositive(int x) {
+  if (x > 0) throw std::invalid_argument("positive");
+  return x;
+}
+pid_t MyPid(int) { return getpid(); }
+void Nothing() {}
+int ExitIfThree(int x) {
+  if (x == 3) _exit(3);
+  return x;
+}
+
+TEST(PoolTest, MapReadsLikeTheSeed) {
+  mp::Pool pool(2);
+  std::vector<int> inputs;
+  for (int i = 0; i < 10; ++i) inputs.push_back(i);
+  absl::StatusOr<std::vector<int>> out = pool.Map(Twice, inputs);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out, (std::vector<int>{0, 2, 4, 6, 8, 10, 12, 14, 16, 18}));
+  pool.Close();
+  EXPECT_TRUE(pool.Join().ok());
+}
+
+TEST(PoolTest, MapKeepsInputOrderWithEveryChunksize) {
+  mp::Pool pool(2);
+  std::vector<int> inputs(1000);
+  for (int i = 0; i < 1000; ++i) inputs[i] = i;
+  for (size_t chunk : {1, 3, 7, 100, 1000, 5000}) {
+    auto out = pool.Map(Twice, inputs, chunk);
+    ASSERT_TRUE(out.ok()) << out.status();
+    for (int i = 0; i < 1000; ++i) ASSERT_EQ((*out)[i], 2 * i) << chunk;
+  }
+  auto out = pool.Map(Twice, inputs);  // automatic chunksize
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ((*out)[999], 1998);
+}
+
+TEST(PoolTest, AutoChunksizeIsPythons) {
+  EXPECT_EQ(mp::pool_internal::AutoChunksize(10, 2), 2u);   // divmod(10, 8)
+  EXPECT_EQ(mp::pool_internal::AutoChunksize(8, 2), 1u);
+  EXPECT_EQ(mp::pool_internal::AutoChunksize(100000, 2), 12500u);
+  EXPECT_EQ(mp::pool_internal::AutoChunksize(1, 16), 1u);
+}
+
+TEST(PoolTest, EmptyMap) {
+  mp::Pool pool(1);
+  auto out = pool.Map(Twice, std::vector<int>{});
+  ASSERT_TRUE(out.ok());
+  EXPECT_TRUE(out->empty());
+}
+
+TEST(PoolTest, LambdasWithoutCapturesAndStrings) {
+  mp::Pool pool(2);
+  auto out = pool.Map([](const std::string& s) { return s + "!"; },
+                      std::vector<std::string>{"a", "bb", ""});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out, (std::vector<std::string>{"a!", "bb!", "!"}));
+}
+
+TEST(PoolTest, Starmap) {
+  mp::Pool pool(2);
+  std::vector<std::tuple<int, int>> in{{1, 2}, {3, 4}, {5, 6}};
+  auto out = pool.Starmap(Add, in);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out, (std::vector<int>{3, 7, 11}));
+  std::vector<std::pair<std::string, int>> in2{{"ab", 2}, {"c", 3}};
+  auto r = pool.StarmapAsync(Repeat, in2).Get();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, (std::vector<std::string>{"abab", "ccc"}));
+}
+
+TEST(PoolTest, ApplyAndApplyAsync) {
+  mp::Pool pool(2);
+  absl::StatusOr<int> r = pool.Apply(Add, 20, 22);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, 42);
+  auto a = pool.ApplyAsync(Twice, std::make_tuple(21));
+  EXPECT_TRUE(a.Wait(std::chrono::seconds(10)));
+  EXPECT_TRUE(a.Ready());
+  ASSERT_TRUE(a.Successful().ok());
+  EXPECT_TRUE(*a.Successful());
+  EXPECT_EQ(*a.Get(), 42);
+  auto v = pool.Apply(Nothing);  // void: mp::None
+  EXPECT_TRUE(v.ok());
+}
+
+TEST(PoolTest, SuccessfulBeforeReadyIsAnError) {
+  // A task that cannot finish until we let it: the worker sleeps until a
+  // shared flag is set (mapped before the workers are forked).
+  static std::atomic<int>* flag = mp_test::MapShared<std::atomic<int>>();
+  flag->store(0);
+  mp::Pool pool(1);
+  auto a = pool.ApplyAsync(+[](int) {
+    while (flag->load() == 0) usleep(1000);
+    return 1;
+  }, std::make_tuple(0));
+  EXPECT_FALSE(a.Ready());
+  absl::StatusOr<bool> s = a.Successful();
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(a.Get(std::chrono::milliseconds(1)).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  flag->store(1);
+  EXPECT_EQ(*a.Get(), 1);
+  mp_test::Unmap(flag);
+}
+
+TEST(PoolTest, ExceptionCarriesTypeAndMessageAndWorkerLivesOn) {
+  mp::Pool pool(1);
+  auto out = pool.Map(Throws, std::vector<int>{1, 2, 3, 4}, 1);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kUnknown);
+  EXPECT_NE(out.status().message().find("item 2"), std::string::npos);
+  EXPECT_NE(out.status().message().find("std::runtime_error: three is bad"),
+            std::string::npos)
+      << out.status();
+  EXPECT_EQ(mp::PoolExceptionType(out.status()).value_or(""),
+            "std::runtime_error");
+  const std::vector<pid_t> before = pool.worker_pids();
+  auto again = pool.Map(Twice, std::vector<int>{1, 2});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(pool.worker_pids(), before);  // the same worker
+  EXPECT_EQ(pool.workers_started(), 1);
+}
+
+TEST(PoolTest, FirstErrorInInputOrder) {
+  mp::Pool pool(2);
+  auto out = pool.Map(NotPositive, std::vector<int>{0, -1, 5, 6, 7}, 1);
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.status().message().find("item 2"), std::string::npos)
+      << out.status();
+}
+
+TEST(PoolTest, CallbacksRunOnceBeforeReady) {
+  mp::Pool pool(2);
+  int calls = 0;
+  int seen = 0;
+  auto a = pool.ApplyAsync(Twice, std::make_tuple(5),
+                           [&](const int& v) { ++calls; seen = v; });
+  ASSERT_TRUE(a.Get().ok());
+  EXPECT_EQ(calls, 1);  // Get returns after the callback
+  EXPECT_EQ(seen, 10);
+  absl::Status err;
+  auto b = pool.ApplyAsync(Throws, std::make_tuple(3), nullptr,
+                           [&](const absl::Status& s) { err = s; });
+  EXPECT_FALSE(b.Get().ok());
+  EXPECT_EQ(err.code(), absl::StatusCode::kUnknown);
+  std::vector<int> got;
+  auto m = pool.MapAsync(Twice, std::vector<int>{1, 2, 3}, std::nullopt,
+                         [&](const std::vector<int>& v) { got = v; });
+  ASSERT_TRUE(m.Get().ok());
+  EXPECT_EQ(got, (std::vector<int>{2, 4, 6}));
+}
+
+TEST(PoolTest, ImapInOrderAndUnordered) {
+  mp::Pool pool(2);
+  auto it = pool.Imap(Twice, std::views::iota(0, 100));
+  int i = 0;
+  for (absl::StatusOr<int>& r : it) {
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(*r, 2 * i);
+    ++i;
+  }
+  EXPECT_EQ(i, 100);
+  EXPECT_EQ(it.Next().status().code(), absl::StatusCode::kOutOfRange);
+  std::multiset<int> seen;
+  auto u = pool.ImapUnordered(Twice, std::vector<int>{1, 2, 3, 4, 5},
+                              {.chunksize = 2});
+  for (auto& r : u) seen.insert(*r);
+  EXPECT_EQ(seen, (std::multiset<int>{2, 4, 6, 8, 10}));
+}
+
+TEST(PoolTest, ImapTimeoutPerItem) {
+  static std::atomic<int>* flag = mp_test::MapShared<std::atomic<int>>();
+  flag->store(0);
+  mp::Pool pool(1);
+  auto it = pool.Imap(+[](int x) {
+    while (flag->load() == 0) usleep(1000);
+    return x;
+  }, std::vector<int>{7});
+  EXPECT_EQ(it.Next(std::chrono::milliseconds(1)).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  flag->store(1);
+  EXPECT_EQ(*it.Next(), 7);
+  mp_test::Unmap(flag);
+}
+
+TEST(PoolTest, ImapKeepsABoundedWindowOverAMillionItems) {
+  mp::Pool pool(2);
+  // An endless-looking generator: a million items, never materialised.
+  auto it = pool.Imap(Twice, std::views::iota(0, 1000000),
+                      {.chunksize = 16, .max_in_flight = 256});
+  long n = 0;
+  size_t most = 0;
+  for (;;) {
+    absl::StatusOr<int> r = it.Next();
+    if (r.status().code() == absl::StatusCode::kOutOfRange) break;
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(*r, 2 * n);
+    most = std::max(most, it.in_flight());
+    ++n;
+  }
+  EXPECT_EQ(n, 1000000);
+  EXPECT_LE(most, 256u + 16u);
+}
+
+TEST(PoolTest, InitializerOncePerWorker) {
+  static std::atomic<int>* count = mp_test::MapShared<std::atomic<int>>();
+  count->store(0);
+  {
+    mp::Pool pool({.processes = 3,
+                   .initializer = [] { count->fetch_add(1); }});
+    auto out = pool.Map(Twice, std::vector<int>(50, 1), 1);
+    ASSERT_TRUE(out.ok());
+    pool.Close();
+    ASSERT_TRUE(pool.Join().ok());
+  }
+  EXPECT_EQ(count->load(), 3);
+  mp_test::Unmap(count);
+}
+
+TEST(PoolTest, InitializerWithArgs) {
+  static std::atomic<int>* sum = mp_test::MapShared<std::atomic<int>>();
+  sum->store(0);
+  mp::PoolOptions o{.processes = 2};
+  o.WithInitializer(+[](int a, int b) { sum->fetch_add(a + b); }, 3, 4);
+  mp::Pool pool(o);
+  pool.Close();
+  ASSERT_TRUE(pool.Join().ok());
+  EXPECT_EQ(sum->load(), 14);
+  mp_test::Unmap(sum);
+}
+
+TEST(PoolTest, WorkersAreNamedPoolWorkerN) {
+  mp::Pool pool(2);
+  auto names = pool.Map(
+      [](int) { return mp::current_process().name(); }, std::vector<int>{0, 1, 2, 3}, 1);
+  ASSERT_TRUE(names.ok());
+  for (const std::string& n : *names) {
+    EXPECT_TRUE(n == "PoolWorker-1" || n == "PoolWorker-2") << n;
+  }
+}
+
+TEST(PoolTest, MaxTasksPerChildReplacesWorkers) {
+  mp::Pool pool({.processes = 2, .maxtasksperchild = 2});
+  auto out = pool.Map(MyPid, std::vector<int>(10, 0), 1);
+  ASSERT_TRUE(out.ok()) << out.status();
+  std::set<pid_t> pids(out->begin(), out->end());
+  EXPECT_GE(pids.size(), 5u);
+  EXPECT_GE(pool.workers_started(), 5);
+  pool.Close();
+  ASSERT_TRUE(pool.Join().ok());
+}
+
+TEST(PoolTest, MaxTasksPerChildReplacesEvenWithNoWorkWaiting) {
+  mp::Pool pool({.processes = 1, .maxtasksperchild = 1});
+  ASSERT_TRUE(pool.Apply(Twice, 1).ok());
+  // The worker leaves after its one task; a replacement is started though
+  // nothing waits: watch for worker 2 without submitting anything.
+  for (int i = 0; i < 10000 && pool.workers_started() < 2; ++i) usleep(1000);
+  EXPECT_EQ(pool.workers_started(), 2);
+}
+
+TEST(PoolTest, BadOptions) {
+  EXPECT_EQ(mp::Pool::Make({.processes = 0}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(mp::Pool::Make({.processes = -2}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(mp::Pool::Make({.maxtasksperchild = 0}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(mp::Pool::Make({.task_retries = -1}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_THROW(mp::Pool pool(0), mp::Error);
+}
+
+TEST(PoolTest, DefaultProcessesIsCpuCount) {
+  mp::Pool pool;
+  EXPECT_EQ(pool.processes(), mp::cpu_count());
+}
+
+TEST(PoolTest, CallsAfterCloseOrTerminateAndJoinBeforeClose) {
+  mp::Pool pool(1);
+  EXPECT_EQ(pool.Join().code(), absl::StatusCode::kFailedPrecondition);
+  pool.Close();
+  EXPECT_EQ(pool.Map(Twice, std::vector<int>{1}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(pool.Apply(Twice, 1).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  auto it = pool.Imap(Twice, std::vector<int>{1});
+  EXPECT_EQ(it.Next().status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(pool.Join().ok());
+  EXPECT_TRUE(pool.Terminate().ok());
+  EXPECT_FALSE(pool.Apply(Twice, 1).ok());
+}
+
+TEST(PoolTest, CloseLetsSubmittedWorkFinish) {
+  mp::Pool pool(2);
+  auto a = pool.MapAsync(Twice, std::vector<int>(200, 3), 1);
+  pool.Close();
+  ASSERT_TRUE(pool.Join().ok());
+  auto r = a.Get();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->size(), 200u);
+}
+
+TEST(PoolTest, WorkerDeathFailsThatTaskOnlyAndPoolGoesOn) {
+  mp::Pool pool(2);
+  auto out = pool.Map(ExitIfThree, std::vector<int>{0, 1, 2, 3, 4, 5, 6}, 1);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kAborted);
+  EXPECT_NE(out.status().message().find("item 3"), std::string::npos);
+  EXPECT_NE(out.status().message().find("exited with code 3"),
+            std::string::npos)
+      << out.status();
+  EXPECT_NE(out.status().message().find("PoolWorker-"), std::string::npos);
+  // Imap shows every other item completed.
+  auto it = pool.Imap(ExitIfThree, std::vector<int>{0, 1, 2, 3, 4, 5, 6});
+  int i = 0;
+  for (auto& r : it) {
+    if (i == 3) {
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted);
+    } else {
+      ASSERT_TRUE(r.ok()) << i << r.status();
+      EXPECT_EQ(*r, i);
+    }
+    ++i;
+  }
+  EXPECT_EQ(i, 7);
+  auto again = pool.Map(Twice, std::vector<int>{1, 2, 3});
+  ASSERT_TRUE(again.ok());
+  EXPECT_GE(pool.workers_started(), 4);
+}
+
+TEST(PoolTest, TaskRetriesRunADeadWorkersTaskAgain) {
+  static std::atomic<int>* runs = mp_test::MapShared<std::atomic<int>>();
+  runs->store(0);
+  mp::Pool pool({.processes = 1, .task_retries = 1});
+  auto r = pool.Apply(+[](int x) {
+    if (runs->fetch_add(1) == 0) _exit(9);  // dies on the first run only
+    return x;
+  }, 5);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, 5);
+  EXPECT_EQ(runs->load(), 2);
+  mp_test::Unmap(runs);
+}
+
+TEST(PoolTest, LargeArgumentsAndResults) {
+  mp::Pool pool(2);
+  std::string big(3 << 20, 'x');
+  auto r = pool.Apply(Repeat, big, 2);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->size(), big.size() * 2);
+}
+
+TEST(PoolTest, TerminateWhileBusyLeavesNoProcess) {
+  std::vector<pid_t> pids;
+  {
+    mp::Pool pool(2);
+    auto a = pool.MapAsync(+[](int) { sleep(100); return 0; },
+                           std::vector<int>{1, 2, 3, 4}, 1);
+    pids = pool.worker_pids();
+    ASSERT_EQ(pids.size(), 2u);
+    ASSERT_TRUE(pool.Terminate().ok());
+    EXPECT_EQ(a.Get().status().code(), absl::StatusCode::kCancelled);
+  }
+  for (pid_t p : pids) EXPECT_EQ(kill(p, 0), -1);
+}
+
+TEST(PoolTest, DestructorTerminates) {
+  std::vector<pid_t> pids;
+  {
+    mp::Pool pool(2);
+    auto a = pool.ApplyAsync(+[](int) { sleep(100); return 0; },
+                             std::make_tuple(1));
+    pids = pool.worker_pids();
+  }
+  for (pid_t p : pids) EXPECT_EQ(kill(p, 0), -1);
+}
+
+}  // namespace
