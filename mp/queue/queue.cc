@@ -120,6 +120,7 @@ absl::StatusOr<std::shared_ptr<QueueState>> CreateNamedQueue(
                                  MaxsizeFor(options), NewQueueId());
   state->ring.WatchTruncation(state->memory.truncation_flag());
   state->named = true;
+  state->guarded = true;
   InitState(*state, options.permissions);
   state->check_spsc = options.mode == QueueMode::kSpsc;
   // The header last (its magic last of all): an opener that sees it sees a
@@ -209,6 +210,7 @@ absl::StatusOr<std::shared_ptr<QueueState>> OpenNamedQueue(
   state->ring = *ring;
   state->ring.WatchTruncation(state->memory.truncation_flag());
   state->named = true;
+  state->guarded = true;
   InitState(*state, permissions);
   state->check_spsc = ring->mode() == RingMode::kSpsc;
   return state;

@@ -210,6 +210,9 @@ struct QueueState {
   // A named queue: its file can be truncated under us (see "Named queues"
   // above); Put and Get check the mapping's truncation mark afterwards.
   bool named = false;
+  // named || joinable: the one flag Put and Get test on their fast path;
+  // the checks above run out of line, behind it.
+  bool guarded = false;
   SpscSide producer;
   SpscSide consumer;
 };
@@ -335,12 +338,40 @@ class Queue {
   // Puts `value` at the tail, waiting while the queue is full (maxsize
   // messages, or no room in the ring). See the status table.
   absl::Status Put(const T& value, Deadline deadline) {
-    if (__builtin_expect(state_->check_spsc, false)) {
+    if (__builtin_expect(state_->guarded, false)) {
+      return PutGuarded(value, deadline);
+    }
+    return PutUnguarded(value, deadline);
+  }
+  template <class Rep, class Period>
+  absl::Status Put(const T& value, std::chrono::duration<Rep, Period> timeout) {
+    return Put(value, Deadline::After(timeout));
+  }
+  // Python's put(obj, block=True, timeout=None): timeout in seconds, nullopt
+  // waits forever; block=false fails at once when full.
+  absl::Status Put(const T& value, bool block = true,
+                   std::optional<double> timeout_seconds = std::nullopt) {
+    return Put(value, Deadline::FromPython(block, timeout_seconds));
+  }
+  absl::Status PutNowait(const T& value) { return Put(value, false); }
+
+ private:
+  // Named queues: the kSpsc side check before, the truncation mark after.
+  __attribute__((noinline)) absl::Status PutGuarded(const T& value,
+                                                     Deadline deadline) {
+    if (state_->check_spsc) {
       if (absl::Status s = queue_internal::CheckSpscSide(*state_, true);
           !s.ok()) {
         return s;
       }
     }
+    absl::Status s = PutUnguarded(value, deadline);
+    if (state_->named && ring()->Truncated()) {
+      return queue_internal::RingView::TruncatedError();
+    }
+    return s;
+  }
+  absl::Status PutUnguarded(const T& value, Deadline deadline) {
     absl::Status s;
     if constexpr (CodecCopiesBytes<T>) {
       // A T no larger than the smallest ring's largest record never goes
@@ -366,46 +397,18 @@ class Queue {
         s = ring()->Push(buf.data(), buf.size(), deadline);
       }
     }
-    if (__builtin_expect(state_->named, false) && ring()->Truncated()) {
-      return queue_internal::RingView::TruncatedError();
-    }
     return s;
   }
-  template <class Rep, class Period>
-  absl::Status Put(const T& value, std::chrono::duration<Rep, Period> timeout) {
-    return Put(value, Deadline::After(timeout));
-  }
-  // Python's put(obj, block=True, timeout=None): timeout in seconds, nullopt
-  // waits forever; block=false fails at once when full.
-  absl::Status Put(const T& value, bool block = true,
-                   std::optional<double> timeout_seconds = std::nullopt) {
-    return Put(value, Deadline::FromPython(block, timeout_seconds));
-  }
-  absl::Status PutNowait(const T& value) { return Put(value, false); }
+
+ public:
 
   // Takes the message at the head, waiting while the queue is empty. On a
   // JoinableQueue (through any handle to it, a Queue<T>& included) the
   // message is then the calling process's task until TaskDone. See the
   // status table.
   absl::StatusOr<T> Get(Deadline deadline) {
-    uint32_t taker = queue_internal::Ring::kNoSlot;
-    if (__builtin_expect(state_->check_spsc | state_->joinable, false)) {
-      if (state_->check_spsc) {
-        if (absl::Status s = queue_internal::CheckSpscSide(*state_, false);
-            !s.ok()) {
-          return s;
-        }
-      }
-      if (state_->joinable) taker = queue_internal::TaskSlotFor(*state_);
-    }
-    absl::StatusOr<T> v = Take(deadline, taker);
-    if (__builtin_expect(state_->named, false) && ring()->Truncated()) {
-      return queue_internal::RingView::TruncatedError();
-    }
-    if (taker != queue_internal::Ring::kNoSlot && v.ok()) {
-      MP_FAULT_POINT("queue.joinable.after_get");
-    }
-    return v;
+    if (__builtin_expect(state_->guarded, false)) return GetGuarded(deadline);
+    return Take(deadline, queue_internal::Ring::kNoSlot);
   }
   template <class Rep, class Period>
   absl::StatusOr<T> Get(std::chrono::duration<Rep, Period> timeout) {
@@ -540,6 +543,26 @@ class Queue {
       return absl::DataLossError("queue: reading a big message threw");
     }
   }
+  // Named or joinable queues: the kSpsc side check and the task slot
+  // before, the truncation mark after.
+  __attribute__((noinline)) absl::StatusOr<T> GetGuarded(Deadline deadline) {
+    uint32_t taker = queue_internal::Ring::kNoSlot;
+    if (state_->check_spsc) {
+      if (absl::Status s = queue_internal::CheckSpscSide(*state_, false);
+          !s.ok()) {
+        return s;
+      }
+    }
+    if (state_->joinable) taker = queue_internal::TaskSlotFor(*state_);
+    absl::StatusOr<T> v = Take(deadline, taker);
+    if (state_->named && ring()->Truncated()) {
+      return queue_internal::RingView::TruncatedError();
+    }
+    if (taker != queue_internal::Ring::kNoSlot && v.ok()) {
+      MP_FAULT_POINT("queue.joinable.after_get");
+    }
+    return v;
+  }
   absl::StatusOr<T> Take(Deadline deadline, uint32_t taker) {
     if constexpr (kRaw) {
       T value;
@@ -641,6 +664,7 @@ class JoinableQueue : public Queue<T> {
   explicit JoinableQueue(std::shared_ptr<queue_internal::QueueState> s)
       : Queue<T>(std::move(s)) {
     this->state().joinable = true;
+    this->state().guarded = true;
   }
 };
 
