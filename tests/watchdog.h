@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <fstream>
 #include <iterator>
 #include <new>
@@ -96,9 +97,15 @@ inline bool AwaitAsleep(pid_t pid,
   const auto until = std::chrono::steady_clock::now() + limit;
   const std::string path = "/proc/" + std::to_string(pid) + "/stat";
   while (std::chrono::steady_clock::now() < until) {
-    std::ifstream in(path);
-    const std::string stat((std::istreambuf_iterator<char>(in)),
-                           std::istreambuf_iterator<char>());
+    std::string stat;
+    try {
+      std::ifstream in(path);
+      stat.assign(std::istreambuf_iterator<char>(in),
+                  std::istreambuf_iterator<char>());
+    } catch (const std::exception&) {
+      // libstdc++ throws when the process vanishes during the read (ESRCH).
+      return false;
+    }
     const size_t paren = stat.rfind(')');
     if (paren != std::string::npos && paren + 2 < stat.size() &&
         stat[paren + 2] == 'S') {

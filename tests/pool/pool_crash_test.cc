@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "mp/core/liveness.h"
 #include "mp/pool/pool.h"
 #include "mp/queue/queue.h"
 #include "tests/watchdog.h"
@@ -184,16 +185,9 @@ std::vector<std::string> SideSegmentsOf(const std::set<int>& pids) {
   return out;
 }
 
-bool Dead(pid_t pid) {
-  if (kill(pid, 0) != 0) return true;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)),
-                   std::istreambuf_iterator<char>());
-  const size_t paren = stat.rfind(')');
-  return paren == std::string::npos ||
-         (paren + 2 < stat.size() &&
-          (stat[paren + 2] == 'Z' || stat[paren + 2] == 'X'));
-}
+// Gone or a zombie (a process can vanish while it is being looked at: the
+// library's own check copes with that).
+bool Dead(pid_t pid) { return mp::liveness::TaskIsDead(static_cast<uint32_t>(pid)); }
 
 TEST(PoolCrashTest, TerminateWhileBusyLeavesNoProcessNoSegment) {
   std::set<int> pids{getpid()};
