@@ -19,6 +19,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -165,7 +166,10 @@ TEST(PoolCrashTest, RandomKillsNeverHangNorRunATaskTwice) {
 }
 
 // The mp-msg-* segments in /dev/shm that `pids` created.
-std::vector<std::string> SideSegmentsOf(const std::set<int>& pids) {
+// The side segments in /dev/shm that carry `marker` near their start (the
+// test's own big arguments: tests running beside this one share /dev/shm,
+// and in Bazel's sandbox their pids are the same numbers as ours).
+std::vector<std::string> SideSegmentsWith(const std::string& marker) {
   std::vector<std::string> out;
   DIR* d = opendir("/dev/shm");
   if (d == nullptr) return out;
@@ -174,9 +178,10 @@ std::vector<std::string> SideSegmentsOf(const std::set<int>& pids) {
     if (name.rfind(mp::kSideSegmentPrefix, 0) != 0) continue;
     const int fd = open(("/dev/shm/" + name).c_str(), O_RDONLY | O_NOFOLLOW);
     if (fd < 0) continue;
-    uint32_t creator = 0;
-    if (pread(fd, &creator, sizeof(creator), 16) == sizeof(creator) &&
-        pids.count(static_cast<int>(creator))) {
+    std::string head(4096, '\0');
+    const ssize_t n = pread(fd, head.data(), head.size(), 0);
+    if (n > 0 && head.substr(0, static_cast<size_t>(n)).find(marker) !=
+                     std::string::npos) {
       out.push_back(name);
     }
     close(fd);
@@ -191,13 +196,16 @@ bool Dead(pid_t pid) { return mp::liveness::TaskIsDead(static_cast<uint32_t>(pid
 
 TEST(PoolCrashTest, TerminateWhileBusyLeavesNoProcessNoSegment) {
   std::set<int> pids{getpid()};
+  const std::string marker =
+      "pool-crash-test-" + std::to_string(std::random_device{}()) + "-" +
+      std::to_string(std::random_device{}());
   {
     ResetBoard();
     for (int i = 0; i < kItems; ++i) board->release[i] = 0;
     mp::Pool pool({.processes = 2, .window = 4});
     // Big arguments (side segments) queued in the workers' rings, behind
     // tasks that never return.
-    std::vector<std::string> big(8, std::string(1 << 20, 'x'));
+    std::vector<std::string> big(8, marker + std::string(1 << 20, 'x'));
     auto a = pool.MapAsync(
         +[](const std::string& s) {
           board->owner[0].store(getpid());
@@ -215,7 +223,7 @@ TEST(PoolCrashTest, TerminateWhileBusyLeavesNoProcessNoSegment) {
       }
     }
   }
-  EXPECT_TRUE(SideSegmentsOf(pids).empty());
+  EXPECT_TRUE(SideSegmentsWith(marker).empty());
 }
 
 TEST(PoolCrashTest, WorkersDieWithTheirParent) {
