@@ -65,6 +65,13 @@ class Deadline {
   }
   // A deadline that has already passed: wait calls become polls.
   static Deadline Past() { return At(Clock::time_point{}); }
+  // Whichever of `a` and `b` comes first (a sliced sleep's end:
+  // Earlier(deadline, Deadline::After(slice))).
+  static Deadline Earlier(Deadline a, Deadline b) {
+    if (a.infinite()) return b;
+    if (b.infinite()) return a;
+    return a.time_point() < b.time_point() ? a : b;
+  }
 
   bool infinite() const { return infinite_; }
   bool Expired() const { return !infinite_ && Clock::now() >= at_; }

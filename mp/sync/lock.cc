@@ -99,13 +99,10 @@ LockResult ResidentLock::AcquireSlow(void* head, uint32_t tid,
     // slipping in before the kernel's death handling (which then sees a live
     // owner and wakes nobody), would otherwise strand us on a free lock for
     // ever (found by verify/lock.pml; glibc's robust mutexes share the gap).
-    Deadline until = deadline;
-    Deadline slice = Deadline::After(head == nullptr
-                                         ? sync_internal::kFallbackSlice
-                                         : sync_internal::kRobustSlice);
-    if (deadline.infinite() || slice.time_point() < deadline.time_point()) {
-      until = slice;
-    }
+    const Deadline until = Deadline::Earlier(
+        deadline, Deadline::After(head == nullptr
+                                      ? sync_internal::kFallbackSlice
+                                      : sync_internal::kRobustSlice));
     MP_FAULT_POINT("lock.acquire.before_sleep");
     FutexWait(&word_, v, until);
     slept = true;

@@ -61,8 +61,8 @@ PidLock::Acquired PidLock::Lock(Deadline deadline) {
     const uint32_t e = epoch.load(std::memory_order_acquire);
     const bool covered = RaiseWaitersBeforeLoad(waiters);
     if (word.load(std::memory_order_relaxed) != v) continue;
-    Deadline slice = Earlier(deadline, Deadline::After(kLivenessSlice));
-    if (!covered) slice = Earlier(slice, Deadline::After(kUncoveredSlice));
+    Deadline slice = Deadline::Earlier(deadline, Deadline::After(kLivenessSlice));
+    if (!covered) slice = Deadline::Earlier(slice, Deadline::After(kUncoveredSlice));
     FutexResult r = FutexWait(&epoch, e, slice);
     slept = true;
     if (r == FutexResult::kTimedOut && liveness::TaskIsDead(v & kHolderMask) &&

@@ -109,13 +109,6 @@ class ScopedPidLock {
   bool held_ = false;
 };
 
-// The earlier of two deadlines.
-inline Deadline Earlier(Deadline a, Deadline b) {
-  if (a.infinite()) return b;
-  if (b.infinite()) return a;
-  return a.time_point() < b.time_point() ? a : b;
-}
-
 // The hot half of the Dekker pair (see "Wake-up protocol" in ring.h): after publishing, read the
 // waiters flag. LightFence is a compiler barrier (the sleeper pays with
 // HeavyFence). GCC rejects thread fences under ThreadSanitizer (-Werror=tsan)

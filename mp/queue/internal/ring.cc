@@ -127,13 +127,13 @@ bool SleepUntil(FutexWord& epoch, std::atomic<uint32_t>& waiters, Ready ready,
                 std::chrono::milliseconds slice) {
   if (SpinUntil(ready)) return true;
   if (deadline.Expired()) return false;
-  if (slice.count() != 0) deadline = Earlier(deadline, Deadline::After(slice));
+  if (slice.count() != 0) deadline = Deadline::Earlier(deadline, Deadline::After(slice));
   const uint32_t e = epoch.load(std::memory_order_acquire);
   const bool covered = RaiseWaitersBeforeLoad(waiters);
   after_raise();
   if (ready()) return true;
   const Deadline until =
-      covered ? deadline : Earlier(deadline, Deadline::After(kUncoveredSlice));
+      covered ? deadline : Deadline::Earlier(deadline, Deadline::After(kUncoveredSlice));
   if (FutexWait(&epoch, e, until) != FutexResult::kTimedOut) return true;
   return ready() || !deadline.Expired();
 }
@@ -408,10 +408,8 @@ absl::StatusOr<uint64_t> RingView::NextRecordAfterCorrupt(uint64_t head) {
     // names a live task; the check costs a system call only for words
     // that could be a claim.)
     if (w != 0 && RecordHeader::KindOf(w) == RecordHeader::kClaimed) {
-      const uint32_t tid = RecordHeader::StateOf(w) >> 2;
-      const uint32_t length =
-          RecordHeader::LengthOf(w) &
-          ~(RecordHeader::kPadClaim | RecordHeader::kSideRef);
+      const uint32_t tid = RecordHeader::ClaimerOf(w);
+      const uint32_t length = RecordHeader::ClaimedPayloadOf(w);
       if (tid != 0 && tid <= kMaxTid &&
           Align8(sizeof(RecordHeader) + size_t{length}) <= lap_end - p &&
           !TaskIsDead(tid)) {
@@ -427,14 +425,13 @@ absl::StatusOr<bool> RingView::SkipDeadClaim(uint64_t head, uint64_t w,
   const uint32_t length = RecordHeader::LengthOf(w);
   const bool pad = (length & RecordHeader::kPadClaim) != 0;
   const bool side = !pad && (length & RecordHeader::kSideRef) != 0;
-  const uint32_t payload =
-      length & ~(RecordHeader::kPadClaim | RecordHeader::kSideRef);
+  const uint32_t payload = RecordHeader::ClaimedPayloadOf(w);
   const size_t to_end = capacity_ - static_cast<size_t>(head & mask_);
   const size_t rec = Align8(sizeof(RecordHeader) + size_t{payload});
   if (rec > to_end || head + rec > tail || (pad && rec != to_end)) {
     return absl::DataLossError("ring: corrupt record claim");
   }
-  const uint32_t tid = RecordHeader::StateOf(w) >> 2;
+  const uint32_t tid = RecordHeader::ClaimerOf(w);
   if (tid != 0 && !TaskIsDead(tid)) return false;
   // Counted when head moves past it (AdvanceHead), not here: the count and
   // the head move go together through the intent.

@@ -277,6 +277,12 @@ struct RecordHeader {
     return static_cast<uint32_t>(w >> 32);
   }
   static constexpr uint32_t KindOf(uint64_t w) { return StateOf(w) & 3u; }
+  // A claim's claimer (its tid) and payload bytes (its length without the
+  // kPadClaim and kSideRef flags).
+  static constexpr uint32_t ClaimerOf(uint64_t w) { return StateOf(w) >> 2; }
+  static constexpr uint32_t ClaimedPayloadOf(uint64_t w) {
+    return LengthOf(w) & ~(kPadClaim | kSideRef);
+  }
   // True when `w` is a committed header of the record at `pos`.
   static constexpr bool IsCommittedAt(uint64_t w, uint64_t pos) {
     return KindOf(w) != kClaimed && (StateOf(w) >> 2) == Tag(pos);

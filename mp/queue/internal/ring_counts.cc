@@ -291,7 +291,7 @@ absl::Status Ring::JoinTasks(Deadline deadline) {
     // Slices: a count can move with no wake (a dead consumer's count
     // completed, a fence that could not cover the waker); Join counts again
     // at least every kJoinSlice.
-    FutexWait(&task_epoch_, e, Earlier(deadline, Deadline::After(kJoinSlice)));
+    FutexWait(&task_epoch_, e, Deadline::Earlier(deadline, Deadline::After(kJoinSlice)));
   }
 }
 

@@ -132,11 +132,7 @@ inline constexpr std::chrono::milliseconds kRobustSlice{100};
 // wake-up owed by a process that was killed before making it. An idle
 // waiter costs one futex round trip per slice (10 per second).
 inline Deadline SliceOf(Deadline deadline) {
-  const Deadline slice = Deadline::After(kRobustSlice);
-  if (deadline.infinite() || slice.time_point() < deadline.time_point()) {
-    return slice;
-  }
-  return deadline;
+  return Deadline::Earlier(deadline, Deadline::After(kRobustSlice));
 }
 
 }  // namespace mp::sync_internal
