@@ -63,3 +63,44 @@ def _debian_benchmark_impl(ctx):
     ]))
 
 debian_benchmark = repository_rule(implementation = _debian_benchmark_impl, local = True)
+
+def _debian_zmq_impl(ctx):
+    ctx.file("WORKSPACE", 'workspace(name = "%s")\n' % ctx.name)
+    ctx.file("BUILD.bazel", _lib("zmq", ["zmq"]))
+
+# ZeroMQ (libzmq3-dev): a benchmark peer, bench/ only. zmq.h is in /usr/include.
+debian_zmq = repository_rule(implementation = _debian_zmq_impl, local = True)
+
+def _words(text):
+    return [w for w in text.strip().replace("\n", " ").split(" ") if w]
+
+def _debian_mpi_impl(ctx):
+    """OpenMPI (libopenmpi-dev). Its headers live outside the compiler's
+    default paths, so they are linked into the repository and exported with
+    `includes`; the paths come from `mpicxx --showme`, as OpenMPI documents."""
+    ctx.file("WORKSPACE", 'workspace(name = "%s")\n' % ctx.name)
+    incdirs = []
+    libdirs = []
+    libs = []
+    mpicxx = ctx.which("mpicxx")
+    if mpicxx:
+        incdirs = _words(ctx.execute([mpicxx, "--showme:incdirs"]).stdout)
+        libdirs = _words(ctx.execute([mpicxx, "--showme:libdirs"]).stdout)
+        libs = _words(ctx.execute([mpicxx, "--showme:libs"]).stdout)
+    includes = []
+    for i, d in enumerate(incdirs):
+        ctx.symlink(d, "include%d" % i)
+        includes.append('"include%d"' % i)
+    linkopts = ['"-L%s"' % d for d in libdirs] + ['"-Wl,-rpath,%s"' % d for d in libdirs] + ['"-l%s"' % l for l in libs]
+    ctx.file("BUILD.bazel", """
+cc_library(
+    name = "mpi",
+    hdrs = glob(["include*/**/*.h"]),
+    includes = [{includes}],
+    linkopts = [{linkopts}],
+    visibility = ["//visibility:public"],
+)
+""".format(includes = ", ".join(includes), linkopts = ", ".join(linkopts)))
+
+# OpenMPI 4.1 from Debian, for the Pool's MPI backend (mp/pool/mpi).
+debian_mpi = repository_rule(implementation = _debian_mpi_impl, local = True)
