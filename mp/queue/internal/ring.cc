@@ -20,11 +20,18 @@ namespace {
 // budget, not a count: PAUSE costs 3 ns on some CPUs and 30 ns on others.
 constexpr auto kSpinBudget = std::chrono::microseconds(50);
 
-// Spins until `ready()` or the budget is spent; checks the clock every 32
-// rounds (a vDSO clock read is ~20 ns).
+// Spins until `ready()`, the budget is spent or `deadline` passes; checks
+// the clock every 32 rounds (a vDSO clock read is ~20 ns). A deadline
+// already past (a poll: GetNowait, PutNowait, the pool's collector) looks
+// once and does not spin.
 template <class Ready>
-bool SpinUntil(Ready ready) {
-  const auto until = std::chrono::steady_clock::now() + kSpinBudget;
+bool SpinUntil(Ready ready, Deadline deadline) {
+  const auto now = std::chrono::steady_clock::now();
+  if (!deadline.infinite() && now >= deadline.time_point()) return ready();
+  auto until = now + kSpinBudget;
+  if (!deadline.infinite() && deadline.time_point() < until) {
+    until = deadline.time_point();
+  }
   for (;;) {
     for (int i = 0; i < 32; ++i) {
       if (ready()) return true;
@@ -125,15 +132,18 @@ template <class Ready, class AfterRaise>
 bool SleepUntil(FutexWord& epoch, std::atomic<uint32_t>& waiters, Ready ready,
                 AfterRaise after_raise, Deadline deadline,
                 std::chrono::milliseconds slice) {
-  if (SpinUntil(ready)) return true;
+  if (SpinUntil(ready, deadline)) return true;
   if (deadline.Expired()) return false;
-  if (slice.count() != 0) deadline = Deadline::Earlier(deadline, Deadline::After(slice));
+  if (slice.count() != 0) {
+    deadline = Deadline::Earlier(deadline, Deadline::After(slice));
+  }
   const uint32_t e = epoch.load(std::memory_order_acquire);
   const bool covered = RaiseWaitersBeforeLoad(waiters);
   after_raise();
   if (ready()) return true;
   const Deadline until =
-      covered ? deadline : Deadline::Earlier(deadline, Deadline::After(kUncoveredSlice));
+      covered ? deadline
+              : Deadline::Earlier(deadline, Deadline::After(kUncoveredSlice));
   if (FutexWait(&epoch, e, until) != FutexResult::kTimedOut) return true;
   return ready() || !deadline.Expired();
 }
