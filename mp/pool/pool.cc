@@ -612,8 +612,12 @@ class pool_internal::PoolCore {
         state = state_;
         feeders = feeders_;
         if (has_submissions_.load(std::memory_order_relaxed)) {
-          for (auto& t : submitted_) pending_.push_back(std::move(t));
-          submitted_.clear();
+          if (pending_.empty()) {
+            pending_.swap(submitted_);  // a Map's whole input, not moved
+          } else {
+            for (auto& t : submitted_) pending_.push_back(std::move(t));
+            submitted_.clear();
+          }
           has_submissions_.store(false, std::memory_order_relaxed);
         }
       }
@@ -708,7 +712,7 @@ class pool_internal::PoolCore {
   State state_ = State::kRunning;
   bool terminated_ = false;
   int feeders_ = 0;
-  std::vector<TaskSpec> submitted_;
+  std::deque<TaskSpec> submitted_;
   std::atomic<bool> has_submissions_{false};
 
   // The handler's own.
