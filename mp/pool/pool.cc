@@ -340,15 +340,19 @@ class pool_internal::PoolCore {
     return absl::OkStatus();
   }
 
-  bool AddFeeder(int delta) {
+  bool AddFeeder(std::shared_ptr<pool_internal::Feeder> f) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (state_ != State::kRunning) return false;
+    feeders_.push_back(std::move(f));
+    return true;
+  }
+  void RemoveFeeder(const pool_internal::Feeder* f) {
     {
       std::lock_guard<std::mutex> l(mu_);
-      if (delta > 0 && state_ != State::kRunning) return false;
-      feeders_ += delta;
+      std::erase_if(feeders_, [f](const auto& p) { return p.get() == f; });
       has_submissions_.store(true, std::memory_order_release);
     }
     pool_internal::WakeHandler(control_.get());
-    return true;
   }
 
   void Close() {
@@ -384,11 +388,19 @@ class pool_internal::PoolCore {
       return absl::FailedPreconditionError(
           "pool: Join from a callback (the handler thread)");
     }
+    std::vector<std::shared_ptr<pool_internal::Feeder>> feeders;
     {
-      std::unique_lock<std::mutex> l(mu_);
+      std::lock_guard<std::mutex> l(mu_);
       if (state_ == State::kRunning) {
         return absl::FailedPreconditionError("pool: Pool is still running");
       }
+      feeders = feeders_;
+    }
+    // Every Imap input left goes in now (see Feeder): Python's join does not
+    // wait for its iterators to be read.
+    for (auto& f : feeders) f->FeedAll();
+    {
+      std::unique_lock<std::mutex> l(mu_);
       while (state_ != State::kDone) {
         if (deadline.infinite()) {
           done_cv_.wait(l);
@@ -610,7 +622,7 @@ class pool_internal::PoolCore {
       {
         std::lock_guard<std::mutex> l(mu_);
         state = state_;
-        feeders = feeders_;
+        feeders = static_cast<int>(feeders_.size());
         if (has_submissions_.load(std::memory_order_relaxed)) {
           if (pending_.empty()) {
             pending_.swap(submitted_);  // a Map's whole input, not moved
@@ -711,7 +723,8 @@ class pool_internal::PoolCore {
   std::condition_variable done_cv_;
   State state_ = State::kRunning;
   bool terminated_ = false;
-  int feeders_ = 0;
+  // Imap inputs that may still submit (the handler winds down at none).
+  std::vector<std::shared_ptr<pool_internal::Feeder>> feeders_;
   std::deque<TaskSpec> submitted_;
   std::atomic<bool> has_submissions_{false};
 
@@ -732,7 +745,12 @@ absl::Status Submit(PoolCore& core, std::vector<TaskSpec> tasks,
 }
 int Processes(const PoolCore& core) { return core.processes(); }
 bool OnHandlerThread(const PoolCore& core) { return core.OnHandlerThread(); }
-bool AddFeeder(PoolCore& core, int delta) { return core.AddFeeder(delta); }
+bool AddFeeder(PoolCore& core, std::shared_ptr<Feeder> feeder) {
+  return core.AddFeeder(std::move(feeder));
+}
+void RemoveFeeder(PoolCore& core, const Feeder* feeder) {
+  core.RemoveFeeder(feeder);
+}
 }  // namespace pool_internal
 
 // ---- Pool -------------------------------------------------------------------

@@ -84,7 +84,11 @@
 // submits items from the caller's thread as results are taken, keeping at
 // most ImapOptions::max_in_flight items submitted and not yet taken, so an
 // endless input keeps memory flat (CPython's imap reads the whole input
-// first).
+// first). Join, after Close, submits what is left of every open iterator's
+// input from the joining thread, as Python's join waits for its task
+// handler to read every input; the results then wait in the iterator, so
+// `Close(); Join();` and iterating afterwards works as in Python (an
+// endless input never ends that Join: drain or destroy its iterator first).
 //
 // Errors (absl::Status codes)
 //   Unknown            the task threw: "<type>: <what()>"; the type is also
@@ -108,9 +112,8 @@
 // The destructor terminates (Python's `with`), so no child outlives the Pool.
 // Workers are daemons with PR_SET_PDEATHSIG (mp::Process), forked from the
 // handler thread, which lives as long as the Pool: if the parent dies, they
-// are killed. An Imap iterator may outlive neither the Pool nor Terminate
-// (its Next then returns Cancelled); after Close it may still feed, and Join
-// waits for the iterators still open (destroy or drain them first).
+// are killed. An Imap iterator may outlive the Pool's Terminate (its Next
+// then returns Cancelled); after Close it may still feed (see Join above).
 //
 // Callbacks run on the handler thread, one at a time, before the result
 // becomes ready (Python's order). A callback must not block on the pool
@@ -357,9 +360,21 @@ absl::Status Submit(PoolCore& core, std::vector<TaskSpec> tasks,
                     bool feeding = false);
 int Processes(const PoolCore& core);
 bool OnHandlerThread(const PoolCore& core);
-// Registers (+1) or retires (-1) an Imap iterator that may still submit;
-// false (+1 only) when the pool no longer takes work.
-bool AddFeeder(PoolCore& core, int delta);
+// An Imap iterator's input as the pool sees it. Join (after Close) feeds
+// what is left of every registered input, on the joining thread, as
+// Python's join waits for its task handler to consume every input: so
+// close, join, then iterate works as it does in Python (the results wait
+// in the iterator; memory is then no longer bounded by max_in_flight).
+class Feeder {
+ public:
+  virtual ~Feeder() = default;
+  // Submits every item not yet submitted, then retires the feeder.
+  virtual void FeedAll() = 0;
+};
+// Registers an Imap input that may still submit; false when the pool no
+// longer takes work. RemoveFeeder retires it (idempotent).
+bool AddFeeder(PoolCore& core, std::shared_ptr<Feeder> feeder);
+void RemoveFeeder(PoolCore& core, const Feeder* feeder);
 
 // A reference to a function pointer, cached per thread.
 absl::StatusOr<FunctionRef> RefOfPointer(const void* fn);
@@ -626,19 +641,26 @@ class ImapIterator {
  public:
   ImapIterator(ImapIterator&&) = default;
   ImapIterator& operator=(ImapIterator&&) = default;
-  ~ImapIterator() { Release(); }
+  ~ImapIterator() {
+    if (feed_) feed_->Release();
+  }
 
   // The next result; DeadlineExceeded when none came in time (Python's
   // TimeoutError; the iterator is still usable), OutOfRange after the last
   // (StopIteration), or the submission's error (FailedPrecondition when the
   // pool no longer takes work, Cancelled after Terminate).
   absl::StatusOr<R> Next(Deadline deadline) {
-    if (!error_.ok()) return error_;
-    Refill();
-    if (!error_.ok() && taken_ == submitted_) return error_;
-    if (taken_ == submitted_) {
-      Release();
-      return absl::OutOfRangeError("pool: imap exhausted");
+    {
+      std::lock_guard<std::mutex> l(feed_->mu);
+      feed_->taken = taken_;
+      feed_->RefillLocked();
+      if (!feed_->error.ok() && taken_ == feed_->submitted) {
+        return feed_->error;
+      }
+      if (taken_ == feed_->submitted) {
+        feed_->ReleaseLocked();
+        return absl::OutOfRangeError("pool: imap exhausted");
+      }
     }
     std::optional<absl::StatusOr<R>> r = state_->Take(taken_, deadline);
     if (!r) {
@@ -657,8 +679,11 @@ class ImapIterator {
   }
 
   // Items submitted and not yet taken: never more than max_in_flight (plus
-  // one chunk).
-  size_t in_flight() const { return submitted_ - taken_; }
+  // one chunk), unless Join fed the whole input.
+  size_t in_flight() const {
+    std::lock_guard<std::mutex> l(feed_->mu);
+    return feed_->submitted - taken_;
+  }
 
   // Range-for over the results (each a StatusOr<R>; the loop ends at
   // OutOfRange).
@@ -692,73 +717,107 @@ class ImapIterator {
   friend class Pool;
   // Encodes the next `chunk` items of the input into `*args`; how many.
   using Feed = std::function<size_t(size_t chunk, std::string* args)>;
+
+  // The input side, shared with the pool (Join may feed it all, from
+  // another thread); every field under `mu`.
+  struct FeedState : pool_internal::Feeder {
+    std::shared_ptr<pool_internal::PoolCore> core;
+    std::shared_ptr<pool_internal::ImapState<R>> state;
+    Feed feed;
+    pool_internal::FunctionRef invoker;
+    pool_internal::FunctionRef fn;
+    size_t chunksize = 1;
+    size_t max_in_flight = 1;
+    mutable std::mutex mu;
+    size_t submitted = 0;
+    size_t taken = 0;  // as the iterator last said
+    bool feeding = false;
+    absl::Status error;
+
+    void FeedAll() override {
+      std::lock_guard<std::mutex> l(mu);
+      while (feeding) SubmitLocked(SIZE_MAX);
+    }
+    // Refills in batches (below half the window), so that a submission (a
+    // lock and maybe a wake of the handler) carries many items.
+    void RefillLocked() {
+      if (!feeding || submitted - taken > max_in_flight / 2) return;
+      SubmitLocked(max_in_flight - (submitted - taken));
+    }
+    // Submits up to `room` items (at least one chunk), in one submission.
+    void SubmitLocked(size_t room) {
+      std::vector<pool_internal::TaskSpec> tasks;
+      size_t added = 0;
+      constexpr size_t kBatch = 4096;  // items per submission when feeding all
+      while (added < room && added < kBatch) {
+        pool_internal::TaskSpec t;
+        t.count = static_cast<uint32_t>(feed(chunksize, &t.args));
+        if (t.count == 0) {
+          ReleaseLocked();
+          break;
+        }
+        t.job = state;
+        t.first = submitted + added;
+        t.invoker = invoker;
+        t.fn = fn;
+        added += t.count;
+        tasks.push_back(std::move(t));
+      }
+      if (tasks.empty()) return;
+      absl::Status s =
+          pool_internal::Submit(*core, std::move(tasks), /*feeding=*/true);
+      if (!s.ok()) {
+        error = s;
+        ReleaseLocked();
+        return;
+      }
+      submitted += added;
+    }
+    void Release() {
+      std::lock_guard<std::mutex> l(mu);
+      ReleaseLocked();
+    }
+    void ReleaseLocked() {
+      if (!feeding) return;
+      feeding = false;
+      feed = nullptr;
+      pool_internal::RemoveFeeder(*core, this);
+    }
+  };
+
   ImapIterator(std::shared_ptr<pool_internal::PoolCore> core,
                std::shared_ptr<pool_internal::ImapState<R>> state, Feed feed,
                pool_internal::FunctionRef invoker, pool_internal::FunctionRef fn,
                size_t chunksize, size_t max_in_flight)
-      : core_(std::move(core)),
-        state_(std::move(state)),
-        feed_(std::move(feed)),
-        invoker_(invoker),
-        fn_(fn),
-        chunksize_(chunksize),
-        max_in_flight_(max_in_flight) {
-    feeding_ = pool_internal::AddFeeder(*core_, 1);
-    if (!feeding_) {
-      error_ = absl::FailedPreconditionError("pool: Pool not running (closed)");
+      : feed_(std::make_shared<FeedState>()), state_(state) {
+    feed_->core = std::move(core);
+    feed_->state = std::move(state);
+    feed_->feed = std::move(feed);
+    feed_->invoker = invoker;
+    feed_->fn = fn;
+    feed_->chunksize = chunksize;
+    feed_->max_in_flight = max_in_flight;
+    feed_->feeding = pool_internal::AddFeeder(*feed_->core, feed_);
+    if (!feed_->feeding) {
+      feed_->error =
+          absl::FailedPreconditionError("pool: Pool not running (closed)");
     }
   }
-
+  // Fails the iterator before it starts (a task reference that did not
+  // resolve).
+  void FailAtStart(absl::Status s) {
+    std::lock_guard<std::mutex> l(feed_->mu);
+    feed_->error = std::move(s);
+    feed_->ReleaseLocked();
+  }
   void Refill() {
-    if (!feeding_) return;
-    // Refill in batches (below half the window), so that a submission (a
-    // lock and maybe a wake of the handler) carries many items.
-    if (submitted_ - taken_ > max_in_flight_ / 2) return;
-    std::vector<pool_internal::TaskSpec> tasks;
-    size_t added = 0;
-    while (submitted_ + added - taken_ < max_in_flight_) {
-      pool_internal::TaskSpec t;
-      t.count = static_cast<uint32_t>(feed_(chunksize_, &t.args));
-      if (t.count == 0) {
-        Release();
-        break;
-      }
-      t.job = state_;
-      t.first = submitted_ + added;
-      t.invoker = invoker_;
-      t.fn = fn_;
-      added += t.count;
-      tasks.push_back(std::move(t));
-    }
-    if (tasks.empty()) return;
-    absl::Status s =
-        pool_internal::Submit(*core_, std::move(tasks), /*feeding=*/true);
-    if (!s.ok()) {
-      error_ = s;
-      Release();
-      return;
-    }
-    submitted_ += added;
-  }
-  void Release() {
-    if (feeding_ && core_) {
-      feeding_ = false;
-      feed_ = nullptr;
-      pool_internal::AddFeeder(*core_, -1);
-    }
+    std::lock_guard<std::mutex> l(feed_->mu);
+    feed_->RefillLocked();
   }
 
-  std::shared_ptr<pool_internal::PoolCore> core_;
+  std::shared_ptr<FeedState> feed_;
   std::shared_ptr<pool_internal::ImapState<R>> state_;
-  Feed feed_;
-  pool_internal::FunctionRef invoker_;
-  pool_internal::FunctionRef fn_;
-  size_t chunksize_;
-  size_t max_in_flight_;
-  size_t submitted_ = 0;
   size_t taken_ = 0;
-  bool feeding_ = false;
-  absl::Status error_;
 };
 
 class Pool {
@@ -1008,10 +1067,7 @@ class Pool {
                        refs.ok() ? refs->first : pool_internal::FunctionRef{},
                        refs.ok() ? refs->second : pool_internal::FunctionRef{},
                        chunk, std::max(window, chunk));
-    if (!refs.ok()) {
-      it.error_ = refs.status();
-      it.Release();
-    }
+    if (!refs.ok()) it.FailAtStart(refs.status());
     it.Refill();  // the first window goes now, as Python's imap starts at once
     return it;
   }

@@ -235,6 +235,30 @@ TEST(PoolTest, ImapKeepsABoundedWindowOverAMillionItems) {
   EXPECT_LE(most, 256u + 16u);
 }
 
+// Python: pool.close(); pool.join(); then read an imap iterator. Join feeds
+// what is left of the input (the window no longer bounds it) and the
+// results wait in the iterator.
+TEST(PoolTest, JoinBeforeImapIsReadFeedsTheRestOfTheInput) {
+  mp::Pool pool(2);
+  auto it = pool.Imap(Twice, std::views::iota(0, 10000),
+                      {.chunksize = 4, .max_in_flight = 64});
+  auto u = pool.ImapUnordered(Twice, std::views::iota(0, 500),
+                              {.max_in_flight = 8});
+  EXPECT_LE(it.in_flight(), 64u + 4u);
+  pool.Close();
+  ASSERT_TRUE(pool.Join().ok());
+  EXPECT_EQ(it.in_flight(), 10000u);
+  for (int i = 0; i < 10000; ++i) {
+    absl::StatusOr<int> r = it.Next();
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(*r, 2 * i);
+  }
+  EXPECT_EQ(it.Next().status().code(), absl::StatusCode::kOutOfRange);
+  long sum = 0;
+  for (auto& r : u) sum += *r;
+  EXPECT_EQ(sum, 2L * (499L * 500L / 2));
+}
+
 TEST(PoolTest, InitializerOncePerWorker) {
   static std::atomic<int>* count = mp_test::MapShared<std::atomic<int>>();
   count->store(0);
