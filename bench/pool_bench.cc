@@ -14,8 +14,10 @@
 // per worker -- over plain pipes, fixed 4-byte tasks and results, so its
 // figure is a ceiling for any pipe-based pool); fork_per_task (a process
 // forked per task, the result through its pipe; 1/100th of the tasks).
-// Not yet: zmq_pool (the ZeroMQ ventilator; needs libzmq3-dev) and
-// bench/peers/python_pool.py.
+// zmq_pool (the ZeroMQ ventilator: PUSH tasks over ipc:// to forked PULL
+// workers, results PUSHed to a sink PULL in the parent; the chunked case
+// sends Python's automatic chunksize of items per message).
+// CPython's Pool: bench/peers/python_pool.py prints the same case names.
 //
 //   bazel run -c opt //bench:pool_bench -- --benchmark_repetitions=3
 //       --benchmark_report_aggregates_only=true
@@ -24,10 +26,12 @@
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include <cstdint>
 #include <cstdlib>
 #include <deque>
+#include <string>
 #include <vector>
 
 #include "benchmark/benchmark.h"
@@ -199,6 +203,161 @@ void BM_MapTinyPipePool(benchmark::State& state, bool chunked) {
   state.SetItemsProcessed(state.iterations() * kTiny);
 }
 
+// ---- zmq_pool -----------------------------------------------------------------
+//
+// The ZeroMQ "ventilator" a C++ user writes (zguide, "Divide and Conquer"):
+// the parent PUSHes tasks over ipc:// to N forked workers that PULL them,
+// the workers PUSH results to a sink PULL in the parent. One message per
+// task (chunk = 1) or per chunk of `chunk` ints. The parent ventilates and
+// sinks from one thread with zmq_poll, so neither side can fill up and wait
+// on the other. Workers are forked before the parent makes its context
+// (a ZeroMQ context must not cross fork), endpoints live in a fresh temp
+// directory that the destructor removes, and every worker is reaped.
+
+struct ZmqPool {
+  std::string dir;
+  std::vector<pid_t> pids;
+  void* ctx = nullptr;
+  void* push = nullptr;  // tasks out
+  void* pull = nullptr;  // results in (the sink)
+
+  std::string TaskEndpoint() const { return "ipc://" + dir + "/tasks"; }
+  std::string ResultEndpoint() const { return "ipc://" + dir + "/results"; }
+
+  [[noreturn]] static void Worker(const std::string& tasks, const std::string& results) {
+    void* c = zmq_ctx_new();
+    void* in = zmq_socket(c, ZMQ_PULL);
+    void* out = zmq_socket(c, ZMQ_PUSH);
+    if (zmq_connect(in, tasks.c_str()) != 0 || zmq_connect(out, results.c_str()) != 0) _exit(2);
+    int ready = -1;  // "connected": the parent waits for one from each worker
+    zmq_send(out, &ready, sizeof ready, 0);
+    std::vector<int> buf(1 << 16);
+    for (;;) {
+      const int n = zmq_recv(in, buf.data(), buf.size() * sizeof(int), 0);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      if (n == 0) break;  // the stop message
+      const int k = std::min<int>(n, buf.size() * sizeof(int)) / sizeof(int);
+      for (int j = 0; j < k; ++j) buf[j] = Twice(buf[j]);
+      if (zmq_send(out, buf.data(), k * sizeof(int), 0) < 0) break;
+    }
+    int linger = 0;
+    zmq_setsockopt(in, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(out, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(in);
+    zmq_close(out);
+    zmq_ctx_term(c);
+    _exit(0);
+  }
+
+  explicit ZmqPool(int n) {
+    char tmpl[] = "/tmp/mp_zmq_pool_XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) std::abort();
+    dir = tmpl;
+    for (int i = 0; i < n; ++i) {
+      const pid_t pid = fork();
+      if (pid < 0) std::abort();
+      if (pid == 0) Worker(TaskEndpoint(), ResultEndpoint());
+      pids.push_back(pid);
+    }
+    ctx = zmq_ctx_new();
+    push = zmq_socket(ctx, ZMQ_PUSH);
+    pull = zmq_socket(ctx, ZMQ_PULL);
+    if (zmq_bind(push, TaskEndpoint().c_str()) != 0 ||
+        zmq_bind(pull, ResultEndpoint().c_str()) != 0) {
+      std::abort();
+    }
+    for (int i = 0; i < n; ++i) {  // every worker connected
+      int ready;
+      if (zmq_recv(pull, &ready, sizeof ready, 0) != sizeof ready) std::abort();
+    }
+  }
+
+  ~ZmqPool() {
+    // A stop (empty message) per worker until every worker is reaped; PUSH
+    // hands each to a worker still connected. SIGKILL after 5 s.
+    std::vector<bool> reaped(pids.size(), false);
+    size_t left = pids.size();
+    for (int round = 0; left > 0; ++round) {
+      if (round < 5000) {
+        zmq_send(push, "", 0, ZMQ_DONTWAIT);
+      } else {
+        for (size_t i = 0; i < pids.size(); ++i) {
+          if (!reaped[i]) kill(pids[i], SIGKILL);
+        }
+      }
+      for (size_t i = 0; i < pids.size(); ++i) {
+        int st;
+        if (!reaped[i] && waitpid(pids[i], &st, round < 5000 ? WNOHANG : 0) == pids[i]) {
+          reaped[i] = true;
+          --left;
+        }
+      }
+      if (left > 0 && round < 5000) usleep(1000);
+    }
+    int linger = 0;
+    zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(pull, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(push);
+    zmq_close(pull);
+    zmq_ctx_term(ctx);
+    unlink((dir + "/tasks").c_str());
+    unlink((dir + "/results").c_str());
+    rmdir(dir.c_str());
+  }
+
+  // Maps Twice over 0..n-1, `chunk` ints per message; returns the sum.
+  long Map(int n, int chunk) {
+    long sum = 0;
+    int next = 0, done = 0;
+    std::vector<int> buf(chunk), got(std::max(chunk, 1));
+    zmq_pollitem_t items[2] = {{push, 0, ZMQ_POLLOUT, 0}, {pull, 0, ZMQ_POLLIN, 0}};
+    while (done < n) {
+      while (next < n) {
+        const int k = std::min(chunk, n - next);
+        for (int j = 0; j < k; ++j) buf[j] = next + j;
+        if (zmq_send(push, buf.data(), k * sizeof(int), ZMQ_DONTWAIT) < 0) {
+          if (errno == EAGAIN) break;
+          std::abort();
+        }
+        next += k;
+      }
+      for (;;) {
+        const int m = zmq_recv(pull, got.data(), got.size() * sizeof(int), ZMQ_DONTWAIT);
+        if (m < 0) {
+          if (errno == EAGAIN) break;
+          std::abort();
+        }
+        const int k = m / static_cast<int>(sizeof(int));
+        for (int j = 0; j < k; ++j) sum += got[j];
+        done += k;
+      }
+      if (done >= n) break;
+      items[0].events = next < n ? ZMQ_POLLOUT : 0;
+      items[0].revents = items[1].revents = 0;
+      if (zmq_poll(items, 2, -1) < 0 && errno != EINTR) std::abort();
+    }
+    return sum;
+  }
+};
+
+void BM_MapTinyZmqPool(benchmark::State& state, bool chunked) {
+  ZmqPool pool(Workers());
+  const int chunk =
+      chunked ? static_cast<int>(mp::pool_internal::AutoChunksize(kTiny, Workers()))
+              : 1;
+  const long want = static_cast<long>(kTiny - 1) * kTiny;  // sum of 2i
+  for (auto _ : state) {
+    if (pool.Map(kTiny, chunk) != want) {
+      state.SkipWithError("bad result");
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * kTiny);
+}
+
 // ---- fork_per_task ------------------------------------------------------------
 
 void BM_MapTinyForkPerTask(benchmark::State& state) {
@@ -233,12 +392,16 @@ BENCHMARK_CAPTURE(BM_MapTinyMp, mp, std::optional<size_t>(1))
     ->Name("pool_map_tiny/mp")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_MapTinyPipePool, pipe_pool, false)
     ->Name("pool_map_tiny/pipe_pool")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_MapTinyZmqPool, zmq_pool, false)
+    ->Name("pool_map_tiny/zmq_pool")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_MapTinyForkPerTask)
     ->Name("pool_map_tiny/fork_per_task")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_MapTinyMp, mp_chunked, std::optional<size_t>())
     ->Name("pool_map_tiny_chunked/mp")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_MapTinyPipePool, pipe_pool_chunked, true)
     ->Name("pool_map_tiny_chunked/pipe_pool")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_MapTinyZmqPool, zmq_pool_chunked, true)
+    ->Name("pool_map_tiny_chunked/zmq_pool")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ApplyAsyncTinyMp)
     ->Name("pool_apply_async_tiny/mp")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ApplyRoundtripMp)
