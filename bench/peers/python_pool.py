@@ -15,7 +15,8 @@ Prints Google Benchmark's JSON (the schema of `--benchmark_format=json`:
   pool_map_cpu/python/W            ~100 us tasks (calibrated) over W workers,
   pool_map_cpu/python_serial/W     ... and the same tasks in one process
 
-Runs under any python3 with nothing installed. Workers: max(2, cpu_count)
+Runs under any python3 with nothing installed (gbench_json.py, beside this
+file, writes the JSON). Workers: max(2, cpu_count)
 as pool_bench, or --processes. cpu_time is the parent's only (as in
 pool_bench's cross-process cases): compare real_time and items_per_second.
 
@@ -24,15 +25,13 @@ pool_bench's cross-process cases): compare real_time and items_per_second.
 """
 
 import argparse
-import datetime
 import json
 import multiprocessing
 import os
-import platform
-import socket
-import statistics
 import sys
 import time
+
+import gbench_json  # beside this file
 
 SPIN_ROUNDS = 1000  # recalibrated in main() to ~100 us per task
 
@@ -76,66 +75,6 @@ def context():
         return multiprocessing.get_context()
 
 
-class Case:
-    """One benchmark: `run()` does `items` items; timed until min_time."""
-
-    def __init__(self, name, run, items, unit="ms", setup=None, teardown=None):
-        self.name, self.run, self.items, self.unit = name, run, items, unit
-        self.setup, self.teardown = setup, teardown
-
-
-UNIT = {"ns": 1e9, "us": 1e6, "ms": 1e3, "s": 1.0}
-
-
-def measure(case, min_time, repetitions):
-    rows = []
-    if case.setup:
-        case.setup()
-    try:
-        case.run()  # warm-up: workers started, pages touched
-        for rep in range(repetitions):
-            iters, real, cpu = 0, 0.0, 0.0
-            while real < min_time or iters == 0:
-                c0, t0 = time.process_time(), time.perf_counter()
-                case.run()
-                real += time.perf_counter() - t0
-                cpu += time.process_time() - c0
-                iters += 1
-            rows.append({
-                "name": case.name,
-                "family_index": 0,
-                "per_family_instance_index": 0,
-                "run_name": case.name,
-                "run_type": "iteration",
-                "repetitions": repetitions,
-                "repetition_index": rep,
-                "threads": 1,
-                "iterations": iters,
-                "real_time": real / iters * UNIT[case.unit],
-                "cpu_time": cpu / iters * UNIT[case.unit],
-                "time_unit": case.unit,
-                "items_per_second": case.items * iters / real,
-            })
-    finally:
-        if case.teardown:
-            case.teardown()
-    if repetitions > 1:
-        for agg, fn in (("mean", statistics.mean), ("median", statistics.median)):
-            row = dict(rows[0])
-            row.update({
-                "name": case.name + "_" + agg,
-                "run_type": "aggregate",
-                "aggregate_name": agg,
-                "iterations": len(rows),
-                "real_time": fn(r["real_time"] for r in rows),
-                "cpu_time": fn(r["cpu_time"] for r in rows),
-                "items_per_second": fn(r["items_per_second"] for r in rows),
-            })
-            del row["repetition_index"]
-            rows.append(row)
-    return rows
-
-
 def pool_cases(args, ctx):
     n, workers = args.n, args.processes
     pools = {}
@@ -155,7 +94,7 @@ def pool_cases(args, ctx):
 
     def add(name, run, items, unit="ms", procs=workers, **kw):
         setup, teardown = opener(name, procs, **kw)
-        cases.append(Case(name, run, items, unit, setup, teardown))
+        cases.append(gbench_json.Case(name, run, items, unit, setup, teardown))
 
     add("pool_map_tiny/python",
         lambda: pools["pool_map_tiny/python"].map(twice, range(n), chunksize=1), n)
@@ -186,7 +125,7 @@ def pool_cases(args, ctx):
         add(name, (lambda name=name, tasks=tasks:
                    pools[name].map(spin, range(tasks), chunksize=1)),
             tasks, procs=w, initializer=set_spin_rounds, initargs=(SPIN_ROUNDS,))
-        cases.append(Case("pool_map_cpu/python_serial/%d" % w,
+        cases.append(gbench_json.Case("pool_map_cpu/python_serial/%d" % w,
                           (lambda tasks=tasks: [spin(i) for i in range(tasks)]),
                           tasks))
     return cases
@@ -214,26 +153,13 @@ def main():
     rows = []
     for case in pool_cases(args, ctx):
         if args.filter in case.name:
-            rows.extend(measure(case, args.min_time, args.repetitions))
-    out = {
-        "context": {
-            "date": datetime.datetime.now().astimezone().isoformat(),
-            "host_name": socket.gethostname(),
-            "executable": sys.executable + " " + os.path.abspath(__file__),
-            "num_cpus": os.cpu_count(),
-            "mhz_per_cpu": 0,
-            "cpu_scaling_enabled": False,
-            "caches": [],
-            "load_avg": list(os.getloadavg()),
-            "library_build_type": "release",
-            "python_version": platform.python_version(),
-            "start_method": ctx.get_start_method(),
-            "processes": args.processes,
-            "n": args.n,
-            "spin_rounds": rounds,
-        },
-        "benchmarks": rows,
-    }
+            rows.extend(gbench_json.measure(case, args.min_time, args.repetitions))
+    out = gbench_json.report(rows, {
+        "start_method": ctx.get_start_method(),
+        "processes": args.processes,
+        "n": args.n,
+        "spin_rounds": rounds,
+    })
     json.dump(out, sys.stdout, indent=2)
     sys.stdout.write("\n")
 
