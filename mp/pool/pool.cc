@@ -121,6 +121,15 @@ void AppendFailed(std::string* out, size_t mark, const absl::Status& s) {
   PatchItem(out, mark, kItemFailed);
 }
 
+void FailItems(std::string* out, uint32_t from, uint32_t count,
+               const absl::Status& s) {
+  for (uint32_t i = from; i < count; ++i) {
+    const size_t mark = out->size();
+    out->append(1 + sizeof(uint32_t), '\0');
+    AppendFailed(out, mark, s);
+  }
+}
+
 absl::Status ItemError(uint8_t tag, const char* data, size_t n) {
   ByteReader in(data, n);
   if (tag == kItemRaised) {
@@ -170,7 +179,9 @@ struct WorkerSlot {
 static_assert(std::is_standard_layout_v<WorkerSlot>);
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
 
-constexpr size_t kRingBytes = size_t{256} << 10;
+// 1 MiB: a task or result up to 256 KiB (a chunk of ~30 k ints) goes through
+// the ring; bigger ones take side segments. Pages are committed as used.
+constexpr size_t kRingBytes = size_t{1} << 20;
 constexpr auto kSlice = std::chrono::milliseconds(20);
 
 void WakeHandler(Control* c) {
@@ -230,32 +241,11 @@ void WorkerMain(WorkerArgs& a) {
     const void* inv = Cached(cache, t->invoker, &error);
     const void* fn = t->fn == FunctionRef{} ? nullptr
                                              : Cached(cache, t->fn, &error);
-    const char* p = t->args.data();
-    size_t left = t->args.size();
-    for (uint32_t i = 0; i < t->count; ++i) {
-      uint32_t len = 0;
-      if (error.ok()) {
-        if (left < sizeof(len)) {
-          error = absl::DataLossError("pool: malformed task arguments");
-        } else {
-          std::memcpy(&len, p, sizeof(len));
-          p += sizeof(len);
-          left -= sizeof(len);
-          if (len > left) {
-            error = absl::DataLossError("pool: malformed task arguments");
-          }
-        }
-      }
-      if (!error.ok()) {
-        const size_t mark = r.payload.size();
-        r.payload.append(5, '\0');
-        AppendFailed(&r.payload, mark, error);
-        continue;
-      }
-      reinterpret_cast<Invoker>(const_cast<void*>(inv))(fn, p, len,
-                                                        &r.payload);
-      p += len;
-      left -= len;
+    if (error.ok()) {
+      reinterpret_cast<Invoker>(const_cast<void*>(inv))(
+          fn, t->args.data(), t->args.size(), t->count, &r.payload);
+    } else {
+      FailItems(&r.payload, 0, t->count, error);
     }
     absl::Status s = a.results.Put(r);
     if (!s.ok()) _exit(71);  // the parent closed our ring: terminating
@@ -462,21 +452,7 @@ class pool_internal::PoolCore {
   }
 
   void Deliver(const TaskSpec& t, const std::string& payload) {
-    const char* p = payload.data();
-    size_t left = payload.size();
-    for (uint32_t i = 0; i < t.count; ++i) {
-      uint32_t len = 0;
-      if (left < 5 || (std::memcpy(&len, p + 1, 4), len > left - 5)) {
-        for (; i < t.count; ++i) {
-          t.job->OnFailure(t.first + i,
-                           absl::DataLossError("pool: malformed result"));
-        }
-        return;
-      }
-      t.job->OnItem(t.first + i, static_cast<uint8_t>(p[0]), p + 5, len);
-      p += 5 + len;
-      left -= 5 + len;
-    }
+    t.job->OnResult(t.first, t.count, payload.data(), payload.size());
   }
 
   void Fail(const TaskSpec& t, const absl::Status& s) {

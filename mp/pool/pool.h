@@ -28,7 +28,7 @@
 // compile-time error naming the problem.
 //
 // Transport. Each worker has two SPSC rings (mp::Queue, kSpsc, anonymous,
-// 256 KiB; bigger messages take the queue's side segments): a task ring
+// 1 MiB; messages over 256 KiB take the queue's side segments): a task ring
 // parent -> worker and a result ring worker -> parent. SPSC is the cheapest
 // ring (no lock, no RMW per message) and, more importantly, gives each worker
 // a private FIFO: results of one worker come back in the order its tasks
@@ -252,12 +252,19 @@ inline void AppendItem(std::string* out, uint8_t tag, const char* data,
 
 // The worker-side trampoline: decodes one item's arguments from [data, n),
 // calls, appends [tag][u32 len][bytes] to *out.
+// Runs one task: its `count` items, each [u32 len][arguments] in
+// [data, data + n), appending each answer, [tag][u32 len][bytes], to *out.
+// Arguments that overrun the task's bytes fail that item and the rest
+// (DataLoss): the bytes came from another process.
 using Invoker = void (*)(const void* fn, const char* data, size_t n,
-                         std::string* out);
+                         uint32_t count, std::string* out);
 
 void AppendRaised(std::string* out, size_t mark, const char* type,
                   const char* what);
 void AppendFailed(std::string* out, size_t mark, const absl::Status& s);
+// Appends items [from, count) as failed with `s`.
+void FailItems(std::string* out, uint32_t from, uint32_t count,
+               const absl::Status& s);
 std::string Demangle(const char* name);
 // `s` with "item <index>: " before its message, payloads kept.
 absl::Status ForItem(const absl::Status& s, size_t index);
@@ -270,8 +277,39 @@ absl::Status DecodeArgs(ByteReader& in, std::tuple<A...>& args,
   return s;
 }
 
+// Types whose codec is a plain copy of their bytes (ints, doubles, PODs):
+// a task over them is encoded, run and answered without the codec's
+// general path (one fixed-size copy each way, one append).
+template <class T>
+inline constexpr bool kFlat =
+    CodecCopiesBytes<T> && std::is_trivially_default_constructible_v<T>;
+
+template <class... A, size_t... I>
+void CopyFlatArgs(const char* p, std::tuple<A...>& args,
+                  std::index_sequence<I...>) {
+  ((std::memcpy(&std::get<I>(args), p, sizeof(A)), p += sizeof(A)), ...);
+}
+
+template <class F>
+F FunctionFrom(const void* fn) {
+  if constexpr (kIsFunctionPointer<F>) {
+    return reinterpret_cast<F>(const_cast<void*>(fn));
+  } else {
+    (void)fn;
+    return F{};
+  }
+}
+
+template <class... A, size_t... I>
+char* WriteFlatArgs(char* w, const std::tuple<A...>& args,
+                    std::index_sequence<I...>) {
+  ((std::memcpy(w, &std::get<I>(args), sizeof(A)), w += sizeof(A)), ...);
+  return w;
+}
+
+// One item, through the codecs.
 template <class F, class... A>
-void Invoke(const void* fn, const char* data, size_t n, std::string* out) {
+void InvokeOne(const F& f, const char* data, size_t n, std::string* out) {
   using R = ResultOf<F, A...>;
   const size_t mark = out->size();
   out->append(1 + sizeof(uint32_t), '\0');
@@ -286,14 +324,6 @@ void Invoke(const void* fn, const char* data, size_t n, std::string* out) {
       AppendFailed(out, mark, s);
       return;
     }
-    F f = [fn] {
-      if constexpr (kIsFunctionPointer<F>) {
-        return reinterpret_cast<F>(const_cast<void*>(fn));
-      } else {
-        (void)fn;
-        return F{};
-      }
-    }();
     ByteWriter w(out);
     if constexpr (std::is_void_v<RawResult<F, A...>>) {
       std::apply(f, std::move(args));
@@ -312,11 +342,90 @@ void Invoke(const void* fn, const char* data, size_t n, std::string* out) {
   }
 }
 
+// The trampoline (an Invoker) for F over (A...). When every argument and
+// the result are flat, the answers are written into the output sized once
+// per task, with fixed-size copies: no codec call, no append per item. An
+// item of another length, or one that throws, ends the flat run and the
+// rest go through InvokeOne.
+template <class F, class... A>
+void Invoke(const void* fn, const char* data, size_t n, uint32_t count,
+            std::string* out) {
+  using R = ResultOf<F, A...>;
+  const F f = FunctionFrom<F>(fn);
+  uint32_t i = 0;
+  size_t used = 0;  // argument bytes consumed
+  if constexpr ((kFlat<A> && ...) && !std::is_void_v<RawResult<F, A...>> &&
+                kFlat<R>) {
+    constexpr uint32_t kIn = (uint32_t{0} + ... + sizeof(A));
+    constexpr size_t kInRec = sizeof(uint32_t) + kIn;
+    constexpr size_t kOutRec = 1 + sizeof(uint32_t) + sizeof(R);
+    if (n / kInRec >= count) {
+      const size_t mark = out->size();
+      out->resize(mark + size_t{count} * kOutRec);
+      char* w = out->data() + mark;
+      std::exception_ptr thrown;
+      for (; i < count; ++i, used += kInRec, w += kOutRec) {
+        uint32_t len;
+        std::memcpy(&len, data + used, sizeof(len));
+        if (len != kIn) break;
+        std::tuple<A...> args;
+        CopyFlatArgs(data + used + sizeof(len), args,
+                     std::index_sequence_for<A...>{});
+        try {
+          const R r = std::apply(f, args);
+          std::memcpy(w + 1 + sizeof(uint32_t), &r, sizeof(R));
+        } catch (...) {
+          thrown = std::current_exception();
+          break;
+        }
+        w[0] = static_cast<char>(kItemOk);
+        constexpr uint32_t kLen = sizeof(R);
+        std::memcpy(w + 1, &kLen, sizeof(kLen));
+      }
+      out->resize(mark + size_t{i} * kOutRec);
+      if (thrown) {  // item i ran and threw: its answer, then the rest
+        const size_t at = out->size();
+        out->append(1 + sizeof(uint32_t), '\0');
+        try {
+          std::rethrow_exception(thrown);
+        } catch (const std::exception& e) {
+          AppendRaised(out, at, typeid(e).name(), e.what());
+        } catch (...) {
+          AppendRaised(out, at, nullptr, "unknown exception");
+        }
+        ++i;
+        used += kInRec;
+      }
+    }
+  }
+  const char* p = data + used;
+  size_t left = n - used;
+  for (; i < count; ++i) {
+    uint32_t len = 0;
+    if (left < sizeof(len) ||
+        (std::memcpy(&len, p, sizeof(len)), len > left - sizeof(len))) {
+      FailItems(out, i, count,
+                absl::DataLossError("pool: malformed task arguments"));
+      return;
+    }
+    InvokeOne<F, A...>(f, p + sizeof(len), len, out);
+    p += sizeof(len) + len;
+    left -= sizeof(len) + len;
+  }
+}
+
 // Decodes one item result (tag, bytes) into a StatusOr<R>.
 absl::Status ItemError(uint8_t tag, const char* data, size_t n);
 template <class R>
 absl::StatusOr<R> DecodeItem(uint8_t tag, const char* data, size_t n) {
   if (tag != kItemOk) return ItemError(tag, data, n);
+  if constexpr (kFlat<R>) {
+    if (n == sizeof(R)) {
+      R r;
+      std::memcpy(&r, data, sizeof(R));
+      return r;
+    }
+  }
   R r{};
   try {
     absl::Status s = DecodeMessage(data, n, &r);
@@ -339,7 +448,32 @@ class JobBase {
   virtual void OnItem(size_t index, uint8_t tag, const char* data,
                       size_t n) = 0;
   virtual void OnFailure(size_t index, const absl::Status& s) = 0;
+  // A task's answer: `count` items from `first`, each [tag][u32 len][bytes]
+  // in `payload` (a worker's bytes: checked). One virtual call per task,
+  // not per item (see DeliverItems).
+  virtual void OnResult(size_t first, uint32_t count, const char* payload,
+                        size_t size) = 0;
 };
+
+// OnResult for a job of final type J: the items go to J's OnItem /
+// OnFailure as direct calls. An item that overruns the payload fails with
+// the rest as DataLoss.
+template <class J>
+void DeliverItems(J& job, size_t first, uint32_t count, const char* p,
+                  size_t left) {
+  for (uint32_t i = 0; i < count; ++i) {
+    uint32_t len = 0;
+    if (left < 5 || (std::memcpy(&len, p + 1, 4), len > left - 5)) {
+      for (; i < count; ++i) {
+        job.OnFailure(first + i, absl::DataLossError("pool: malformed result"));
+      }
+      return;
+    }
+    job.OnItem(first + i, static_cast<uint8_t>(p[0]), p + 5, len);
+    p += 5 + len;
+    left -= 5 + len;
+  }
+}
 
 // One task as the parent keeps it until it is answered.
 struct TaskSpec {
@@ -491,8 +625,13 @@ class ResultState : public JobBase {
 
 // Map: n items into a vector; the first failure (by index) wins.
 template <class R>
-class MapState : public ResultState<std::vector<R>> {
+class MapState final : public ResultState<std::vector<R>> {
  public:
+  void OnResult(size_t first, uint32_t count, const char* payload,
+                size_t size) override {
+    if constexpr (kFlat<R>) TakeFlat(first, count, payload, size);
+    DeliverItems(*this, first, count, payload, size);
+  }
   explicit MapState(size_t n) : values_(n), left_(n) {}
   // An empty map is ready at once.
   void FinishIfEmpty() {
@@ -516,8 +655,26 @@ class MapState : public ResultState<std::vector<R>> {
   }
 
  private:
-  void Done() {
-    if (--left_ != 0) return;
+  // Flat results: the leading run of well-formed answers copied straight
+  // into place; whatever follows (an error, another length) item by item.
+  void TakeFlat(size_t& first, uint32_t& count, const char*& p,
+                size_t& size) {
+    constexpr size_t kRec = 1 + sizeof(uint32_t) + sizeof(R);
+    uint32_t i = 0;
+    for (; i < count && size >= kRec; ++i, p += kRec, size -= kRec) {
+      uint32_t len;
+      std::memcpy(&len, p + 1, sizeof(len));
+      if (static_cast<uint8_t>(p[0]) != kItemOk || len != sizeof(R)) break;
+      std::memcpy(static_cast<void*>(&values_[first + i]), p + 5, sizeof(R));
+    }
+    first += i;
+    count -= i;
+    Done(i);
+  }
+  void Done(size_t k = 1) {
+    if (k == 0) return;
+    left_ -= k;
+    if (left_ != 0) return;
     if (!error_.ok()) {
       this->Finish(ForItem(error_, error_index_), std::nullopt);
     } else {
@@ -532,8 +689,12 @@ class MapState : public ResultState<std::vector<R>> {
 
 // Apply: one item.
 template <class R>
-class ApplyState : public ResultState<R> {
+class ApplyState final : public ResultState<R> {
  public:
+  void OnResult(size_t first, uint32_t count, const char* payload,
+                size_t size) override {
+    DeliverItems(*this, first, count, payload, size);
+  }
   void OnItem(size_t, uint8_t tag, const char* data, size_t n) override {
     absl::StatusOr<R> r = DecodeItem<R>(tag, data, n);
     if (r.ok()) {
@@ -549,8 +710,12 @@ class ApplyState : public ResultState<R> {
 
 // Imap: results kept until taken, by index.
 template <class R>
-class ImapState : public JobBase {
+class ImapState final : public JobBase {
  public:
+  void OnResult(size_t first, uint32_t count, const char* payload,
+                size_t size) override {
+    DeliverItems(*this, first, count, payload, size);
+  }
   explicit ImapState(bool ordered) : ordered_(ordered) {}
   void OnItem(size_t i, uint8_t tag, const char* data, size_t n) override {
     Put(i, DecodeItem<R>(tag, data, n));
@@ -1006,16 +1171,34 @@ class Pool {
                                    n, pool_internal::Processes(*core()));
     std::vector<pool_internal::TaskSpec> tasks;
     tasks.reserve((n + chunk - 1) / chunk);
+    // Flat arguments: each chunk's bytes sized once, written in place.
+    constexpr bool kFlatArgs = (pool_internal::kFlat<A> && ...);
+    constexpr uint32_t kIn = (uint32_t{0} + ... + sizeof(A));
+    char* w = nullptr;
     size_t i = 0;
+    size_t room = 0;  // items the current chunk still takes
     for (const auto& v : inputs) {
-      if (i % chunk == 0) {
+      if (room-- == 0) {
+        room = chunk - 1;
         tasks.emplace_back();
         tasks.back().job = state;
         tasks.back().first = i;
         tasks.back().invoker = refs->first;
         tasks.back().fn = refs->second;
+        if constexpr (kFlatArgs) {
+          tasks.back().args.resize(std::min(chunk, n - i) *
+                                   (sizeof(uint32_t) + kIn));
+          w = tasks.back().args.data();
+        }
       }
-      EncodeItem(&tasks.back().args, v, tag);
+      if constexpr (kFlatArgs) {
+        std::memcpy(w, &kIn, sizeof(kIn));
+        w = pool_internal::WriteFlatArgs(w + sizeof(kIn),
+                                         std::tuple<A...>(v),
+                                         std::index_sequence_for<A...>{});
+      } else {
+        EncodeItem(&tasks.back().args, v, tag);
+      }
       ++tasks.back().count;
       ++i;
     }
