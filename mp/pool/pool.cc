@@ -33,14 +33,23 @@ std::optional<std::string> PoolExceptionType(const absl::Status& status) {
   return std::string(*p);
 }
 
-// What a task message and a result message are on the rings.
+// What a task message and a result message are on the rings: a fixed
+// header copied in one piece, then the bytes (arguments or answers).
 namespace pool_internal {
-struct TaskMsg {
+struct TaskHeader {
   uint64_t id = 0;
   FunctionRef invoker;
   FunctionRef fn;
   uint32_t count = 0;
+  uint32_t args_size = 0;
+};
+static_assert(std::is_trivially_copyable_v<TaskHeader>);
+struct TaskMsg {
+  TaskHeader head;
   std::string args;
+  // Sending: the task's arguments are encoded from here (the parent keeps
+  // them for a re-dispatch), not copied into `args` first.
+  const std::string* send_args = nullptr;
 };
 struct ResultMsg {
   uint64_t id = 0;
@@ -51,29 +60,33 @@ struct ResultMsg {
 template <>
 struct Codec<pool_internal::TaskMsg> {
   static void Encode(const pool_internal::TaskMsg& t, ByteWriter& out) {
-    out.Put(t.id);
-    out.Put(t.invoker);
-    out.Put(t.fn);
-    out.Put(t.count);
-    out.Put(t.args);
+    const std::string& args = t.send_args != nullptr ? *t.send_args : t.args;
+    pool_internal::TaskHeader h = t.head;
+    h.args_size = static_cast<uint32_t>(args.size());
+    out.Write(&h, sizeof(h));
+    out.Write(args.data(), args.size());
   }
   static absl::Status Decode(ByteReader& in, pool_internal::TaskMsg* t) {
-    if (absl::Status s = in.Get(&t->id); !s.ok()) return s;
-    if (absl::Status s = in.Get(&t->invoker); !s.ok()) return s;
-    if (absl::Status s = in.Get(&t->fn); !s.ok()) return s;
-    if (absl::Status s = in.Get(&t->count); !s.ok()) return s;
-    return in.Get(&t->args);
+    if (absl::Status s = in.Read(&t->head, sizeof(t->head)); !s.ok()) {
+      return s;
+    }
+    if (t->head.args_size != in.remaining()) {
+      return absl::DataLossError("pool: task message of the wrong size");
+    }
+    t->args.resize(t->head.args_size);
+    return in.Read(t->args.data(), t->args.size());
   }
 };
 template <>
 struct Codec<pool_internal::ResultMsg> {
   static void Encode(const pool_internal::ResultMsg& r, ByteWriter& out) {
-    out.Put(r.id);
-    out.Put(r.payload);
+    out.Write(&r.id, sizeof(r.id));
+    out.Write(r.payload.data(), r.payload.size());
   }
   static absl::Status Decode(ByteReader& in, pool_internal::ResultMsg* r) {
-    if (absl::Status s = in.Get(&r->id); !s.ok()) return s;
-    return in.Get(&r->payload);
+    if (absl::Status s = in.Read(&r->id, sizeof(r->id)); !s.ok()) return s;
+    r->payload.resize(in.remaining());
+    return in.Read(r->payload.data(), r->payload.size());
   }
 };
 
@@ -234,18 +247,19 @@ void WorkerMain(WorkerArgs& a) {
       std::fflush(stderr);
       _exit(70);
     }
-    a.slot->running.store(t->id, std::memory_order_release);
+    a.slot->running.store(t->head.id, std::memory_order_release);
     ResultMsg r;
-    r.id = t->id;
+    r.id = t->head.id;
     absl::Status error;
-    const void* inv = Cached(cache, t->invoker, &error);
-    const void* fn = t->fn == FunctionRef{} ? nullptr
-                                             : Cached(cache, t->fn, &error);
+    const void* inv = Cached(cache, t->head.invoker, &error);
+    const void* fn = t->head.fn == FunctionRef{}
+                         ? nullptr
+                         : Cached(cache, t->head.fn, &error);
     if (error.ok()) {
       reinterpret_cast<Invoker>(const_cast<void*>(inv))(
-          fn, t->args.data(), t->args.size(), t->count, &r.payload);
+          fn, t->args.data(), t->args.size(), t->head.count, &r.payload);
     } else {
-      FailItems(&r.payload, 0, t->count, error);
+      FailItems(&r.payload, 0, t->head.count, error);
     }
     absl::Status s = a.results.Put(r);
     if (!s.ok()) _exit(71);  // the parent closed our ring: terminating
@@ -500,20 +514,19 @@ class pool_internal::PoolCore {
         if (options_.maxtasksperchild && w.sent >= *options_.maxtasksperchild) {
           continue;
         }
-        pool_internal::TaskMsg m;
-        m.id = next_id_;
         TaskSpec& t = pending_.front();
-        m.invoker = t.invoker;
-        m.fn = t.fn;
-        m.count = t.count;
-        // The parent keeps the arguments for a re-dispatch: lent, not copied.
-        m.args = std::move(pending_.front().args);
-        const bool sent = w.tasks.Put(m, Deadline::Past()).ok();
-        pending_.front().args = std::move(m.args);
-        if (!sent) continue;  // the ring is full
+        pool_internal::TaskMsg m;
+        m.head.id = next_id_;
+        m.head.invoker = t.invoker;
+        m.head.fn = t.fn;
+        m.head.count = t.count;
+        // The parent keeps the arguments for a re-dispatch: encoded from
+        // where they are.
+        m.send_args = &t.args;
+        if (!w.tasks.Put(m, Deadline::Past()).ok()) continue;  // ring full
         ++next_id_;
         ++w.sent;
-        w.window.emplace_back(m.id, std::move(pending_.front()));
+        w.window.emplace_back(m.head.id, std::move(t));
         pending_.pop_front();
         any = room = true;
       }
