@@ -16,7 +16,6 @@
 #include <thread>
 
 #include "absl/strings/cord.h"
-#include "mp/core/fence.h"
 #include "mp/core/process.h"
 #include "mp/core/shared_memory.h"
 #include "mp/queue/queue.h"
@@ -197,8 +196,14 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free);
 constexpr size_t kRingBytes = size_t{1} << 20;
 constexpr auto kSlice = std::chrono::milliseconds(20);
 
+// The handshake with the sleeping handler uses a full fence on both sides,
+// not mp/core/fence.h's asymmetric pair: a wake-up check comes once per
+// result (a fence is a few nanoseconds beside a task's hundreds), while the
+// handler may go to sleep between any two tasks of a one-at-a-time caller,
+// and a membarrier(2) there interrupts every core running a worker (a VM
+// exit each on a virtual machine).
 void WakeHandler(Control* c) {
-  LightFence();
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   if (c->handler_sleeping.load(std::memory_order_relaxed) != 0 &&
       c->handler_sleeping.exchange(0, std::memory_order_acq_rel) != 0) {
     c->epoch.fetch_add(1, std::memory_order_release);
@@ -645,7 +650,12 @@ class pool_internal::PoolCore {
       bool progress = false;
       for (auto& w : workers_) progress |= Collect(w);
       progress |= Dispatch();
-      if (!progress || ++passes % 64 == 0) {
+      // Reaping costs system calls (a waitpid per worker): once when the
+      // handler falls idle (and after each sleep), and every 64 busy
+      // passes; not on every pass of the idle spin below, which made the
+      // handler a busy loop of system calls that took a core from the
+      // workers (pool_map_cpu with 2 workers ran no faster than 1).
+      if (progress ? ++passes % 64 == 0 : spins == 0) {
         if (Reap()) progress = true;
         // Replace workers that left (death or maxtasksperchild), unless we
         // are winding down with nothing left to do.
@@ -684,13 +694,10 @@ class pool_internal::PoolCore {
     Control* c = control_.get();
     const uint32_t e = c->epoch.load(std::memory_order_acquire);
     c->handler_sleeping.store(1, std::memory_order_relaxed);
-    const bool covered = HeavyFence();
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // see WakeHandler
     bool ready = has_submissions_.load(std::memory_order_acquire);
     for (auto& w : workers_) ready |= !w.results.empty();
-    if (!ready) {
-      FutexWait(&c->epoch, e,
-                Deadline::After(covered ? kSlice : std::chrono::milliseconds(1)));
-    }
+    if (!ready) FutexWait(&c->epoch, e, Deadline::After(kSlice));
     c->handler_sleeping.store(0, std::memory_order_relaxed);
   }
 

@@ -48,9 +48,12 @@
 // the handler: no system call while both sides are busy. An idle worker
 // sleeps in the ring's futex; an idle handler sleeps on a futex word in a
 // shared control block that a worker (after each result) and a submitter
-// wake only when the handler's "sleeping" flag is up (the ring's Dekker
-// handshake, mp/core/fence.h: LightFence on the hot side, HeavyFence on the
-// sleeper's). The handler sleeps in slices (20 ms) so a death that wakes
+// wake only when the handler's "sleeping" flag is up (a Dekker handshake
+// with a full fence on each side: the waker's costs nanoseconds once per
+// result, while a membarrier on the sleeper's side would interrupt every
+// worker's core each time the handler sleeps). An idle handler spins a
+// little, reaps dead workers once (waitpid is a system call: not on every
+// pass of the spin), then sleeps in slices (20 ms) so a death that wakes
 // nobody is noticed.
 //
 // Who holds what. Each worker has a slot in shared memory (WorkerSlot) that
