@@ -275,12 +275,58 @@ void WorkerMain(WorkerArgs& a) {
 
 // ---- The parent -----------------------------------------------------------
 
+// A FIFO of at most `capacity` elements in one allocation, made once: a
+// worker's window churns an element per task, which a std::deque of these
+// large elements paid for with a heap allocation every few tasks.
+template <class T>
+class Fifo {
+ public:
+  explicit Fifo(size_t capacity) : slots_(capacity) {}
+  bool empty() const { return size_ == 0; }
+  size_t size() const { return size_; }
+  T& front() { return slots_[head_]; }
+  void pop_front() {
+    slots_[head_] = T{};
+    head_ = (head_ + 1) % slots_.size();
+    --size_;
+  }
+  // The caller keeps size() below the capacity.
+  template <class... A>
+  void emplace_back(A&&... a) {
+    slots_[(head_ + size_) % slots_.size()] = T(std::forward<A>(a)...);
+    ++size_;
+  }
+  class iterator {
+   public:
+    iterator(Fifo* f, size_t i) : f_(f), i_(i) {}
+    T& operator*() const {
+      return f_->slots_[(f_->head_ + i_) % f_->slots_.size()];
+    }
+    iterator& operator++() {
+      ++i_;
+      return *this;
+    }
+    bool operator!=(const iterator& o) const { return i_ != o.i_; }
+
+   private:
+    Fifo* f_;
+    size_t i_;
+  };
+  iterator begin() { return iterator(this, 0); }
+  iterator end() { return iterator(this, size_); }
+
+ private:
+  std::vector<T> slots_;
+  size_t head_ = 0;
+  size_t size_ = 0;
+};
+
 struct Worker {
   std::unique_ptr<Process> process;
   Queue<TaskMsg> tasks;
   Queue<ResultMsg> results;
   Shared<WorkerSlot> slot;
-  std::deque<std::pair<uint64_t, TaskSpec>> window;  // sent, unanswered
+  Fifo<std::pair<uint64_t, TaskSpec>> window;  // sent, unanswered
   int sent = 0;  // tasks ever sent (for maxtasksperchild)
   pid_t pid = 0;
 };
@@ -447,8 +493,14 @@ class pool_internal::PoolCore {
     auto results = Queue<ResultMsg>::Make(
         {.capacity_bytes = kRingBytes, .mode = QueueMode::kSpsc});
     if (!results.ok()) return results.status();
-    Worker w{nullptr, *tasks, *results, Shared<pool_internal::WorkerSlot>::Make(),
-             {}, 0, 0};
+    Worker w{nullptr,
+             *tasks,
+             *results,
+             Shared<pool_internal::WorkerSlot>::Make(),
+             pool_internal::Fifo<std::pair<uint64_t, TaskSpec>>(
+                 static_cast<size_t>(options_.window)),
+             0,
+             0};
     const int n = started_count_.fetch_add(1) + 1;
     pool_internal::WorkerArgs args{*tasks, *results, w.slot, control_,
                                    options_.initializer,
