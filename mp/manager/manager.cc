@@ -264,6 +264,17 @@ absl::Status Manager::Unlink(std::string_view name) {
   return SharedMemory::Unlink(name);
 }
 
+absl::StatusOr<bool> Manager::Has(std::string_view name) const {
+  const manager_internal::Space s = manager_internal::SpaceOf(seg_.get());
+  manager_internal::Guard g(s, seg_->directory);
+  MP_RETURN_IF_ERROR(g.status());
+  absl::StatusOr<std::string> found =
+      manager_internal::DictGetLocked(s, seg_->directory, name);
+  if (found.ok()) return true;
+  if (absl::IsNotFound(found.status())) return false;
+  return found.status();
+}
+
 const std::string& Manager::name() const { return seg_->memory.name(); }
 size_t Manager::capacity() const { return seg_->memory.size(); }
 size_t Manager::BytesCarved() const { return seg_->arena->BytesCarved(); }

@@ -722,6 +722,9 @@ class Manager {
     return ValueOrThrow(MakeArray<T>(initial, name));
   }
 
+  // Whether a container named `name` exists (of any kind).
+  absl::StatusOr<bool> Has(std::string_view name) const;
+
   // The segment's name ("" when anonymous) and size.
   const std::string& name() const;
   size_t capacity() const;
