@@ -200,6 +200,14 @@ class Handle {
 
 class Manager;
 
+// Python's repr of a codec-able value: 3, 'text', ['a', 'b'], (1, 'x').
+template <class T>
+std::string Repr(const T& v) {
+  std::string out;
+  manager_internal::AppendRepr(&out, v);
+  return out;
+}
+
 // A shared dict: multiprocessing.Manager().dict().
 template <class K, class V>
 class Dict : public manager_internal::Handle {
