@@ -3,7 +3,8 @@
 // next caller rolls the update back or completes it, and counts it.
 //
 // FaultPointCrashTest (meaningful under --config=fault): every update kind
-// (dict insert, insert with rehash, overwrite, erase, clear; list append,
+// (dict insert, insert with rehash, overwrite by a new entry or in place,
+// erase, clear; list append,
 // append with growth, insert, pop, clear; array set; a container created in
 // the directory) is run in a child armed to die at the n-th hit of each
 // manager fault point, n = 1, 2, ... until the update completes without a
@@ -101,6 +102,10 @@ std::vector<Scenario> Scenarios() {
   }));
   all.push_back(DictScenario("dict_overwrite", 5, [](auto d) {
     return d.Set(2, "other");
+  }));
+  // Same size: rewritten in place through the log.
+  all.push_back(DictScenario("dict_overwrite_in_place", 5, [](auto d) {
+    return d.Set(2, "xyz");
   }));
   all.push_back(DictScenario("dict_erase", 5, [](auto d) { return d.Erase(3); }));
   all.push_back(DictScenario("dict_clear", 5, [](auto d) { return d.Clear(); }));

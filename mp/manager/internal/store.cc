@@ -267,6 +267,26 @@ uint64_t HashBytes(std::string_view bytes) {
 
 namespace {
 
+// Writes `len` bytes at `dst` through the log: the 8-byte words covering
+// them are logged and rewritten (at most `max_words`; false, and nothing
+// written, when more would be needed). `dst` lies in 8-aligned memory.
+bool WriteBytes(Txn& t, char* dst, const void* src, uint64_t len,
+                uint64_t max_words) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(dst);
+  const uintptr_t begin = a / 8 * 8;
+  const uintptr_t end = (a + len + 7) / 8 * 8;
+  const uint64_t n = (end - begin) / 8;
+  if (n > max_words || n > static_cast<uint64_t>(kMaxWrites)) return false;
+  uint64_t words[kMaxWrites];
+  std::memcpy(words, reinterpret_cast<const void*>(begin), end - begin);
+  std::memcpy(reinterpret_cast<char*>(words) + (a - begin), src, len);
+  auto* target = reinterpret_cast<uint64_t*>(begin);
+  for (uint64_t i = 0; i < n; ++i) {
+    if (target[i] != words[i]) t.Write(&target[i], words[i]);
+  }
+  return true;
+}
+
 struct DictEntry {
   uint64_t seq;
   uint32_t key_len;
@@ -401,7 +421,17 @@ absl::Status DictSetIn(Txn& t, Space s, ContainerHeader* h,
     if (!p.ok()) return p.status();
     seq = h->f[4];
   } else {
-    seq = EntryAt(s, v->table[2 * p->found + 1])->seq;
+    const uint64_t eoff = v->table[2 * p->found + 1];
+    const DictEntry* old = EntryAt(s, eoff);
+    seq = old->seq;
+    // Same size: overwrite the value in place through the log (no block
+    // allocated or freed), when it spans at most 8 words.
+    if (old->value_len == value.size()) {
+      char* dst = s.base() + eoff + kEntryHead + old->key_len;
+      if (WriteBytes(t, dst, value.data(), value.size(), 8)) {
+        return absl::OkStatus();
+      }
+    }
   }
   char* mem = t.Alloc(kEntryHead + key.size() + value.size());
   if (mem == nullptr) return Full();
@@ -794,19 +824,9 @@ char* CellsData(Space s, ContainerHeader* h) {
 
 void CellsWrite(Space s, ContainerHeader* h, char* dst, const void* src,
                 uint64_t len) {
-  char* data = CellsData(s, h);
-  const uint64_t begin = static_cast<uint64_t>(dst - data) / 8 * 8;
-  const uint64_t end = (static_cast<uint64_t>(dst - data) + len + 7) / 8 * 8;
-  // Words covering [dst, dst + len), their new contents built in a copy.
-  uint64_t words[kMaxWrites];
-  const uint64_t n = (end - begin) / 8;
-  if (n > kMaxWrites) std::abort();  // Value/Array limit element size
-  std::memcpy(words, data + begin, end - begin);
-  std::memcpy(reinterpret_cast<char*>(words) + (dst - data - begin), src, len);
   Txn t(s, h);
-  for (uint64_t i = 0; i < n; ++i) {
-    t.Write(reinterpret_cast<uint64_t*>(data + begin) + i, words[i]);
-  }
+  // Value/Array limit an element to 120 bytes: at most 16 words.
+  if (!WriteBytes(t, dst, src, len, kMaxWrites)) std::abort();
   t.Commit();
 }
 
