@@ -268,6 +268,8 @@ TEST(ManagerTest, ContainersAreFoundByNameAndTypeChecked) {
   Manager mgr;
   auto d = mgr.dict<int, int>("results");
   ASSERT_TRUE(d.Set(1, 1).ok());
+  EXPECT_TRUE(*mgr.Has("results"));
+  EXPECT_FALSE(*mgr.Has("nope"));
   auto again = mgr.dict<int, int>("results");
   EXPECT_EQ(*again.Get(1), 1);
   auto wrong = mgr.MakeDict<int, std::string>("results");
@@ -312,6 +314,47 @@ TEST(NamedManagerTest, OpenedByAnUnrelatedProcess) {
   EXPECT_EQ(*results.Size(), 2u);
   ASSERT_TRUE(Manager::Unlink(name).ok());
   EXPECT_EQ(Manager::Open(name).status().code(), absl::StatusCode::kNotFound);
+}
+
+// The exec'd half of ExecdProcessOpensByName: a process that shares no
+// memory with the test, only the segment's name.
+int ExecdChild(const char* name) {
+  auto mgr = Manager::Open(name);
+  if (!mgr.ok()) return 10;
+  auto d = mgr->MakeDict<std::string, int64_t>("results");
+  if (!d.ok()) return 11;
+  auto parent = d->Get("parent");
+  if (!parent.ok() || *parent != 1) return 12;
+  if (!d->Set("exec", 3).ok()) return 13;
+  auto wrong = mgr->MakeList<int64_t>("results");
+  if (wrong.status().code() != absl::StatusCode::kInvalidArgument) return 14;
+  auto hits = mgr->MakeValue<int64_t>(0, "hits");
+  if (!hits.ok()) return 15;
+  hits->Add(5);
+  return 0;
+}
+
+TEST(NamedManagerTest, ExecdProcessOpensByName) {
+  const std::string name = UniqueName("exec");
+  auto mgr = Manager::Create(name);
+  ASSERT_TRUE(mgr.ok()) << mgr.status();
+  auto d = mgr->dict<std::string, int64_t>("results");
+  ASSERT_TRUE(d.Set("parent", 1).ok());
+  auto hits = mgr->Value<int64_t>(1, "hits");
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    setenv("MP_MANAGER_TEST_OPEN", name.c_str(), 1);
+    execl("/proc/self/exe", "manager_test", nullptr);
+    _exit(127);
+  }
+  const int status = mp_test::WaitOrKill(pid);
+  ASSERT_TRUE(WIFEXITED(status)) << mp_test::Describe(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(*d.Get("exec"), 3);
+  EXPECT_EQ(hits.Get(), 6);
+  ASSERT_TRUE(Manager::Unlink(name).ok());
 }
 
 TEST(NamedManagerTest, CorruptOrForeignSegmentsAreClearErrors) {
@@ -361,3 +404,11 @@ TEST(NamedManagerTest, CorruptOrForeignSegmentsAreClearErrors) {
 }
 
 }  // namespace
+
+int main(int argc, char** argv) {
+  if (const char* name = std::getenv("MP_MANAGER_TEST_OPEN")) {
+    return ExecdChild(name);
+  }
+  testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}
