@@ -47,8 +47,9 @@
 //
 // Concurrency: every call is atomic with respect to the others on the same
 // container. Readers take the lock too (a reader copying an entry must not
-// see it freed under it). Value<T>::Get/Set of T of at most 8 bytes, and
-// Value<integer>::Add, are single atomic instructions without the lock.
+// see it freed under it), so readers of one container do not run in
+// parallel. Value<T>::Get of T of at most 8 bytes and Value<integer>::Add
+// are single atomic instructions without the lock.
 // Update() and Extend() apply their items one by one, each atomically.
 //
 // Printing: operator<< writes a dict as {0: 0, 1: 2} (insertion order), a
@@ -521,7 +522,8 @@ class Value : public manager_internal::Handle {
  public:
   Value() = default;
 
-  // v.value. T of at most 8 bytes: one atomic load, no lock.
+  // v.value. T of at most 8 bytes: one atomic load, no lock (it cannot see
+  // a torn value); larger T under the lock unless this thread holds it.
   T Get() const {
     T out;
     if constexpr (kAtomic) {
@@ -532,19 +534,25 @@ class Value : public manager_internal::Handle {
     }
     return out;
   }
-  // v.value = x. T of at most 8 bytes: one atomic store, no lock; larger T
-  // under the lock (or by the thread holding it), logged.
+  // v.value = x, under the value's lock (taken here unless the calling
+  // thread holds it), as Python's Value: a holder's read-modify-write is
+  // never interleaved with another Set. T of at most 8 bytes is one atomic
+  // store (Get and Add never see it torn); larger T is logged, so a death
+  // midway rolls it back.
   void Set(const T& v) {
+    LockUnlessHeld g(*this);
     if constexpr (kAtomic) {
       std::atomic_ref<T>(*Data()).store(v, std::memory_order_release);
     } else {
-      LockUnlessHeld g(*this);
       manager_internal::CellsWrite(space(), header_,
                                    reinterpret_cast<char*>(Data()), &v,
                                    sizeof(T));
     }
   }
-  // Lock-free v.value += delta (integral T); returns the new value.
+  // v.value += delta as one atomic instruction, without the lock (integral
+  // T of at most 8 bytes); returns the new value. It does not wait for a
+  // holder of get_lock(): mixing Add with a locked read-modify-write of the
+  // same value loses updates, as mixing locked and unlocked code does.
   T Add(T delta)
     requires std::is_integral_v<T> && kAtomic
   {
@@ -553,6 +561,9 @@ class Value : public manager_internal::Handle {
            delta;
   }
   // The value's lock, as v.get_lock(): `std::lock_guard g(v.get_lock());`.
+  // Release it before this process drops its last handle to the manager (a
+  // held lock sits on the thread's robust list, which must not point into
+  // unmapped memory).
   ManagedLock& get_lock() { return lock_; }
 
  private:

@@ -248,6 +248,23 @@ TEST(ValueTest, LockedAndAtomic) {
   EXPECT_EQ(counter.Get(), -1);
 }
 
+TEST(ValueTest, SetWaitsForTheLockHolder) {
+  Manager mgr;
+  auto v = mgr.Value<int64_t>(1);
+  v.get_lock().lock();
+  const pid_t child = mp_test::ForkChild([&] {
+    v.Set(7);  // blocks until the parent releases the lock
+    return 0;
+  });
+  ASSERT_TRUE(mp_test::AwaitAsleep(child));
+  EXPECT_EQ(v.Get(), 1);  // the sleeper has not written
+  v.Set(2);               // the holder's own Set does not lock again
+  EXPECT_EQ(v.Get(), 2);
+  v.get_lock().unlock();
+  ASSERT_EQ(mp_test::Watch(child), "");
+  EXPECT_EQ(v.Get(), 7);
+}
+
 TEST(ArrayTest, GetSetSnapshot) {
   Manager mgr;
   auto a = mgr.Array<double>({1.5, 2.5, 3.5});
