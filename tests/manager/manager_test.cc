@@ -420,6 +420,59 @@ TEST(NamedManagerTest, CorruptOrForeignSegmentsAreClearErrors) {
   ASSERT_TRUE(Manager::Unlink(name).ok());
 }
 
+// A view of a dict's resident header, to forge what a hostile or broken
+// process could leave in the segment.
+struct HeaderPeek : mp::Dict<int, int> {
+  explicit HeaderPeek(const mp::Dict<int, int>& d) : mp::Dict<int, int>(d) {}
+  mp::manager_internal::ContainerHeader* header() { return header_; }
+};
+
+TEST(HostileBytesTest, ForgedIntentRecordsAreDataLossNotCrashes) {
+  struct Forgery {
+    const char* what;
+    void (*forge)(mp::manager_internal::ContainerHeader*);
+  };
+  const Forgery forgeries[] = {
+      {"write outside the arena",
+       [](auto* h) {
+         h->intent.n_writes = 1;
+         h->intent.writes[0].offset = uint64_t{1} << 40;
+       }},
+      {"alloc that is no block",
+       [](auto* h) {
+         h->intent.n_allocs = 1;
+         h->intent.allocs[0] = 64 * 7;  // inside the arena, not a payload
+       }},
+      {"counts past the record",
+       [](auto* h) { h->intent.n_writes = 200; }},
+  };
+  for (const Forgery& f : forgeries) {
+    SCOPED_TRACE(f.what);
+    Manager mgr(1 << 20);
+    auto d = mgr.dict<int, int>();
+    ASSERT_TRUE(d.Set(1, 1).ok());
+    HeaderPeek peek(d);
+    auto* h = peek.header();
+    h->intent.n_writes = 0;
+    h->intent.n_allocs = 0;
+    h->intent.n_frees = 0;
+    h->intent.cursor = 0;
+    f.forge(h);
+    h->state.store(h->state.load() | 1);  // phase 1: an update open
+    auto got = d.Get(1);
+    EXPECT_EQ(got.status().code(), absl::StatusCode::kDataLoss) << got.status();
+    // Later calls: DataLoss again, or (a bad free skipped past by its
+    // cursor: the block is leaked) a consistent container.
+    const absl::Status later = d.Set(2, 2);
+    if (later.ok()) {
+      EXPECT_TRUE(d.CheckConsistent().ok());
+      EXPECT_EQ(*d.Get(1), 1);
+    } else {
+      EXPECT_EQ(later.code(), absl::StatusCode::kDataLoss);
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {

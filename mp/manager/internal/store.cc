@@ -51,7 +51,7 @@ absl::Status FinishFrees(Space s, ContainerHeader* h) {
       in.cursor.store(i + 1, std::memory_order_release);
       char* p = s.At(off, 8, 64);
       if (p == nullptr) return Corrupt("freed block out of range");
-      s.arena()->Deallocate(p);
+      MP_RETURN_IF_ERROR(s.arena()->TryDeallocate(p));
       MP_FAULT_POINT("manager.txn.after_free");
       continue;
     }
@@ -71,13 +71,13 @@ absl::Status FinishFrees(Space s, ContainerHeader* h) {
       if (e != kEmpty && e != kErased) {
         char* p = s.At(e, 8, 64);
         if (p == nullptr) return Corrupt("freed entry out of range");
-        s.arena()->Deallocate(p);
+        MP_RETURN_IF_ERROR(s.arena()->TryDeallocate(p));
         MP_FAULT_POINT("manager.txn.after_free");
       }
     }
     in.cursor.store(i + 1, std::memory_order_release);
     in.sub_cursor.store(0, std::memory_order_relaxed);
-    s.arena()->Deallocate(words);
+    MP_RETURN_IF_ERROR(s.arena()->TryDeallocate(words));
     MP_FAULT_POINT("manager.txn.after_free");
   }
   return absl::OkStatus();
@@ -113,7 +113,7 @@ absl::Status Undo(Space s, ContainerHeader* h) {
     in.cursor.store(i + 1, std::memory_order_release);
     char* p = s.At(off, 8, 64);
     if (p == nullptr) return Corrupt("intent alloc offset");
-    s.arena()->Deallocate(p);
+    MP_RETURN_IF_ERROR(s.arena()->TryDeallocate(p));
   }
   return absl::OkStatus();
 }

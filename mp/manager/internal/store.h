@@ -30,7 +30,10 @@
 //
 // Bytes another process wrote are not trusted: every offset read from the
 // segment (a table, an entry, an intent record) is checked against the
-// arena's bounds before it is followed, and a bad one is DataLoss.
+// arena's bounds before it is followed, and a bad one is DataLoss; a free
+// that names no allocated block is DataLoss from SharedArena::TryDeallocate
+// instead of an abort (its cursor has moved past it: the next recovery goes
+// on, leaking whatever it named).
 //
 // Layouts (all offsets are from the arena's base; 0 means none):
 //   Dict: f[0] table, f[1] capacity (power of 2), f[2] count, f[3] used
