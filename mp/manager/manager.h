@@ -21,7 +21,7 @@
 // fresh name of their own. Handles are cheap to copy; a copy made before
 // Process::Start() works in the child. Every handle keeps the segment mapped.
 //
-// Values: keys and values go through mp::Codec (mp/queue/codec.h): ints,
+// Values: keys and values go through mp::Codec (mp/codec/codec.h): ints,
 // strings, vectors, pairs, optionals, your own types with a Codec. They are
 // stored as bytes in the segment; what a call returns is a copy.
 //
@@ -80,7 +80,7 @@
 #include "mp/core/segment_header.h"
 #include "mp/core/shared_memory.h"
 #include "mp/manager/internal/store.h"
-#include "mp/queue/codec.h"
+#include "mp/codec/codec.h"
 
 namespace mp {
 
