@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -186,6 +187,80 @@ TEST(DictTest, ProcessesSetDisjointAndSharedKeys) {
   EXPECT_EQ(*d.Size(), static_cast<size_t>(kProcs * kKeys));
   EXPECT_EQ(hits.Get(), kProcs * kKeys);
   EXPECT_TRUE(d.CheckConsistent().ok());
+}
+
+// Every operation at once from several processes: the containers stay
+// consistent and the totals are exact (what was added minus what was taken,
+// as each process counted it).
+TEST(ConcurrencyTest, EveryOperationFromSeveralProcesses) {
+  Manager mgr(32 << 20);
+  auto d = mgr.dict<int, int64_t>();
+  auto l = mgr.list<int64_t>();
+  auto ns = mgr.Namespace();
+  auto net_list = mgr.Value<int64_t>(0);  // appended/inserted - popped/removed
+  auto dict_sum = mgr.Value<int64_t>(0);  // sum of values set - erased
+  constexpr int kProcs = 4, kOps = 3000, kKeys = 64;
+  std::vector<pid_t> kids;
+  for (int p = 0; p < kProcs; ++p) {
+    kids.push_back(mp_test::ForkChild([&, p] {
+      std::mt19937 rng(p + 1);
+      for (int i = 0; i < kOps; ++i) {
+        // Keys are owned by one process (key % kProcs == p), so that what
+        // a Set replaced is known to its setter.
+        const int key = (static_cast<int>(rng() % kKeys) / kProcs) * kProcs + p;
+        switch (rng() % 9) {
+          case 0: {
+            auto old = d.Pop(key);
+            if (old.ok()) dict_sum.Add(-*old);
+            break;
+          }
+          case 1:
+          case 2: {
+            auto old = d.Get(key);
+            if (!d.Set(key, i).ok()) return 1;
+            dict_sum.Add(i - (old.ok() ? *old : 0));
+            break;
+          }
+          case 3:
+            if (!l.Append(i).ok()) return 2;
+            net_list.Add(1);
+            break;
+          case 4:
+            if (!l.Insert(static_cast<int64_t>(rng() % 8), i).ok()) return 3;
+            net_list.Add(1);
+            break;
+          case 5:
+            if (l.Pop(0).ok()) net_list.Add(-1);
+            break;
+          case 6:
+            if (l.Remove(i - 1).ok()) net_list.Add(-1);
+            break;
+          case 7:
+            (void)d.Items();
+            (void)l.Snapshot();
+            (void)d.Contains(key);
+            break;
+          case 8:
+            if (!ns.Set("last", std::to_string(p)).ok()) return 4;
+            (void)ns.Get<std::string>("last");
+            break;
+        }
+      }
+      return 0;
+    }));
+  }
+  for (pid_t k : kids) {
+    EXPECT_EQ(mp_test::Watch(k, "worker", std::chrono::seconds(120)), "");
+  }
+  ASSERT_TRUE(d.CheckConsistent().ok());
+  ASSERT_TRUE(l.CheckConsistent().ok());
+  EXPECT_EQ(static_cast<int64_t>(*l.Size()), net_list.Get());
+  int64_t sum = 0;
+  auto items = d.Items();
+  ASSERT_TRUE(items.ok());
+  for (const auto& [k, v] : *items) sum += v;
+  EXPECT_EQ(sum, dict_sum.Get());
+  EXPECT_TRUE(ns.Get<std::string>("last").ok());
 }
 
 TEST(NamespaceTest, AttributesAndCopySemantics) {
