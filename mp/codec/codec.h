@@ -77,11 +77,10 @@ class ByteReader {
  public:
   ByteReader(const char* data, size_t n) : p_(data), left_(n) {}
   // Copies the next n bytes out; DataLoss (and nothing read) if fewer remain.
+  // Inline with the error out of line, so a fixed-size Get compiles to a
+  // compare and a constant-size copy.
   absl::Status Read(void* dst, size_t n) {
-    if (n > left_) {
-      return absl::DataLossError(absl::StrCat(
-          "codec: message truncated: need ", n, " bytes, ", left_, " left"));
-    }
+    if (__builtin_expect(n > left_, false)) return Truncated(n);
     if (n != 0) std::memcpy(dst, p_, n);
     p_ += n;
     left_ -= n;
@@ -94,6 +93,10 @@ class ByteReader {
   size_t remaining() const { return left_; }
 
  private:
+  __attribute__((noinline, cold)) absl::Status Truncated(size_t n) const {
+    return absl::DataLossError(absl::StrCat(
+        "codec: message truncated: need ", n, " bytes, ", left_, " left"));
+  }
   const char* p_;
   size_t left_;
 };
