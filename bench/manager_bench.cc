@@ -15,7 +15,8 @@
 // under an interprocess_mutex, what C++ users pick for shared state; a
 // process killed mid-insert leaves it half-linked with the mutex held).
 // CPython's Manager: bench/peers/python_manager.py prints the same cases.
-// The mp rows (mp::Manager) are added by the lead where marked "mp rows".
+// mp: mp::Manager's Dict, List and Value in one shared segment, every update
+// a logged transaction under a robust lock (survives a writer's death).
 //
 // Each Boost segment has a name unique to the run (pid and a counter) and is
 // removed when its benchmark ends; every forked writer is reaped.
@@ -23,6 +24,7 @@
 //   bazel run -c opt //bench:manager_bench -- --benchmark_min_time=0.2
 
 #include <sched.h>
+#include <sys/mman.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,7 +32,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <new>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -44,7 +48,9 @@
 #include <boost/interprocess/sync/interprocess_mutex.hpp>
 #include <boost/interprocess/sync/scoped_lock.hpp>
 
+#include "absl/status/status.h"
 #include "benchmark/benchmark.h"
+#include "mp/manager/manager.h"
 
 namespace {
 
@@ -53,6 +59,15 @@ namespace bip = boost::interprocess;
 constexpr int kKeys = 1000;
 constexpr int kWritesPerProc = 100000;  // dict_set_int_2proc, per iteration
 constexpr size_t kListClearAt = 1 << 20;
+// mp's list holds each entry in its own arena block: cleared sooner.
+constexpr size_t kMpListClearAt = 1 << 16;
+
+void MustOk(const absl::Status& s) {
+  if (!s.ok()) {
+    std::fprintf(stderr, "manager_bench: %s\n", s.ToString().c_str());
+    std::abort();
+  }
+}
 
 // ---- std_map_locked ------------------------------------------------------------
 
@@ -198,27 +213,122 @@ void BM_ListAppendBoost(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
-// ---- mp rows ------------------------------------------------------------------
-// The lead adds here, once mp::Manager lands (same loops as the peers above):
-//   BM_DictSetIntMp        dict_set_int/mp
-//   BM_DictSetInt2ProcMp   dict_set_int_2proc/mp (the same fork/round handshake)
-//   BM_DictGetIntMp        dict_get_int/mp
-//   BM_ListAppendMp        list_append/mp
-//   BM_ValueAddMpLocked    value_add/mp_locked (Value<int64_t> under get_lock())
-//   BM_ValueAddMpAtomic    value_add/mp_atomic (Value<int64_t> lock-free add)
-// ...and registers them below, each beside its peers.
+// ---- mp (mp::Manager) -------------------------------------------------------
+// One manager per benchmark: address space reserved, pages committed as used.
+constexpr size_t kMpCapacity = size_t{256} << 20;
+
+void BM_DictSetIntMp(benchmark::State& state) {
+  mp::Manager mgr(kMpCapacity);
+  auto d = mgr.dict<int, int>("d");
+  for (int k = 0; k < kKeys; ++k) MustOk(d.Set(k, 0));
+  int i = 0;
+  for (auto _ : state) {
+    MustOk(d.Set(i % kKeys, i));
+    ++i;
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_DictGetIntMp(benchmark::State& state) {
+  mp::Manager mgr(kMpCapacity);
+  auto d = mgr.dict<int, int>("d");
+  for (int k = 0; k < kKeys; ++k) MustOk(d.Set(k, k));
+  int i = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(*d.Get(i++ % kKeys));
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_DictSetInt2ProcMp(benchmark::State& state) {
+  mp::Manager mgr(kMpCapacity);
+  auto d = mgr.dict<int, int>("d");
+  for (int k = 0; k < kKeys; ++k) MustOk(d.Set(k, 0));
+  auto* ctl = static_cast<TwoProcControl*>(
+      mmap(nullptr, sizeof(TwoProcControl), PROT_READ | PROT_WRITE,
+           MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  if (ctl == MAP_FAILED) {
+    state.SkipWithError("mmap failed");
+    return;
+  }
+  new (ctl) TwoProcControl();
+  const pid_t child = fork();
+  if (child < 0) {
+    state.SkipWithError("fork failed");
+    return;
+  }
+  if (child == 0) {
+    uint32_t seen = 0;
+    for (;;) {
+      while (ctl->round.load(std::memory_order_acquire) == seen) {
+        if (ctl->stop.load(std::memory_order_acquire)) _exit(0);
+        sched_yield();
+      }
+      ++seen;
+      for (int i = 0; i < kWritesPerProc; ++i) MustOk(d.Set(i % kKeys, -i));
+      ctl->child_done.store(seen, std::memory_order_release);
+    }
+  }
+  uint32_t round = 0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    ctl->round.store(++round, std::memory_order_release);
+    for (int i = 0; i < kWritesPerProc; ++i) MustOk(d.Set(i % kKeys, i));
+    while (ctl->child_done.load(std::memory_order_acquire) != round) sched_yield();
+    state.SetIterationTime(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  ctl->stop.store(1, std::memory_order_release);
+  int st;
+  waitpid(child, &st, 0);
+  munmap(ctl, sizeof(TwoProcControl));
+  state.SetItemsProcessed(state.iterations() * 2 * kWritesPerProc);
+}
+
+void BM_ListAppendMp(benchmark::State& state) {
+  mp::Manager mgr(kMpCapacity);
+  auto l = mgr.list<int>("l");
+  size_t n = 0;
+  int i = 0;
+  for (auto _ : state) {
+    if (n++ == kMpListClearAt) {
+      MustOk(l.Clear());
+      n = 1;
+    }
+    MustOk(l.Append(i++));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_ValueAddMpLocked(benchmark::State& state) {
+  mp::Manager mgr(kMpCapacity);
+  auto v = mgr.Value<int64_t>(0, "v");
+  for (auto _ : state) {
+    std::lock_guard<mp::ManagedLock> g(v.get_lock());
+    v.Set(v.Get() + 1);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_ValueAddMpAtomic(benchmark::State& state) {
+  mp::Manager mgr(kMpCapacity);
+  auto v = mgr.Value<int64_t>(0, "v");
+  for (auto _ : state) benchmark::DoNotOptimize(v.Add(1));
+  state.SetItemsProcessed(state.iterations());
+}
 
 }  // namespace
 
 BENCHMARK(BM_DictSetIntStdMapLocked)->Name("dict_set_int/std_map_locked");
 BENCHMARK(BM_DictSetIntBoost)->Name("dict_set_int/boost_shm_map");
-// mp rows: dict_set_int/mp
+BENCHMARK(BM_DictSetIntMp)->Name("dict_set_int/mp");
 BENCHMARK(BM_DictSetInt2ProcBoost)->Name("dict_set_int_2proc/boost_shm_map")
     ->UseManualTime()->Unit(benchmark::kMillisecond);
-// mp rows: dict_set_int_2proc/mp
+BENCHMARK(BM_DictSetInt2ProcMp)->Name("dict_set_int_2proc/mp")
+    ->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_DictGetIntBoost)->Name("dict_get_int/boost_shm_map");
-// mp rows: dict_get_int/mp
+BENCHMARK(BM_DictGetIntMp)->Name("dict_get_int/mp");
 BENCHMARK(BM_ListAppendBoost)->Name("list_append/boost_shm_vector");
-// mp rows: list_append/mp, value_add/mp_locked, value_add/mp_atomic
+BENCHMARK(BM_ListAppendMp)->Name("list_append/mp");
+BENCHMARK(BM_ValueAddMpLocked)->Name("value_add/mp_locked");
+BENCHMARK(BM_ValueAddMpAtomic)->Name("value_add/mp_atomic");
 
 BENCHMARK_MAIN();
