@@ -399,6 +399,7 @@ class pool_internal::PoolCore {
     std::lock_guard<std::mutex> l(mu_);
     if (state_ != State::kRunning) return false;
     feeders_.push_back(std::move(f));
+    has_submissions_.store(true, std::memory_order_release);
     return true;
   }
   void RemoveFeeder(const pool_internal::Feeder* f) {
@@ -662,22 +663,24 @@ class pool_internal::PoolCore {
   void Run() {
     unsigned spins = 0;
     unsigned passes = 0;
+    // The shared state as last seen. Every change to it (a submission,
+    // Close, Terminate, a feeder coming or going) raises has_submissions_,
+    // so the lock is taken only then, not on every pass: callers submitting
+    // one task at a time (ApplyAsync) contended with it.
+    State state = State::kRunning;
+    int feeders = 0;
     for (;;) {
-      State state;
-      int feeders;
-      {
+      if (has_submissions_.load(std::memory_order_acquire)) {
         std::lock_guard<std::mutex> l(mu_);
         state = state_;
         feeders = static_cast<int>(feeders_.size());
-        if (has_submissions_.load(std::memory_order_relaxed)) {
-          if (pending_.empty()) {
-            pending_.swap(submitted_);  // a Map's whole input, not moved
-          } else {
-            for (auto& t : submitted_) pending_.push_back(std::move(t));
-            submitted_.clear();
-          }
-          has_submissions_.store(false, std::memory_order_relaxed);
+        if (pending_.empty()) {
+          pending_.swap(submitted_);  // a Map's whole input, not moved
+        } else {
+          for (auto& t : submitted_) pending_.push_back(std::move(t));
+          submitted_.clear();
         }
+        has_submissions_.store(false, std::memory_order_relaxed);
       }
       if (state == State::kTerminating) {
         KillAll();
