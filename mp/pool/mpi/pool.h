@@ -40,7 +40,7 @@
 // Scheduling. Rank 0's dispatcher thread (the only thread that calls MPI
 // after Init) keeps a queue of tasks (chunks) and sends them to the ranks
 // with free room: each rank has at most MpiOptions::chunks_in_flight chunks
-// sent and not answered (default 4 x its local workers), so a slow rank
+// sent and not answered (default 16 x its local workers), so a slow rank
 // gets less (dynamic, not a static split). Results are matched by task id;
 // Map and Imap put them back in input order. Sends are non-blocking
 // (MPI_Isend) on both sides, so big batches never deadlock.
@@ -129,10 +129,13 @@ std::vector<RankInfo> ServingRanks();
 
 // What the MPI backend adds to PoolOptions.
 struct MpiOptions {
-  // Chunks sent to one rank and not yet answered; 0: 4 x its local workers.
+  // Chunks sent to one rank and not yet answered; 0: 16 x its local workers
+  // (the local pool's window per worker).
   int chunks_in_flight = 0;
   // A serving rank not heard from for this long is taken as dead.
   std::chrono::milliseconds rank_timeout{10000};
+  // Use only the first max_ranks serving ranks (ranks 1..max_ranks); 0: all.
+  int max_ranks = 0;
 };
 
 template <class R>
