@@ -12,7 +12,7 @@
 //   kResults   r->0  u64 pool, u32 n, n x {u64 id, u32 count, str items}
 //                    (items: count x [u8 tag][u32 len][bytes], pool.h's)
 //   kClose     0->r  u64 pool        kClosed  r->0  u64 pool
-//   kTerminate 0->r  u64 pool        kExit    0->r  (nothing)
+//   kTerminate 0->r  u64 pool        kExit    0->r  u8 finalize (0: _exit)
 //   kHeartbeat r->0  (nothing), every 100 ms while nothing else was sent
 // (ref: FunctionRef's 16 bytes; str: u32 length + bytes.) Every message is
 // parsed with bounds checks; a serving rank that gets a malformed message
@@ -135,6 +135,10 @@ std::vector<RankInfo> g_serving;  // rank 0: every other rank
 std::string g_host;
 std::atomic<bool> g_pool_open{false};
 std::atomic<uint64_t> g_next_pool{1};
+// Set once rank 0 has taken a rank for dead: the job then ends without
+// MPI_Finalize, whose fence over every rank (the dead one too) can hang in
+// OpenMPI 4.1.
+std::atomic<bool> g_rank_died{false};
 
 std::string MpiError(int code) {
   char buf[MPI_MAX_ERROR_STRING];
@@ -348,6 +352,7 @@ class RankJob : public pool_internal::JobBase {
   auto backoff = std::chrono::microseconds(20);
   auto last_busy = Clock::now();
   bool exit = false;
+  bool skip_finalize = false;
   while (!exit) {
     bool busy = false;
     if (std::optional<Msg> m = Poll(0)) {
@@ -501,9 +506,13 @@ class RankJob : public pool_internal::JobBase {
           }
           break;
         }
-        case kExit:
+        case kExit: {
+          uint8_t finalize = 1;
+          (void)r.Pod(&finalize);
+          skip_finalize = finalize == 0;
           exit = true;
           break;
+        }
         default:
           malformed("unknown");
       }
@@ -545,6 +554,8 @@ class RankJob : public pool_internal::JobBase {
   if (local) (void)local->Terminate();
   local.reset();
   sends.Drain(Clock::now() + std::chrono::seconds(2));
+  std::fflush(nullptr);
+  if (skip_finalize) _exit(0);
   MPI_Comm_free(&g_comm);
   MPI_Finalize();
   std::exit(0);
@@ -552,12 +563,19 @@ class RankJob : public pool_internal::JobBase {
 
 // ---- rank 0: shutdown ---------------------------------------------------------
 
-void Shutdown() {
+void Shutdown(int status, void*) {
   if (g_mode != Mode::kMpi) return;
+  const bool finalize = !g_rank_died.load();
   if (g_rank == 0) {
     Sends sends;
-    for (const RankInfo& r : g_serving) sends.Send(r.rank, kExit, std::string());
+    std::string exit;
+    Writer(&exit).Pod(static_cast<uint8_t>(finalize ? 1 : 0));
+    for (const RankInfo& r : g_serving) sends.Send(r.rank, kExit, exit);
     sends.Drain(Clock::now() + std::chrono::seconds(2));
+  }
+  if (!finalize) {
+    std::fflush(nullptr);
+    _exit(status);  // see the header ("Failures") for why not MPI_Finalize
   }
   MPI_Comm_free(&g_comm);
   MPI_Finalize();
@@ -638,7 +656,7 @@ absl::Status Init(int& argc, char**& argv, InitOptions options) {
     h.host[sizeof(h.host) - 1] = '\0';
     g_serving.push_back(RankInfo{r, h.host, static_cast<pid_t>(h.pid)});
   }
-  std::atexit(Shutdown);
+  on_exit(Shutdown, nullptr);  // glibc: like atexit, with exit's status
   return absl::OkStatus();
 }
 
@@ -976,6 +994,7 @@ class Core {
   void Died(Rank& r, const std::string& how) {
     if (!r.alive) return;
     r.alive = false;
+    g_rank_died = true;
     live_ = live_.load() - 1;
     const absl::Status s = absl::AbortedError(absl::StrCat(
         "rank ", r.info.rank, " on host ", r.info.host, " (pid ", r.info.pid,

@@ -63,7 +63,12 @@
 //   signal 9"): nothing survives. With `mpirun --enable-recovery`, the other
 //   ranks live on; OpenMPI reports no error for a send to the dead rank
 //   (small sends complete locally), hence the pid / heartbeat detection
-//   above, and MPI_Finalize still completes. Not survived, with any option:
+//   above. MPI_Finalize, though, fences every rank, the dead one too, and
+//   then hangs now and then (seen 1 run in 8 here): so once a rank was
+//   taken for dead, rank 0 tells the others to leave with _exit and itself
+//   ends with _exit(status) at exit, skipping MPI_Finalize (mpirun may then
+//   print that a process exited without finalizing). Not survived, with any
+//   option:
 //   the death of rank 0 (mpirun ends the job), a rank that hangs while still
 //   sending heartbeats (its tasks wait: use Get's timeout), and a rank whose
 //   network is cut but stays alive (it is declared dead after rank_timeout;
