@@ -1217,6 +1217,7 @@ absl::Status Submit(Core& core, std::vector<TaskSpec> tasks, bool feeding) {
 }
 int Processes(const Core& core) { return core.processes(); }
 bool AddFeeder(Core& core, int delta) { return core.AddFeeder(delta); }
+Core& CoreOf(Pool& pool) { return *pool.core_; }
 
 }  // namespace internal
 

@@ -145,6 +145,7 @@ struct MpiOptions {
 
 template <class R>
 class ImapIterator;
+class Pool;
 
 namespace internal {
 class Core;  // pool.cc
@@ -152,6 +153,8 @@ absl::Status Submit(Core& core, std::vector<pool_internal::TaskSpec> tasks,
                     bool feeding = false);
 int Processes(const Core& core);
 bool AddFeeder(Core& core, int delta);
+// For tests: a pool's core, to submit hand-made TaskSpecs through Submit.
+Core& CoreOf(Pool& pool);
 }  // namespace internal
 
 class Pool {
@@ -272,6 +275,7 @@ class Pool {
   int live_ranks() const;
 
  private:
+  friend internal::Core& internal::CoreOf(Pool& pool);
   explicit Pool(std::shared_ptr<internal::Core> core);
 
   template <class Tuple>

@@ -230,6 +230,31 @@ TEST(MpiPoolTest, LocalWorkerKilledFailsThatTaskOnly) {
   EXPECT_EQ(pool.live_ranks(), 2);
 }
 
+TEST(MpiPoolTest, AFunctionOfAnotherBuildIsAClearError) {
+  mp::mpi::Pool pool(1);
+  auto state = std::make_shared<mp::pool_internal::ApplyState<int>>();
+  auto result = mp::pool_internal::PoolAccess::Result<int>(state);
+  auto refs = mp::pool_internal::RefsOf<int (*)(int), int>(&Twice);
+  ASSERT_TRUE(refs.ok()) << refs.status();
+  std::vector<mp::pool_internal::TaskSpec> tasks(1);
+  tasks[0].job = state;
+  tasks[0].count = 1;
+  tasks[0].invoker = refs->first;
+  tasks[0].fn = refs->second;
+  tasks[0].fn.object ^= 0x100;  // another build id (still a build id)
+  mp::pool_internal::EncodeArgs(&tasks[0].args, 21);
+  ASSERT_TRUE(mp::mpi::internal::Submit(mp::mpi::internal::CoreOf(pool),
+                                        std::move(tasks))
+                  .ok());
+  absl::StatusOr<int> r = result.Get();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound) << r.status();
+  EXPECT_NE(r.status().message().find("not the same build of the program"),
+            absl::string_view::npos)
+      << r.status();
+  EXPECT_NE(r.status().message().find("rank "), absl::string_view::npos);
+  EXPECT_EQ(*pool.Apply(Twice, 21), 42);  // the rank goes on
+}
+
 // Last: it leaves one serving rank.
 TEST(MpiPoolTest, RankKilledFailsItsTasksNamingItAndPoolGoesOn) {
   mp::mpi::Pool pool(1);
