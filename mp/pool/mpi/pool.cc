@@ -37,6 +37,7 @@
 #include <list>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -132,6 +133,7 @@ Mode g_mode = Mode::kNone;
 MPI_Comm g_comm = MPI_COMM_NULL;
 int g_rank = 0;
 std::vector<RankInfo> g_serving;  // rank 0: every other rank
+std::set<int> g_pids_visible;     // rank 0: ranks whose pid it can check
 std::string g_host;
 std::atomic<bool> g_pool_open{false};
 std::atomic<uint64_t> g_next_pool{1};
@@ -582,6 +584,20 @@ void Shutdown(int status, void*) {
   g_mode = Mode::kNone;
 }
 
+// The kernel instance and pid namespace this process lives in ("<boot id>
+// <pid ns>"): two processes with the same one see each other's pids, which a
+// host name alone does not promise (containers, namespaces). Empty when
+// unknown.
+std::string PidSpace() {
+  std::ifstream f("/proc/sys/kernel/random/boot_id");
+  std::string boot;
+  if (!std::getline(f, boot) || boot.empty()) return "";
+  char ns[128];
+  const ssize_t n = readlink("/proc/self/ns/pid", ns, sizeof(ns) - 1);
+  if (n <= 0) return "";
+  return boot + " " + std::string(ns, static_cast<size_t>(n));
+}
+
 bool ProcessGone(pid_t pid) {
   if (kill(pid, 0) == -1 && errno == ESRCH) return true;
   std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
@@ -642,10 +658,13 @@ absl::Status Init(int& argc, char**& argv, InitOptions options) {
   struct Hello {
     int32_t pid;
     char host[64];
+    char pid_space[96];  // PidSpace()
   };
   Hello me{};
   me.pid = static_cast<int32_t>(getpid());
   std::strncpy(me.host, g_host.c_str(), sizeof(me.host) - 1);
+  const std::string space = PidSpace();
+  std::strncpy(me.pid_space, space.c_str(), sizeof(me.pid_space) - 1);
   std::vector<Hello> all(g_rank == 0 ? static_cast<size_t>(size) : 0);
   MPI_Gather(&me, sizeof(Hello), MPI_BYTE, all.data(), sizeof(Hello), MPI_BYTE,
              0, g_comm);
@@ -654,7 +673,9 @@ absl::Status Init(int& argc, char**& argv, InitOptions options) {
   for (int r = 1; r < size; ++r) {
     Hello h = all[static_cast<size_t>(r)];
     h.host[sizeof(h.host) - 1] = '\0';
+    h.pid_space[sizeof(h.pid_space) - 1] = '\0';
     g_serving.push_back(RankInfo{r, h.host, static_cast<pid_t>(h.pid)});
+    if (!space.empty() && space == h.pid_space) g_pids_visible.insert(r);
   }
   on_exit(Shutdown, nullptr);  // glibc: like atexit, with exit's status
   return absl::OkStatus();
@@ -708,7 +729,7 @@ class Core {
       Rank r;
       r.info = info;
       r.heard = Clock::now();
-      r.same_host = info.host == g_host;
+      r.same_host = g_pids_visible.count(info.rank) != 0;
       ranks_.push_back(std::move(r));
     }
     if (ranks_.empty()) {
@@ -1182,6 +1203,9 @@ class Core {
       backoff = std::min(backoff * 2, std::chrono::microseconds(500));
     }
     sends_.Drain(Clock::now() + std::chrono::seconds(2));
+    // Every rank has closed or terminated this pool: the next may open.
+    open_ = false;
+    g_pool_open = false;
     std::lock_guard<std::mutex> l(mu_);
     finished_ = true;
     done_.notify_all();

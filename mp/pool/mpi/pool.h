@@ -54,9 +54,10 @@
 //     host H (pid P) died ..." (or are re-run elsewhere while
 //     PoolOptions::task_retries allows), the rank leaves the rotation and the
 //     pool goes on with the others; with none left, the waiting tasks fail
-//     with Unavailable. Death is seen two ways: a rank on rank 0's host is
-//     checked by pid (exact); any rank silent for MpiOptions::rank_timeout is
-//     taken as dead (serving ranks send a heartbeat every 100 ms).
+//     with Unavailable. Death is seen two ways: a rank whose pid rank 0 can
+//     see (same boot id and pid namespace, exchanged at Init) is checked by
+//     pid (exact); any rank silent for MpiOptions::rank_timeout is taken as
+//     dead (serving ranks send a heartbeat every 100 ms).
 //   What OpenMPI 4.1 (no ULFM) survives: the communicator uses
 //   MPI_ERRORS_RETURN, but by default mpirun ends the WHOLE job when a rank
 //   dies (rank 0 included: "mpirun noticed that process rank 1 ... exited on
@@ -79,8 +80,8 @@
 // InitOptions::allow_without_mpirun: then MPI is not started and every
 // mpi::Pool is a one-host mp::Pool. The same happens under `mpirun -n 1`.
 //
-// Limits. One mpi::Pool at a time (a second Make while one is open is
-// FailedPrecondition). The initializer must be a plain function (it travels
+// Limits. One mpi::Pool at a time: a second Make before the first was
+// joined, terminated or destroyed is FailedPrecondition. The initializer must be a plain function (it travels
 // as a FunctionRef): a captured std::function is InvalidArgument. Every host
 // runs the same binary on the same architecture (the build-id check).
 //

@@ -203,6 +203,10 @@ TEST(MpiPoolTest, CloseJoinTerminate) {
   ASSERT_TRUE(pending.Ready());  // Close let the submitted work finish
   EXPECT_EQ(pending.Get()->size(), 50u);
   EXPECT_TRUE(pool.Terminate().ok());
+  // Joined: the next pool may open while this one still exists.
+  absl::StatusOr<mp::mpi::Pool> next = mp::mpi::Pool::Make({.processes = 1});
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(*next->Apply(Twice, 2), 4);
 }
 
 TEST(MpiPoolTest, LocalWorkerKilledFailsThatTaskOnly) {
