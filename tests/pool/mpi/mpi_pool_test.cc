@@ -1,7 +1,7 @@
 // Tests for mp::mpi::Pool, run under mpirun by mpi_pool_test.sh (3 ranks:
 // rank 0 runs these tests, ranks 1 and 2 serve): every call, ordering,
 // exceptions, callbacks, Imap's window, a local worker killed, a rank killed
-// (last: it leaves one serving rank). Rank 0 prints "MPI_POOL_TEST rc=<n>"
+// and then a rank stopped (last: they leave fewer serving ranks). Rank 0 prints "MPI_POOL_TEST rc=<n>"
 // for the script.
 #include "mp/pool/mpi/pool.h"
 
@@ -42,6 +42,11 @@ int KillWorkerAtThree(int x) {
 int KillMyRank(int) {
   kill(getppid(), SIGKILL);
   for (;;) pause();
+}
+// Stops the serving rank that runs it (SIGSTOP): it lives on but goes silent.
+int StopMyRank(int) {
+  kill(getppid(), SIGSTOP);
+  return 1;
 }
 int Sleepy(int x) {
   std::this_thread::sleep_for(std::chrono::milliseconds(x));
@@ -277,6 +282,29 @@ TEST(MpiPoolTest, RankKilledFailsItsTasksNamingItAndPoolGoesOn) {
   EXPECT_EQ((*out)[99], 198);
   pool.Close();
   EXPECT_TRUE(pool.Join().ok());
+}
+
+// After the kill: a rank that stops answering (stopped, alive) is taken for
+// dead after rank_timeout, by its silence.
+TEST(MpiPoolTest, SilentRankIsTakenForDeadAfterTheTimeout) {
+  ASSERT_TRUE(mp::mpi::Running());
+  absl::StatusOr<mp::mpi::Pool> pool =
+      mp::mpi::Pool::Make({.processes = 1}, {.rank_timeout = std::chrono::seconds(2)});
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  const int before = pool->live_ranks();
+  ASSERT_GE(before, 1);
+  absl::StatusOr<int> r = pool->Apply(StopMyRank, 0);
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kAborted) << r.status();
+  EXPECT_NE(r.status().message().find(") died (silent for "), absl::string_view::npos)
+      << r.status();
+  EXPECT_EQ(pool->live_ranks(), before - 1);
+  // Let it go on: its late result is dropped, and it leaves at exit.
+  for (const mp::mpi::RankInfo& info : mp::mpi::ServingRanks()) {
+    if (r.status().message().find(absl::StrCat("(pid ", info.pid, ")")) !=
+        absl::string_view::npos) {
+      kill(info.pid, SIGCONT);
+    }
+  }
 }
 
 }  // namespace
