@@ -13,7 +13,8 @@
 //                    (items: count x [u8 tag][u32 len][bytes], pool.h's)
 //   kClose     0->r  u64 pool        kClosed  r->0  u64 pool
 //   kTerminate 0->r  u64 pool        kExit    0->r  u8 finalize (0: _exit)
-//   kHeartbeat r->0  (nothing), every 100 ms while nothing else was sent
+//   kHeartbeat r->0  (nothing), every 100 ms while a pool is open and
+//                    nothing else was sent
 // (ref: FunctionRef's 16 bytes; str: u32 length + bytes.) Every message is
 // parsed with bounds checks; a serving rank that gets a malformed message
 // from rank 0 leaves (exit 70), and rank 0 fails that rank's tasks.
@@ -137,6 +138,7 @@ std::set<int> g_pids_visible;     // rank 0: ranks whose pid it can check
 std::string g_host;
 std::atomic<bool> g_pool_open{false};
 std::atomic<uint64_t> g_next_pool{1};
+std::atomic<uint64_t> g_next_task{1};  // task ids, unique across pools
 // Set once rank 0 has taken a rank for dead: the job then ends without
 // MPI_Finalize, whose fence over every rank (the dead one too) can hang in
 // OpenMPI 4.1.
@@ -438,7 +440,7 @@ class RankJob : public pool_internal::JobBase {
             if (!s.ok()) {
               std::string items;
               for (uint32_t k = 0; k < count; ++k) AppendFailedItem(&items, s);
-              outbox->Add(pool, task, count, items);
+              outbox->Add(id, task, count, items);  // dropped unless id is open
               continue;
             }
             TaskSpec t;
@@ -536,7 +538,8 @@ class RankJob : public pool_internal::JobBase {
       sends.Send(0, kResults, std::move(out));
       busy = true;
       last_sent = now;
-    } else if (now - last_sent >= kHeartbeatEvery) {
+    } else if (local && now - last_sent >= kHeartbeatEvery) {
+      // Only while a pool is open: rank 0 reads them only then.
       sends.Send(0, kHeartbeat, std::string());
       last_sent = now;
     }
@@ -1080,7 +1083,7 @@ class Core {
         }
         std::vector<std::pair<uint64_t, TaskSpec>> batch;
         while (batch.size() < room && !queue_.empty()) {
-          batch.emplace_back(next_task_++, std::move(queue_.front()));
+          batch.emplace_back(g_next_task.fetch_add(1), std::move(queue_.front()));
           queue_.pop_front();
         }
         if (!batch.empty()) plan.emplace_back(r, std::move(batch));
@@ -1220,7 +1223,7 @@ class Core {
   std::atomic<int> live_{0};
   std::vector<Rank> ranks_;  // dispatcher only (Make's thread before it)
   Sends sends_;
-  uint64_t next_task_ = 1;
+
   std::string last_death_;
 
   std::mutex mu_;

@@ -57,7 +57,8 @@
 //     with Unavailable. Death is seen two ways: a rank whose pid rank 0 can
 //     see (same boot id and pid namespace, exchanged at Init) is checked by
 //     pid (exact); any rank silent for MpiOptions::rank_timeout is taken as
-//     dead (serving ranks send a heartbeat every 100 ms).
+//     dead (serving ranks send a heartbeat every 100 ms while a pool is
+//     open).
 //   What OpenMPI 4.1 (no ULFM) survives: the communicator uses
 //   MPI_ERRORS_RETURN, but by default mpirun ends the WHOLE job when a rank
 //   dies (rank 0 included: "mpirun noticed that process rank 1 ... exited on
