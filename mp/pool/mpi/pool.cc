@@ -302,6 +302,10 @@ class RankJob : public pool_internal::JobBase {
     AppendFailedItem(&items_[i], Prefixed(s, *prefix_));
     Done();
   }
+  void OnResult(size_t first, uint32_t count, const char* payload,
+                size_t size) override {
+    pool_internal::DeliverItems(*this, first, count, payload, size);
+  }
 
  private:
   void Done() {
@@ -979,29 +983,17 @@ class Core {
       if (it == r.inflight.end()) continue;
       TaskSpec t = std::move(it->second);
       r.inflight.erase(it);
-      // Parse every item before delivering any: each index exactly once.
-      std::vector<std::tuple<uint8_t, const char*, size_t>> parsed;
-      Reader ir(items.data(), items.size());
-      bool good = count == t.count;
-      for (uint32_t k = 0; good && k < count; ++k) {
-        uint8_t tag = 0;
-        uint32_t len = 0;
-        good = ir.Pod(&tag) && ir.Pod(&len) && len <= ir.left();
-        if (!good) break;
-        parsed.emplace_back(tag, items.data() + (items.size() - ir.left()), len);
-        ir.Skip(len);
-      }
-      good = good && ir.left() == 0;
-      for (uint32_t k = 0; k < t.count; ++k) {
-        if (good) {
-          auto [tag, data, len] = parsed[k];
-          t.job->OnItem(t.first + k, tag, data, len);
-        } else {
+      // One call per chunk; the job checks every item's bounds (a malformed
+      // one fails with the rest as DataLoss). Each index exactly once.
+      if (count == t.count) {
+        t.job->OnResult(t.first, t.count, items.data(), items.size());
+      } else {
+        for (uint32_t k = 0; k < t.count; ++k) {
           t.job->OnFailure(
               t.first + k,
               absl::DataLossError(absl::StrCat(
                   "rank ", r.info.rank, " on host ", r.info.host,
-                  ": a malformed result")));
+                  ": a result with the wrong number of items")));
         }
       }
       Answered(1);

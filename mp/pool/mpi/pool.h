@@ -259,7 +259,9 @@ class Pool {
   absl::Status Terminate();
   // Waits until every rank has closed its local pool. FailedPrecondition
   // before Close / Terminate or from a callback; DeadlineExceeded at the
-  // deadline.
+  // deadline. Unlike mp::Pool's Join (which now feeds what is left of open
+  // Imap inputs), this one waits for open Imap iterators: drain or destroy
+  // them first.
   absl::Status Join(Deadline deadline);
   template <class Rep, class Period>
   absl::Status Join(std::chrono::duration<Rep, Period> timeout) {
