@@ -204,6 +204,9 @@ std::optional<std::string> PoolExceptionType(const absl::Status& status);
 class Pool;
 
 namespace pool_internal {
+// Backends built on this pool (mp/pool/mpi) reach its task submission and
+// AsyncResult's constructor through this (defined below Pool).
+struct PoolAccess;
 
 template <class T>
 concept HasCodec = requires(const T& v, ByteWriter& w, ByteReader& r, T* p) {
@@ -795,6 +798,7 @@ class AsyncResult {
 
  private:
   friend class Pool;
+  friend struct pool_internal::PoolAccess;
   explicit AsyncResult(std::shared_ptr<pool_internal::ResultState<T>> s)
       : s_(std::move(s)) {}
   std::shared_ptr<pool_internal::ResultState<T>> s_;
@@ -1113,6 +1117,7 @@ class Pool {
   std::vector<pid_t> worker_pids() const;
 
  private:
+  friend struct pool_internal::PoolAccess;
   explicit Pool(std::shared_ptr<pool_internal::PoolCore> core);
   pool_internal::PoolCore* core() const { return core_.get(); }
 
@@ -1260,6 +1265,22 @@ class Pool {
 
   std::shared_ptr<pool_internal::PoolCore> core_;
 };
+
+namespace pool_internal {
+// For backends layered on Pool (the MPI backend, mp/pool/mpi): submit tasks
+// already encoded (TaskSpec, as the templates above build them) to a local
+// pool, and wrap a result state into an AsyncResult.
+struct PoolAccess {
+  static absl::Status Submit(Pool& pool, std::vector<TaskSpec> tasks,
+                             bool feeding = false) {
+    return pool_internal::Submit(*pool.core_, std::move(tasks), feeding);
+  }
+  template <class T>
+  static AsyncResult<T> Result(std::shared_ptr<ResultState<T>> state) {
+    return AsyncResult<T>(std::move(state));
+  }
+};
+}  // namespace pool_internal
 
 }  // namespace mp
 
