@@ -611,22 +611,7 @@ def write_report(out_dir, m, suite_lines, goals, res, made, changes,
 
     L.append("## Headline")
     L.append("")
-    L.append("| case | mp (median) | peers in the same run (mp's speed "
-             "against each) |")
-    L.append("|---|---|---|")
-    for case, entries in cases(res).items():
-        mps = [e for e in entries if is_mp(e["impl"])]
-        if not mps:
-            continue
-        mp = mps[0]
-        peers = []
-        for e in entries:
-            if e is mp:
-                continue
-            peers.append(f"{e['impl']} {headline_value(e)} "
-                         f"({fmt_ratio(speed(mp, e) / speed(e, mp))})")
-        L.append(f"| `{case}` | {mp['impl']} {headline_value(mp)} | "
-                 + ("; ".join(peers) or "-") + " |")
+    L += headline(res)
     L.append("")
 
     if made:
@@ -699,6 +684,65 @@ def write_report(out_dir, m, suite_lines, goals, res, made, changes,
         f.write("\n".join(L))
 
 
+def headline(res):
+    """The headline table: per case, mp's median and each peer's with mp's
+    speed against it."""
+    L = ["| case | mp (median) | peers in the same run (mp's speed against "
+         "each) |", "|---|---|---|"]
+    for case, entries in cases(res).items():
+        mps = [e for e in entries if is_mp(e["impl"])]
+        if not mps:
+            continue
+        mp = mps[0]
+        peers = [f"{e['impl']} {headline_value(e)} "
+                 f"({fmt_ratio(speed(mp, e) / speed(e, mp))})"
+                 for e in entries if e is not mp]
+        L.append(f"| `{case}` | {mp['impl']} {headline_value(mp)} | "
+                 + ("; ".join(peers) or "-") + " |")
+    return L
+
+
+README_BEGIN = "<!-- report:headline begin -->"
+README_END = "<!-- report:headline end -->"
+
+
+def update_readme(ws, out_dir, m, goals, res, made, args, started):
+    """Replaces the README's text between the report:headline markers with
+    this report's headline table, its machine, its verdict count and links."""
+    path = os.path.join(ws, "README.md")
+    text = read(path)
+    if README_BEGIN not in text or README_END not in text:
+        log(f"--readme: no {README_BEGIN} ... {README_END} in {path}")
+        return False
+    rel = os.path.relpath(out_dir, ws)
+    verdicts = [judge(g, res)[0] for g in goals]
+    count = {v: verdicts.count(v) for v in sorted(set(verdicts))}
+    L = [README_BEGIN, ""]
+    L.append(f"From [{rel}/report.md]({rel}/report.md)"
+             + (" (QUICK run: each case once, not a measurement)"
+                if args.quick else "")
+             + f", {started:%Y-%m-%d}, commit {m['commit'] or 'unknown'}: "
+             f"{m['cpu']}, {m['cores']} logical cores, kernel {m['kernel']}, "
+             f"{m['compiler']}, {m['build']}"
+             + (f"; {m['skew'][0]}" if m["skew"] else "") + ". Medians of "
+             f"{1 if args.quick else args.repetitions} interleaved "
+             "repetitions; each ratio is mp's speed against the peer in the "
+             "same run. Goals: " + ", ".join(f"{n} {v}" for v, n in
+                                              count.items())
+             + f" (the report's Verdicts). Plots: "
+             + ", ".join(f"[{t}]({rel}/plots/{n})" for n, t in made
+                         if not n.startswith("case_")) + ".")
+    L.append("")
+    L += headline(res)
+    L += ["", README_END]
+    a = text.index(README_BEGIN)
+    b = text.index(README_END) + len(README_END)
+    with open(path, "w") as f:
+        f.write(text[:a] + "\n".join(L) + text[b:])
+    log(f"--readme: {path} updated")
+    return True
+
+
 def headline_value(e):
     if e["rate"]:
         return si(statistics.median(e["rate"]), "/s")
@@ -716,6 +760,9 @@ def main():
                     help="each case once, briefly: checks the report is made")
     ap.add_argument("--compare", help="an older report directory: adds a "
                     "change column")
+    ap.add_argument("--readme", action="store_true", help="put this report's "
+                    "headline table into the workspace's README.md (between "
+                    "its report:headline markers)")
     ap.add_argument("--repetitions", type=int, default=5)
     ap.add_argument("--min-time", type=float, default=None,
                     help="--benchmark_min_time in seconds (default 0.3; "
@@ -822,6 +869,8 @@ def main():
     lines = [lines[s["name"]] for s in suites]
     write_report(out, m, lines, goals, res, made, changes, compare_note, args,
                  started, wall)
+    if args.readme:
+        update_readme(ws, out, m, goals, res, made, args, started)
     print(f"report: {os.path.join(out, 'report.md')}")
     return 1 if failed else 0
 
