@@ -25,6 +25,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <deque>
 #include <new>
 
 #include "bench/latency.h"
@@ -35,6 +36,14 @@
 
 namespace {
 
+// Every mapping MakeShared made, kept until the process exits (the partner
+// must see it for the whole run; held here rather than leaked, so that
+// LeakSanitizer has nothing to report).
+std::deque<mp::SharedMemory>& Mappings() {
+  static auto* m = new std::deque<mp::SharedMemory>;  // never destroyed
+  return *m;
+}
+
 // A zeroed shared mapping of T-sized memory, constructed in place.
 template <class T>
 T* MakeShared() {
@@ -42,9 +51,7 @@ T* MakeShared() {
   if (!mem.ok()) std::abort();
   void* p = mem->data();
   new (mem.value().data()) T();
-  // Leak the mapping on purpose: the benchmark process is short-lived and
-  // the partner must see it for the whole run.
-  new mp::SharedMemory(*std::move(mem));
+  Mappings().push_back(*std::move(mem));
   return static_cast<T*>(p);
 }
 

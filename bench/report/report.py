@@ -494,6 +494,11 @@ def plots(res, out_dir):
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
                     label=impl, linewidth=2.5 if is_mp(impl) else 1.2)
         ax.set_xscale("log", base=2)
+        sizes = sorted({p[0] for pts in series.values() for p in pts})
+        ax.set_xticks(sizes)
+        ax.set_xticklabels([f"{x // 1024} KiB" if x >= 1024 else f"{x} B"
+                            for x in sizes])
+        ax.minorticks_off()
         ax.set_yscale("log")
         ax.set_xlabel("message size (bytes)")
         ax.set_ylabel("messages per second (median)")
