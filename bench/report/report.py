@@ -75,10 +75,11 @@ def read_tsv(path, ncols):
 
 def read_suites(path):
     out = []
-    for kind, name, what, note in read_tsv(path, 4):
+    for kind, name, what, run, note in read_tsv(path, 5):
         if kind not in ("binary", "script"):
             sys.exit(f"{path}: unknown kind {kind!r} for {name}")
-        out.append({"kind": kind, "name": name, "what": what, "note": note})
+        out.append({"kind": kind, "name": name, "what": what, "run": run,
+                    "note": note})
     return out
 
 
@@ -144,18 +145,38 @@ def build(workspace, names):
     return os.path.join(r.stdout.strip(), "bench")
 
 
-def list_tests(binary):
-    r = subprocess.run([binary, "--benchmark_list_tests=true"],
+MPIRUN = ["mpirun", "--oversubscribe", "--bind-to", "none", "--mca",
+          "mpi_yield_when_idle", "1"]
+
+
+def command(suite, path, args, reps):
+    """The suite's `run` template as a command line: {bin} and {script} are
+    the path, {python} the interpreter, {mpirun} OpenMPI's launcher with the
+    options a small shared machine needs, {mode} --quick or
+    --repetitions=N, {quick} --quick or nothing."""
+    mpirun = MPIRUN + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
+    subst = {"{bin}": [path], "{script}": [path], "{python}": [args.python],
+             "{mpirun}": mpirun,
+             "{mode}": ["--quick"] if args.quick else [f"--repetitions={reps}"],
+             "{quick}": ["--quick"] if args.quick else []}
+    out = []
+    for w in suite["run"].split():
+        out += subst.get(w, [w])
+    return out
+
+
+def list_tests(cmd):
+    r = subprocess.run(cmd + ["--benchmark_list_tests=true"],
                        capture_output=True, text=True)
     return [l.strip() for l in r.stdout.splitlines() if l.strip()]
 
 
-def run_binary(path, raw_path, reps, min_time, progress, name):
-    args = [path, f"--benchmark_out={raw_path}", "--benchmark_out_format=json",
-            f"--benchmark_repetitions={reps}",
-            "--benchmark_enable_random_interleaving=true",
-            f"--benchmark_min_time={min_time}"]
-    tests = {strip_suffix(t) for t in list_tests(path)}
+def run_binary(cmd, raw_path, reps, min_time, progress, name):
+    args = cmd + [f"--benchmark_out={raw_path}", "--benchmark_out_format=json",
+                  f"--benchmark_repetitions={reps}",
+                  "--benchmark_enable_random_interleaving=true",
+                  f"--benchmark_min_time={min_time}"]
+    tests = {strip_suffix(t) for t in list_tests(cmd)}
     proc = subprocess.Popen(args, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     tail = []
@@ -169,12 +190,10 @@ def run_binary(path, raw_path, reps, min_time, progress, name):
     return rc, "".join(tail)
 
 
-def run_script(python, script, raw_path, reps, quick, progress, name):
-    args = [python, script]
-    args += ["--quick"] if quick else [f"--repetitions={reps}"]
+def run_script(cmd, raw_path, progress, name):
     with open(raw_path, "w") as out:
-        r = subprocess.run(args, stdout=out, stderr=subprocess.PIPE, text=True)
-    progress.step(f"{name} ({os.path.basename(script)})")
+        r = subprocess.run(cmd, stdout=out, stderr=subprocess.PIPE, text=True)
+    progress.step(f"{name} ({os.path.basename(cmd[-1])})")
     return r.returncode, r.stderr[-3000:]
 
 
@@ -819,11 +838,15 @@ def main():
     # What runs, and the lines for what does not.
     plan, lines = [], {}
     for s in suites:
-        if s["kind"] == "binary":
+        if "{mpirun}" in s["run"] and not shutil.which("mpirun"):
+            lines[s["name"]] = (f"`{s['name']}` ({s['note']}): mpirun not "
+                                "found (tools/setup installs openmpi-bin); "
+                                "not run")
+        elif s["kind"] == "binary":
             if s["name"] in present:
-                path = os.path.join(bin_dir, s["name"])
-                n = len(list_tests(path)) * reps
-                plan.append((s, path, n))
+                cmd = command(s, os.path.join(bin_dir, s["name"]), args, reps)
+                n = len(list_tests(cmd)) * reps
+                plan.append((s, cmd, n))
             else:
                 lines[s["name"]] = (f"`{s['name']}` ({s['note']}): no such "
                                     f"binary ({s['what']}) in this tree; not "
@@ -837,20 +860,20 @@ def main():
                 lines[s["name"]] = (f"`{s['name']}` ({s['note']}): "
                                     f"{args.python} not found; peer not run")
             else:
-                plan.append((s, script, 1))
+                plan.append((s, command(s, script, args, reps), 1))
 
     progress = Progress(sum(n for _, _, n in plan))
     t0 = time.monotonic()
     raw_files, failed, order = [], [], {}
-    for s, path, _ in plan:
+    for s, cmd, _ in plan:
         raw = os.path.join(out, "raw", f"{s['name']}.json")
+        log(f"running {s['name']}: {' '.join(cmd)}")
         if s["kind"] == "binary":
-            order[s["name"]] = [strip_suffix(t) for t in list_tests(path)]
-            rc, tail = run_binary(path, raw, reps, args.min_time_used,
+            order[s["name"]] = [strip_suffix(t) for t in list_tests(cmd)]
+            rc, tail = run_binary(cmd, raw, reps, args.min_time_used,
                                   progress, s["name"])
         else:
-            rc, tail = run_script(args.python, path, raw, reps, args.quick,
-                                  progress, s["name"])
+            rc, tail = run_script(cmd, raw, progress, s["name"])
         if rc != 0:
             failed.append(s["name"])
             lines[s["name"]] = (f"`{s['name']}` ({s['note']}): FAILED (exit "
