@@ -5,9 +5,11 @@ writes a page a person reads, with plots and a verdict per goal.
   bazel run //bench:report                       # full run, -c opt
   bazel run //bench:report -- --quick            # each case once, briefly
   bazel run //bench:report -- --compare=bench/reports/<older>
+  bazel run //bench:report -- --readme           # and the README's headline
 
-What it runs comes from suites.tsv (beside this file), the goals it judges
-from goals.tsv: one list each. A suite whose binary target or script does not
+What it runs comes from suites.tsv (beside this file; each suite's command
+line from its `run` column, so MPI suites start under mpirun), the goals it
+judges from goals.tsv (each with the issue it came from): one list each. A suite whose binary target or script does not
 exist, or a peer whose interpreter is missing, gives a line in the report, not
 a failure; a suite that exists but fails is reported and makes the exit
 status 1 after the report is written.
@@ -193,7 +195,7 @@ def run_binary(cmd, raw_path, reps, min_time, progress, name):
 def run_script(cmd, raw_path, progress, name):
     with open(raw_path, "w") as out:
         r = subprocess.run(cmd, stdout=out, stderr=subprocess.PIPE, text=True)
-    progress.step(f"{name} ({os.path.basename(cmd[-1])})")
+    progress.step(name)
     return r.returncode, r.stderr[-3000:]
 
 
