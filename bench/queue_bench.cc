@@ -310,8 +310,9 @@ struct ZmqChan {
 // interleaved run on the loaded VM (load average 5): the earlier pure spinner
 // (4096 slots, 64-byte separation, no yield) 0.9-1.4 M msgs/s, 64 K slots
 // 3.6-4.5 M, 64 K slots with the yield 17-18 M, this ring 33-44 M; when the
-// VM was idle, the pure spinner reached 117-156 M and 64 K slots 26-37 M (a
-// 4 MiB ring falls out of L2), so 4096 slots stay.
+// VM was quieter, the pure spinner reached 117-156 M and 64 K slots 26-37 M
+// (a 4 MiB ring falls out of L2), so 4096 slots stay. Later, at load
+// average 8, this ring gave 85-97 M msgs/s (mp_ring 7-11 M in the same run).
 template <size_t N>
 struct SpinLimitChan {
   static constexpr size_t kSlots = 4096;
