@@ -40,7 +40,9 @@ import math
 import os
 import platform
 import re
+import select
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -173,30 +175,103 @@ def list_tests(cmd):
     return [l.strip() for l in r.stdout.splitlines() if l.strip()]
 
 
-def run_binary(cmd, raw_path, reps, min_time, progress, name):
+def run_binary(cmd, raw_path, reps, min_time, progress, name, timeout):
     args = cmd + [f"--benchmark_out={raw_path}", "--benchmark_out_format=json",
                   f"--benchmark_repetitions={reps}",
                   "--benchmark_enable_random_interleaving=true",
                   f"--benchmark_min_time={min_time}"]
     tests = {strip_suffix(t) for t in list_tests(cmd)}
     proc = subprocess.Popen(args, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    tail = []
-    for line in proc.stdout:
-        tail = (tail + [line])[-30:]
-        first = line.split(" ")[0] if line.strip() else ""
-        base = strip_suffix(first)
-        if base in tests:  # one repetition of one benchmark finished
-            progress.step(f"{name}: {base}")
-    rc = proc.wait()
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    watchdog = Watchdog(proc, timeout, name)
+    tail, buf, fd = [], b"", proc.stdout.fileno()
+    try:
+        while True:
+            # A child the suite forked may outlive it (its parent aborted)
+            # and hold the pipe open: once the suite itself has exited, stop
+            # at the first quiet second instead of waiting for EOF.
+            ready, _, _ = select.select([fd], [], [], 1.0)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for raw in lines:
+                line = raw.decode("utf-8", "replace") + "\n"
+                tail = (tail + [line])[-30:]
+                first = line.split(" ")[0] if line.strip() else ""
+                base = strip_suffix(first)
+                if base in tests:  # one repetition of one benchmark finished
+                    progress.step(f"{name}: {base}")
+        rc = proc.wait()
+    finally:
+        watchdog.cancel()
+        proc.stdout.close()
+        try:  # whatever of its group is left
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if watchdog.fired:
+        tail.append(watchdog.note)
     return rc, "".join(tail)
 
 
-def run_script(cmd, raw_path, progress, name):
-    with open(raw_path, "w") as out:
-        r = subprocess.run(cmd, stdout=out, stderr=subprocess.PIPE, text=True)
+class Watchdog:
+    """Ends a suite that runs past its time: first says what every process of
+    its group is doing (state, kernel wait channel, command line: which
+    benchmark hung), then kills the group (the suite's forked children too)."""
+
+    def __init__(self, proc, timeout, name):
+        import threading
+        self.proc, self.name, self.fired, self.note = proc, name, False, ""
+        self.timer = threading.Timer(timeout, self.fire, args=(timeout,))
+        self.timer.daemon = True
+        self.timer.start()
+
+    def cancel(self):
+        self.timer.cancel()
+
+    def fire(self, timeout):
+        self.fired = True
+        lines = [f"{self.name}: still running after {timeout:.0f} s; its "
+                 "processes:"]
+        for pid in sorted(int(p) for p in os.listdir("/proc") if p.isdigit()):
+            stat = read(f"/proc/{pid}/stat")
+            try:
+                fields = stat[stat.rindex(")") + 2:].split()
+                pgid = int(fields[2])
+            except (ValueError, IndexError):
+                continue
+            if pgid != self.proc.pid:
+                continue
+            cmd = read(f"/proc/{pid}/cmdline").replace("\0", " ").strip()
+            wchan = read(f"/proc/{pid}/wchan").strip()
+            lines.append(f"  pid {pid} state {fields[0]} wchan {wchan or '-'}"
+                         f": {cmd[:200]}")
+        self.note = "\n".join(lines) + "\n"
+        log(self.note)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def run_script(cmd, raw_path, progress, name, timeout):
+    with open(raw_path, "w") as out, open(raw_path + ".err", "w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True,
+                                start_new_session=True)
+        watchdog = Watchdog(proc, timeout, name)
+        rc = proc.wait()
+        watchdog.cancel()
+        err.seek(0)
+        tail = err.read()[-3000:] + watchdog.note
+    os.remove(raw_path + ".err")
     progress.step(name)
-    return r.returncode, r.stderr[-3000:]
+    return rc, tail
 
 
 # ---- results -----------------------------------------------------------------
@@ -817,6 +892,9 @@ def main():
     ap.add_argument("--min-time", type=float, default=None,
                     help="--benchmark_min_time in seconds (default 0.3; "
                     "quick: 0.001)")
+    ap.add_argument("--suite-timeout", type=float, default=None,
+                    help="seconds one suite may run before it is killed and "
+                    "reported (default 1800; quick: 180)")
     ap.add_argument("--bin-dir", help="take the bench binaries from this "
                     "folder instead of building them")
     ap.add_argument("--workspace", default=os.environ.get(
@@ -831,6 +909,8 @@ def main():
     reps = 1 if args.quick else args.repetitions
     args.min_time_used = args.min_time if args.min_time is not None else (
         0.001 if args.quick else 0.3)
+    if args.suite_timeout is None:
+        args.suite_timeout = 180.0 if args.quick else 1800.0
     ws = os.path.abspath(args.workspace)
     if args.compare:
         args.compare = os.path.abspath(os.path.join(ws, args.compare))
@@ -897,13 +977,17 @@ def main():
         if s["kind"] == "binary":
             order[s["name"]] = [strip_suffix(t) for t in list_tests(cmd)]
             rc, tail = run_binary(cmd, raw, reps, args.min_time_used,
-                                  progress, s["name"])
+                                  progress, s["name"], args.suite_timeout)
         else:
-            rc, tail = run_script(cmd, raw, progress, s["name"])
+            rc, tail = run_script(cmd, raw, progress, s["name"],
+                                  args.suite_timeout)
         if rc != 0:
             failed.append(s["name"])
             lines[s["name"]] = (f"`{s['name']}` ({s['note']}): FAILED (exit "
-                                f"status {rc}); what it ran before is kept")
+                                f"status {rc}"
+                                + (f", killed after {args.suite_timeout:.0f} s"
+                                   if "still running after" in tail else "")
+                                + "); whatever JSON it finished is kept")
             log(f"{s['name']} failed (exit status {rc}):\n{tail}")
         else:
             lines[s["name"]] = f"`{s['name']}` ({s['note']}): ran"
