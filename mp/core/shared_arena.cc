@@ -210,15 +210,27 @@ SharedArena::BlockHeader* SharedArena::FreeBlock(uint32_t index,
 }
 
 void SharedArena::Deallocate(void* p) {
-  if (p == nullptr) return;
+  absl::Status st = TryDeallocate(p);
+  if (!st.ok()) Die(std::string(st.message()).c_str());
+}
+
+absl::Status SharedArena::TryDeallocate(void* p) {
+  if (p == nullptr) return absl::OkStatus();
+  const uint64_t off = OffsetOf(p);
+  if (off < ArenaHeaderBytes() + kHeaderBytes || off >= size_ ||
+      off % kAlignment != 0) {
+    return absl::DataLossError(
+        "Deallocate of a pointer this arena did not allocate");
+  }
   BlockHeader* block = HeaderOf(p);
   if (block->magic != kBlockMagic || block->klass >= kNumClasses) {
-    Die("Deallocate of a pointer this arena did not allocate");
+    return absl::DataLossError(
+        "Deallocate of a pointer this arena did not allocate");
   }
   uint32_t expected = kAllocated;
   if (!block->state.compare_exchange_strong(expected, kFree,
                                             std::memory_order_acq_rel)) {
-    Die("double free of an arena block");
+    return absl::DataLossError("double free of an arena block");
   }
   auto& head = free_heads_[block->klass];
   uint64_t index = OffsetOf(block) / kAlignment;
@@ -228,6 +240,7 @@ void SharedArena::Deallocate(void* p) {
   } while (!head.compare_exchange_weak(h, ((h >> 32) + 1) << 32 | index,
                                        std::memory_order_release,
                                        std::memory_order_relaxed));
+  return absl::OkStatus();
 }
 
 }  // namespace mp

@@ -66,6 +66,10 @@ class SharedArena {
   // Returns memory from Allocate to the arena. Aborts with a message on a
   // pointer this arena did not hand out or on a double free.
   void Deallocate(void* p);
+  // As Deallocate, but DataLoss instead of the abort: for a pointer read
+  // from bytes another process wrote (a recovery following a record that
+  // may be corrupt).
+  absl::Status TryDeallocate(void* p);
 
   template <class T, class... Args>
   T* New(Args&&... args) {

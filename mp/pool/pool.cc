@@ -16,7 +16,6 @@
 #include <thread>
 
 #include "absl/strings/cord.h"
-#include "mp/core/fence.h"
 #include "mp/core/process.h"
 #include "mp/core/shared_memory.h"
 #include "mp/queue/queue.h"
@@ -33,14 +32,23 @@ std::optional<std::string> PoolExceptionType(const absl::Status& status) {
   return std::string(*p);
 }
 
-// What a task message and a result message are on the rings.
+// What a task message and a result message are on the rings: a fixed
+// header copied in one piece, then the bytes (arguments or answers).
 namespace pool_internal {
-struct TaskMsg {
+struct TaskHeader {
   uint64_t id = 0;
   FunctionRef invoker;
   FunctionRef fn;
   uint32_t count = 0;
+  uint32_t args_size = 0;
+};
+static_assert(std::is_trivially_copyable_v<TaskHeader>);
+struct TaskMsg {
+  TaskHeader head;
   std::string args;
+  // Sending: the task's arguments are encoded from here (the parent keeps
+  // them for a re-dispatch), not copied into `args` first.
+  const std::string* send_args = nullptr;
 };
 struct ResultMsg {
   uint64_t id = 0;
@@ -51,29 +59,33 @@ struct ResultMsg {
 template <>
 struct Codec<pool_internal::TaskMsg> {
   static void Encode(const pool_internal::TaskMsg& t, ByteWriter& out) {
-    out.Put(t.id);
-    out.Put(t.invoker);
-    out.Put(t.fn);
-    out.Put(t.count);
-    out.Put(t.args);
+    const std::string& args = t.send_args != nullptr ? *t.send_args : t.args;
+    pool_internal::TaskHeader h = t.head;
+    h.args_size = static_cast<uint32_t>(args.size());
+    out.Write(&h, sizeof(h));
+    out.Write(args.data(), args.size());
   }
   static absl::Status Decode(ByteReader& in, pool_internal::TaskMsg* t) {
-    if (absl::Status s = in.Get(&t->id); !s.ok()) return s;
-    if (absl::Status s = in.Get(&t->invoker); !s.ok()) return s;
-    if (absl::Status s = in.Get(&t->fn); !s.ok()) return s;
-    if (absl::Status s = in.Get(&t->count); !s.ok()) return s;
-    return in.Get(&t->args);
+    if (absl::Status s = in.Read(&t->head, sizeof(t->head)); !s.ok()) {
+      return s;
+    }
+    if (t->head.args_size != in.remaining()) {
+      return absl::DataLossError("pool: task message of the wrong size");
+    }
+    t->args.resize(t->head.args_size);
+    return in.Read(t->args.data(), t->args.size());
   }
 };
 template <>
 struct Codec<pool_internal::ResultMsg> {
   static void Encode(const pool_internal::ResultMsg& r, ByteWriter& out) {
-    out.Put(r.id);
-    out.Put(r.payload);
+    out.Write(&r.id, sizeof(r.id));
+    out.Write(r.payload.data(), r.payload.size());
   }
   static absl::Status Decode(ByteReader& in, pool_internal::ResultMsg* r) {
-    if (absl::Status s = in.Get(&r->id); !s.ok()) return s;
-    return in.Get(&r->payload);
+    if (absl::Status s = in.Read(&r->id, sizeof(r->id)); !s.ok()) return s;
+    r->payload.resize(in.remaining());
+    return in.Read(r->payload.data(), r->payload.size());
   }
 };
 
@@ -119,6 +131,15 @@ void AppendFailed(std::string* out, size_t mark, const absl::Status& s) {
   w.Put(static_cast<uint32_t>(s.code()));
   w.Put(std::string(s.message()));
   PatchItem(out, mark, kItemFailed);
+}
+
+void FailItems(std::string* out, uint32_t from, uint32_t count,
+               const absl::Status& s) {
+  for (uint32_t i = from; i < count; ++i) {
+    const size_t mark = out->size();
+    out->append(1 + sizeof(uint32_t), '\0');
+    AppendFailed(out, mark, s);
+  }
 }
 
 absl::Status ItemError(uint8_t tag, const char* data, size_t n) {
@@ -170,11 +191,19 @@ struct WorkerSlot {
 static_assert(std::is_standard_layout_v<WorkerSlot>);
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
 
-constexpr size_t kRingBytes = size_t{256} << 10;
+// 1 MiB: a task or result up to 256 KiB (a chunk of ~30 k ints) goes through
+// the ring; bigger ones take side segments. Pages are committed as used.
+constexpr size_t kRingBytes = size_t{1} << 20;
 constexpr auto kSlice = std::chrono::milliseconds(20);
 
+// The handshake with the sleeping handler uses a full fence on both sides,
+// not mp/core/fence.h's asymmetric pair: a wake-up check comes once per
+// result (a fence is a few nanoseconds beside a task's hundreds), while the
+// handler may go to sleep between any two tasks of a one-at-a-time caller,
+// and a membarrier(2) there interrupts every core running a worker (a VM
+// exit each on a virtual machine).
 void WakeHandler(Control* c) {
-  LightFence();
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   if (c->handler_sleeping.load(std::memory_order_relaxed) != 0 &&
       c->handler_sleeping.exchange(0, std::memory_order_acq_rel) != 0) {
     c->epoch.fetch_add(1, std::memory_order_release);
@@ -223,39 +252,19 @@ void WorkerMain(WorkerArgs& a) {
       std::fflush(stderr);
       _exit(70);
     }
-    a.slot->running.store(t->id, std::memory_order_release);
+    a.slot->running.store(t->head.id, std::memory_order_release);
     ResultMsg r;
-    r.id = t->id;
+    r.id = t->head.id;
     absl::Status error;
-    const void* inv = Cached(cache, t->invoker, &error);
-    const void* fn = t->fn == FunctionRef{} ? nullptr
-                                             : Cached(cache, t->fn, &error);
-    const char* p = t->args.data();
-    size_t left = t->args.size();
-    for (uint32_t i = 0; i < t->count; ++i) {
-      uint32_t len = 0;
-      if (error.ok()) {
-        if (left < sizeof(len)) {
-          error = absl::DataLossError("pool: malformed task arguments");
-        } else {
-          std::memcpy(&len, p, sizeof(len));
-          p += sizeof(len);
-          left -= sizeof(len);
-          if (len > left) {
-            error = absl::DataLossError("pool: malformed task arguments");
-          }
-        }
-      }
-      if (!error.ok()) {
-        const size_t mark = r.payload.size();
-        r.payload.append(5, '\0');
-        AppendFailed(&r.payload, mark, error);
-        continue;
-      }
-      reinterpret_cast<Invoker>(const_cast<void*>(inv))(fn, p, len,
-                                                        &r.payload);
-      p += len;
-      left -= len;
+    const void* inv = Cached(cache, t->head.invoker, &error);
+    const void* fn = t->head.fn == FunctionRef{}
+                         ? nullptr
+                         : Cached(cache, t->head.fn, &error);
+    if (error.ok()) {
+      reinterpret_cast<Invoker>(const_cast<void*>(inv))(
+          fn, t->args.data(), t->args.size(), t->head.count, &r.payload);
+    } else {
+      FailItems(&r.payload, 0, t->head.count, error);
     }
     absl::Status s = a.results.Put(r);
     if (!s.ok()) _exit(71);  // the parent closed our ring: terminating
@@ -266,12 +275,58 @@ void WorkerMain(WorkerArgs& a) {
 
 // ---- The parent -----------------------------------------------------------
 
+// A FIFO of at most `capacity` elements in one allocation, made once: a
+// worker's window churns an element per task, which a std::deque of these
+// large elements paid for with a heap allocation every few tasks.
+template <class T>
+class Fifo {
+ public:
+  explicit Fifo(size_t capacity) : slots_(capacity) {}
+  bool empty() const { return size_ == 0; }
+  size_t size() const { return size_; }
+  T& front() { return slots_[head_]; }
+  void pop_front() {
+    slots_[head_] = T{};
+    head_ = (head_ + 1) % slots_.size();
+    --size_;
+  }
+  // The caller keeps size() below the capacity.
+  template <class... A>
+  void emplace_back(A&&... a) {
+    slots_[(head_ + size_) % slots_.size()] = T(std::forward<A>(a)...);
+    ++size_;
+  }
+  class iterator {
+   public:
+    iterator(Fifo* f, size_t i) : f_(f), i_(i) {}
+    T& operator*() const {
+      return f_->slots_[(f_->head_ + i_) % f_->slots_.size()];
+    }
+    iterator& operator++() {
+      ++i_;
+      return *this;
+    }
+    bool operator!=(const iterator& o) const { return i_ != o.i_; }
+
+   private:
+    Fifo* f_;
+    size_t i_;
+  };
+  iterator begin() { return iterator(this, 0); }
+  iterator end() { return iterator(this, size_); }
+
+ private:
+  std::vector<T> slots_;
+  size_t head_ = 0;
+  size_t size_ = 0;
+};
+
 struct Worker {
   std::unique_ptr<Process> process;
   Queue<TaskMsg> tasks;
   Queue<ResultMsg> results;
   Shared<WorkerSlot> slot;
-  std::deque<std::pair<uint64_t, TaskSpec>> window;  // sent, unanswered
+  Fifo<std::pair<uint64_t, TaskSpec>> window;  // sent, unanswered
   int sent = 0;  // tasks ever sent (for maxtasksperchild)
   pid_t pid = 0;
 };
@@ -340,15 +395,19 @@ class pool_internal::PoolCore {
     return absl::OkStatus();
   }
 
-  bool AddFeeder(int delta) {
+  bool AddFeeder(std::shared_ptr<pool_internal::Feeder> f) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (state_ != State::kRunning) return false;
+    feeders_.push_back(std::move(f));
+    return true;
+  }
+  void RemoveFeeder(const pool_internal::Feeder* f) {
     {
       std::lock_guard<std::mutex> l(mu_);
-      if (delta > 0 && state_ != State::kRunning) return false;
-      feeders_ += delta;
+      std::erase_if(feeders_, [f](const auto& p) { return p.get() == f; });
       has_submissions_.store(true, std::memory_order_release);
     }
     pool_internal::WakeHandler(control_.get());
-    return true;
   }
 
   void Close() {
@@ -384,11 +443,19 @@ class pool_internal::PoolCore {
       return absl::FailedPreconditionError(
           "pool: Join from a callback (the handler thread)");
     }
+    std::vector<std::shared_ptr<pool_internal::Feeder>> feeders;
     {
-      std::unique_lock<std::mutex> l(mu_);
+      std::lock_guard<std::mutex> l(mu_);
       if (state_ == State::kRunning) {
         return absl::FailedPreconditionError("pool: Pool is still running");
       }
+      feeders = feeders_;
+    }
+    // Every Imap input left goes in now (see Feeder): Python's join does not
+    // wait for its iterators to be read.
+    for (auto& f : feeders) f->FeedAll();
+    {
+      std::unique_lock<std::mutex> l(mu_);
       while (state_ != State::kDone) {
         if (deadline.infinite()) {
           done_cv_.wait(l);
@@ -426,8 +493,14 @@ class pool_internal::PoolCore {
     auto results = Queue<ResultMsg>::Make(
         {.capacity_bytes = kRingBytes, .mode = QueueMode::kSpsc});
     if (!results.ok()) return results.status();
-    Worker w{nullptr, *tasks, *results, Shared<pool_internal::WorkerSlot>::Make(),
-             {}, 0, 0};
+    Worker w{nullptr,
+             *tasks,
+             *results,
+             Shared<pool_internal::WorkerSlot>::Make(),
+             pool_internal::Fifo<std::pair<uint64_t, TaskSpec>>(
+                 static_cast<size_t>(options_.window)),
+             0,
+             0};
     const int n = started_count_.fetch_add(1) + 1;
     pool_internal::WorkerArgs args{*tasks, *results, w.slot, control_,
                                    options_.initializer,
@@ -450,21 +523,7 @@ class pool_internal::PoolCore {
   }
 
   void Deliver(const TaskSpec& t, const std::string& payload) {
-    const char* p = payload.data();
-    size_t left = payload.size();
-    for (uint32_t i = 0; i < t.count; ++i) {
-      uint32_t len = 0;
-      if (left < 5 || (std::memcpy(&len, p + 1, 4), len > left - 5)) {
-        for (; i < t.count; ++i) {
-          t.job->OnFailure(t.first + i,
-                           absl::DataLossError("pool: malformed result"));
-        }
-        return;
-      }
-      t.job->OnItem(t.first + i, static_cast<uint8_t>(p[0]), p + 5, len);
-      p += 5 + len;
-      left -= 5 + len;
-    }
+    t.job->OnResult(t.first, t.count, payload.data(), payload.size());
   }
 
   void Fail(const TaskSpec& t, const absl::Status& s) {
@@ -512,20 +571,19 @@ class pool_internal::PoolCore {
         if (options_.maxtasksperchild && w.sent >= *options_.maxtasksperchild) {
           continue;
         }
-        pool_internal::TaskMsg m;
-        m.id = next_id_;
         TaskSpec& t = pending_.front();
-        m.invoker = t.invoker;
-        m.fn = t.fn;
-        m.count = t.count;
-        // The parent keeps the arguments for a re-dispatch: lent, not copied.
-        m.args = std::move(pending_.front().args);
-        const bool sent = w.tasks.Put(m, Deadline::Past()).ok();
-        pending_.front().args = std::move(m.args);
-        if (!sent) continue;  // the ring is full
+        pool_internal::TaskMsg m;
+        m.head.id = next_id_;
+        m.head.invoker = t.invoker;
+        m.head.fn = t.fn;
+        m.head.count = t.count;
+        // The parent keeps the arguments for a re-dispatch: encoded from
+        // where they are.
+        m.send_args = &t.args;
+        if (!w.tasks.Put(m, Deadline::Past()).ok()) continue;  // ring full
         ++next_id_;
         ++w.sent;
-        w.window.emplace_back(m.id, std::move(pending_.front()));
+        w.window.emplace_back(m.head.id, std::move(t));
         pending_.pop_front();
         any = room = true;
       }
@@ -610,10 +668,14 @@ class pool_internal::PoolCore {
       {
         std::lock_guard<std::mutex> l(mu_);
         state = state_;
-        feeders = feeders_;
+        feeders = static_cast<int>(feeders_.size());
         if (has_submissions_.load(std::memory_order_relaxed)) {
-          for (auto& t : submitted_) pending_.push_back(std::move(t));
-          submitted_.clear();
+          if (pending_.empty()) {
+            pending_.swap(submitted_);  // a Map's whole input, not moved
+          } else {
+            for (auto& t : submitted_) pending_.push_back(std::move(t));
+            submitted_.clear();
+          }
           has_submissions_.store(false, std::memory_order_relaxed);
         }
       }
@@ -640,7 +702,12 @@ class pool_internal::PoolCore {
       bool progress = false;
       for (auto& w : workers_) progress |= Collect(w);
       progress |= Dispatch();
-      if (!progress || ++passes % 64 == 0) {
+      // Reaping costs system calls (a waitpid per worker): once when the
+      // handler falls idle (and after each sleep), and every 64 busy
+      // passes; not on every pass of the idle spin below, which made the
+      // handler a busy loop of system calls that took a core from the
+      // workers (pool_map_cpu with 2 workers ran no faster than 1).
+      if (progress ? ++passes % 64 == 0 : spins == 0) {
         if (Reap()) progress = true;
         // Replace workers that left (death or maxtasksperchild), unless we
         // are winding down with nothing left to do.
@@ -679,13 +746,10 @@ class pool_internal::PoolCore {
     Control* c = control_.get();
     const uint32_t e = c->epoch.load(std::memory_order_acquire);
     c->handler_sleeping.store(1, std::memory_order_relaxed);
-    const bool covered = HeavyFence();
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // see WakeHandler
     bool ready = has_submissions_.load(std::memory_order_acquire);
     for (auto& w : workers_) ready |= !w.results.empty();
-    if (!ready) {
-      FutexWait(&c->epoch, e,
-                Deadline::After(covered ? kSlice : std::chrono::milliseconds(1)));
-    }
+    if (!ready) FutexWait(&c->epoch, e, Deadline::After(kSlice));
     c->handler_sleeping.store(0, std::memory_order_relaxed);
   }
 
@@ -707,8 +771,9 @@ class pool_internal::PoolCore {
   std::condition_variable done_cv_;
   State state_ = State::kRunning;
   bool terminated_ = false;
-  int feeders_ = 0;
-  std::vector<TaskSpec> submitted_;
+  // Imap inputs that may still submit (the handler winds down at none).
+  std::vector<std::shared_ptr<pool_internal::Feeder>> feeders_;
+  std::deque<TaskSpec> submitted_;
   std::atomic<bool> has_submissions_{false};
 
   // The handler's own.
@@ -728,7 +793,12 @@ absl::Status Submit(PoolCore& core, std::vector<TaskSpec> tasks,
 }
 int Processes(const PoolCore& core) { return core.processes(); }
 bool OnHandlerThread(const PoolCore& core) { return core.OnHandlerThread(); }
-bool AddFeeder(PoolCore& core, int delta) { return core.AddFeeder(delta); }
+bool AddFeeder(PoolCore& core, std::shared_ptr<Feeder> feeder) {
+  return core.AddFeeder(std::move(feeder));
+}
+void RemoveFeeder(PoolCore& core, const Feeder* feeder) {
+  core.RemoveFeeder(feeder);
+}
 }  // namespace pool_internal
 
 // ---- Pool -------------------------------------------------------------------

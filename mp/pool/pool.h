@@ -28,7 +28,7 @@
 // compile-time error naming the problem.
 //
 // Transport. Each worker has two SPSC rings (mp::Queue, kSpsc, anonymous,
-// 256 KiB; bigger messages take the queue's side segments): a task ring
+// 1 MiB; messages over 256 KiB take the queue's side segments): a task ring
 // parent -> worker and a result ring worker -> parent. SPSC is the cheapest
 // ring (no lock, no RMW per message) and, more importantly, gives each worker
 // a private FIFO: results of one worker come back in the order its tasks
@@ -48,9 +48,12 @@
 // the handler: no system call while both sides are busy. An idle worker
 // sleeps in the ring's futex; an idle handler sleeps on a futex word in a
 // shared control block that a worker (after each result) and a submitter
-// wake only when the handler's "sleeping" flag is up (the ring's Dekker
-// handshake, mp/core/fence.h: LightFence on the hot side, HeavyFence on the
-// sleeper's). The handler sleeps in slices (20 ms) so a death that wakes
+// wake only when the handler's "sleeping" flag is up (a Dekker handshake
+// with a full fence on each side: the waker's costs nanoseconds once per
+// result, while a membarrier on the sleeper's side would interrupt every
+// worker's core each time the handler sleeps). An idle handler spins a
+// little, reaps dead workers once (waitpid is a system call: not on every
+// pass of the spin), then sleeps in slices (20 ms) so a death that wakes
 // nobody is noticed.
 //
 // Who holds what. Each worker has a slot in shared memory (WorkerSlot) that
@@ -84,7 +87,11 @@
 // submits items from the caller's thread as results are taken, keeping at
 // most ImapOptions::max_in_flight items submitted and not yet taken, so an
 // endless input keeps memory flat (CPython's imap reads the whole input
-// first).
+// first). Join, after Close, submits what is left of every open iterator's
+// input from the joining thread, as Python's join waits for its task
+// handler to read every input; the results then wait in the iterator, so
+// `Close(); Join();` and iterating afterwards works as in Python (an
+// endless input never ends that Join: drain or destroy its iterator first).
 //
 // Errors (absl::Status codes)
 //   Unknown            the task threw: "<type>: <what()>"; the type is also
@@ -108,9 +115,8 @@
 // The destructor terminates (Python's `with`), so no child outlives the Pool.
 // Workers are daemons with PR_SET_PDEATHSIG (mp::Process), forked from the
 // handler thread, which lives as long as the Pool: if the parent dies, they
-// are killed. An Imap iterator may outlive neither the Pool nor Terminate
-// (its Next then returns Cancelled); after Close it may still feed, and Join
-// waits for the iterators still open (destroy or drain them first).
+// are killed. An Imap iterator may outlive the Pool's Terminate (its Next
+// then returns Cancelled); after Close it may still feed (see Join above).
 //
 // Callbacks run on the handler thread, one at a time, before the result
 // becomes ready (Python's order). A callback must not block on the pool
@@ -249,12 +255,19 @@ inline void AppendItem(std::string* out, uint8_t tag, const char* data,
 
 // The worker-side trampoline: decodes one item's arguments from [data, n),
 // calls, appends [tag][u32 len][bytes] to *out.
+// Runs one task: its `count` items, each [u32 len][arguments] in
+// [data, data + n), appending each answer, [tag][u32 len][bytes], to *out.
+// Arguments that overrun the task's bytes fail that item and the rest
+// (DataLoss): the bytes came from another process.
 using Invoker = void (*)(const void* fn, const char* data, size_t n,
-                         std::string* out);
+                         uint32_t count, std::string* out);
 
 void AppendRaised(std::string* out, size_t mark, const char* type,
                   const char* what);
 void AppendFailed(std::string* out, size_t mark, const absl::Status& s);
+// Appends items [from, count) as failed with `s`.
+void FailItems(std::string* out, uint32_t from, uint32_t count,
+               const absl::Status& s);
 std::string Demangle(const char* name);
 // `s` with "item <index>: " before its message, payloads kept.
 absl::Status ForItem(const absl::Status& s, size_t index);
@@ -267,8 +280,39 @@ absl::Status DecodeArgs(ByteReader& in, std::tuple<A...>& args,
   return s;
 }
 
+// Types whose codec is a plain copy of their bytes (ints, doubles, PODs):
+// a task over them is encoded, run and answered without the codec's
+// general path (one fixed-size copy each way, one append).
+template <class T>
+inline constexpr bool kFlat =
+    CodecCopiesBytes<T> && std::is_trivially_default_constructible_v<T>;
+
+template <class... A, size_t... I>
+void CopyFlatArgs(const char* p, std::tuple<A...>& args,
+                  std::index_sequence<I...>) {
+  ((std::memcpy(&std::get<I>(args), p, sizeof(A)), p += sizeof(A)), ...);
+}
+
+template <class F>
+F FunctionFrom(const void* fn) {
+  if constexpr (kIsFunctionPointer<F>) {
+    return reinterpret_cast<F>(const_cast<void*>(fn));
+  } else {
+    (void)fn;
+    return F{};
+  }
+}
+
+template <class... A, size_t... I>
+char* WriteFlatArgs(char* w, const std::tuple<A...>& args,
+                    std::index_sequence<I...>) {
+  ((std::memcpy(w, &std::get<I>(args), sizeof(A)), w += sizeof(A)), ...);
+  return w;
+}
+
+// One item, through the codecs.
 template <class F, class... A>
-void Invoke(const void* fn, const char* data, size_t n, std::string* out) {
+void InvokeOne(const F& f, const char* data, size_t n, std::string* out) {
   using R = ResultOf<F, A...>;
   const size_t mark = out->size();
   out->append(1 + sizeof(uint32_t), '\0');
@@ -283,14 +327,6 @@ void Invoke(const void* fn, const char* data, size_t n, std::string* out) {
       AppendFailed(out, mark, s);
       return;
     }
-    F f = [fn] {
-      if constexpr (kIsFunctionPointer<F>) {
-        return reinterpret_cast<F>(const_cast<void*>(fn));
-      } else {
-        (void)fn;
-        return F{};
-      }
-    }();
     ByteWriter w(out);
     if constexpr (std::is_void_v<RawResult<F, A...>>) {
       std::apply(f, std::move(args));
@@ -309,11 +345,90 @@ void Invoke(const void* fn, const char* data, size_t n, std::string* out) {
   }
 }
 
+// The trampoline (an Invoker) for F over (A...). When every argument and
+// the result are flat, the answers are written into the output sized once
+// per task, with fixed-size copies: no codec call, no append per item. An
+// item of another length, or one that throws, ends the flat run and the
+// rest go through InvokeOne.
+template <class F, class... A>
+void Invoke(const void* fn, const char* data, size_t n, uint32_t count,
+            std::string* out) {
+  using R = ResultOf<F, A...>;
+  const F f = FunctionFrom<F>(fn);
+  uint32_t i = 0;
+  size_t used = 0;  // argument bytes consumed
+  if constexpr ((kFlat<A> && ...) && !std::is_void_v<RawResult<F, A...>> &&
+                kFlat<R>) {
+    constexpr uint32_t kIn = (uint32_t{0} + ... + sizeof(A));
+    constexpr size_t kInRec = sizeof(uint32_t) + kIn;
+    constexpr size_t kOutRec = 1 + sizeof(uint32_t) + sizeof(R);
+    if (n / kInRec >= count) {
+      const size_t mark = out->size();
+      out->resize(mark + size_t{count} * kOutRec);
+      char* w = out->data() + mark;
+      std::exception_ptr thrown;
+      for (; i < count; ++i, used += kInRec, w += kOutRec) {
+        uint32_t len;
+        std::memcpy(&len, data + used, sizeof(len));
+        if (len != kIn) break;
+        std::tuple<A...> args;
+        CopyFlatArgs(data + used + sizeof(len), args,
+                     std::index_sequence_for<A...>{});
+        try {
+          const R r = std::apply(f, args);
+          std::memcpy(w + 1 + sizeof(uint32_t), &r, sizeof(R));
+        } catch (...) {
+          thrown = std::current_exception();
+          break;
+        }
+        w[0] = static_cast<char>(kItemOk);
+        constexpr uint32_t kLen = sizeof(R);
+        std::memcpy(w + 1, &kLen, sizeof(kLen));
+      }
+      out->resize(mark + size_t{i} * kOutRec);
+      if (thrown) {  // item i ran and threw: its answer, then the rest
+        const size_t at = out->size();
+        out->append(1 + sizeof(uint32_t), '\0');
+        try {
+          std::rethrow_exception(thrown);
+        } catch (const std::exception& e) {
+          AppendRaised(out, at, typeid(e).name(), e.what());
+        } catch (...) {
+          AppendRaised(out, at, nullptr, "unknown exception");
+        }
+        ++i;
+        used += kInRec;
+      }
+    }
+  }
+  const char* p = data + used;
+  size_t left = n - used;
+  for (; i < count; ++i) {
+    uint32_t len = 0;
+    if (left < sizeof(len) ||
+        (std::memcpy(&len, p, sizeof(len)), len > left - sizeof(len))) {
+      FailItems(out, i, count,
+                absl::DataLossError("pool: malformed task arguments"));
+      return;
+    }
+    InvokeOne<F, A...>(f, p + sizeof(len), len, out);
+    p += sizeof(len) + len;
+    left -= sizeof(len) + len;
+  }
+}
+
 // Decodes one item result (tag, bytes) into a StatusOr<R>.
 absl::Status ItemError(uint8_t tag, const char* data, size_t n);
 template <class R>
 absl::StatusOr<R> DecodeItem(uint8_t tag, const char* data, size_t n) {
   if (tag != kItemOk) return ItemError(tag, data, n);
+  if constexpr (kFlat<R>) {
+    if (n == sizeof(R)) {
+      R r;
+      std::memcpy(&r, data, sizeof(R));
+      return r;
+    }
+  }
   R r{};
   try {
     absl::Status s = DecodeMessage(data, n, &r);
@@ -336,7 +451,32 @@ class JobBase {
   virtual void OnItem(size_t index, uint8_t tag, const char* data,
                       size_t n) = 0;
   virtual void OnFailure(size_t index, const absl::Status& s) = 0;
+  // A task's answer: `count` items from `first`, each [tag][u32 len][bytes]
+  // in `payload` (a worker's bytes: checked). One virtual call per task,
+  // not per item (see DeliverItems).
+  virtual void OnResult(size_t first, uint32_t count, const char* payload,
+                        size_t size) = 0;
 };
+
+// OnResult for a job of final type J: the items go to J's OnItem /
+// OnFailure as direct calls. An item that overruns the payload fails with
+// the rest as DataLoss.
+template <class J>
+void DeliverItems(J& job, size_t first, uint32_t count, const char* p,
+                  size_t left) {
+  for (uint32_t i = 0; i < count; ++i) {
+    uint32_t len = 0;
+    if (left < 5 || (std::memcpy(&len, p + 1, 4), len > left - 5)) {
+      for (; i < count; ++i) {
+        job.OnFailure(first + i, absl::DataLossError("pool: malformed result"));
+      }
+      return;
+    }
+    job.OnItem(first + i, static_cast<uint8_t>(p[0]), p + 5, len);
+    p += 5 + len;
+    left -= 5 + len;
+  }
+}
 
 // One task as the parent keeps it until it is answered.
 struct TaskSpec {
@@ -357,9 +497,21 @@ absl::Status Submit(PoolCore& core, std::vector<TaskSpec> tasks,
                     bool feeding = false);
 int Processes(const PoolCore& core);
 bool OnHandlerThread(const PoolCore& core);
-// Registers (+1) or retires (-1) an Imap iterator that may still submit;
-// false (+1 only) when the pool no longer takes work.
-bool AddFeeder(PoolCore& core, int delta);
+// An Imap iterator's input as the pool sees it. Join (after Close) feeds
+// what is left of every registered input, on the joining thread, as
+// Python's join waits for its task handler to consume every input: so
+// close, join, then iterate works as it does in Python (the results wait
+// in the iterator; memory is then no longer bounded by max_in_flight).
+class Feeder {
+ public:
+  virtual ~Feeder() = default;
+  // Submits every item not yet submitted, then retires the feeder.
+  virtual void FeedAll() = 0;
+};
+// Registers an Imap input that may still submit; false when the pool no
+// longer takes work. RemoveFeeder retires it (idempotent).
+bool AddFeeder(PoolCore& core, std::shared_ptr<Feeder> feeder);
+void RemoveFeeder(PoolCore& core, const Feeder* feeder);
 
 // A reference to a function pointer, cached per thread.
 absl::StatusOr<FunctionRef> RefOfPointer(const void* fn);
@@ -476,8 +628,13 @@ class ResultState : public JobBase {
 
 // Map: n items into a vector; the first failure (by index) wins.
 template <class R>
-class MapState : public ResultState<std::vector<R>> {
+class MapState final : public ResultState<std::vector<R>> {
  public:
+  void OnResult(size_t first, uint32_t count, const char* payload,
+                size_t size) override {
+    if constexpr (kFlat<R>) TakeFlat(first, count, payload, size);
+    DeliverItems(*this, first, count, payload, size);
+  }
   explicit MapState(size_t n) : values_(n), left_(n) {}
   // An empty map is ready at once.
   void FinishIfEmpty() {
@@ -501,8 +658,26 @@ class MapState : public ResultState<std::vector<R>> {
   }
 
  private:
-  void Done() {
-    if (--left_ != 0) return;
+  // Flat results: the leading run of well-formed answers copied straight
+  // into place; whatever follows (an error, another length) item by item.
+  void TakeFlat(size_t& first, uint32_t& count, const char*& p,
+                size_t& size) {
+    constexpr size_t kRec = 1 + sizeof(uint32_t) + sizeof(R);
+    uint32_t i = 0;
+    for (; i < count && size >= kRec; ++i, p += kRec, size -= kRec) {
+      uint32_t len;
+      std::memcpy(&len, p + 1, sizeof(len));
+      if (static_cast<uint8_t>(p[0]) != kItemOk || len != sizeof(R)) break;
+      std::memcpy(static_cast<void*>(&values_[first + i]), p + 5, sizeof(R));
+    }
+    first += i;
+    count -= i;
+    Done(i);
+  }
+  void Done(size_t k = 1) {
+    if (k == 0) return;
+    left_ -= k;
+    if (left_ != 0) return;
     if (!error_.ok()) {
       this->Finish(ForItem(error_, error_index_), std::nullopt);
     } else {
@@ -517,8 +692,12 @@ class MapState : public ResultState<std::vector<R>> {
 
 // Apply: one item.
 template <class R>
-class ApplyState : public ResultState<R> {
+class ApplyState final : public ResultState<R> {
  public:
+  void OnResult(size_t first, uint32_t count, const char* payload,
+                size_t size) override {
+    DeliverItems(*this, first, count, payload, size);
+  }
   void OnItem(size_t, uint8_t tag, const char* data, size_t n) override {
     absl::StatusOr<R> r = DecodeItem<R>(tag, data, n);
     if (r.ok()) {
@@ -534,8 +713,12 @@ class ApplyState : public ResultState<R> {
 
 // Imap: results kept until taken, by index.
 template <class R>
-class ImapState : public JobBase {
+class ImapState final : public JobBase {
  public:
+  void OnResult(size_t first, uint32_t count, const char* payload,
+                size_t size) override {
+    DeliverItems(*this, first, count, payload, size);
+  }
   explicit ImapState(bool ordered) : ordered_(ordered) {}
   void OnItem(size_t i, uint8_t tag, const char* data, size_t n) override {
     Put(i, DecodeItem<R>(tag, data, n));
@@ -626,19 +809,26 @@ class ImapIterator {
  public:
   ImapIterator(ImapIterator&&) = default;
   ImapIterator& operator=(ImapIterator&&) = default;
-  ~ImapIterator() { Release(); }
+  ~ImapIterator() {
+    if (feed_) feed_->Release();
+  }
 
   // The next result; DeadlineExceeded when none came in time (Python's
   // TimeoutError; the iterator is still usable), OutOfRange after the last
   // (StopIteration), or the submission's error (FailedPrecondition when the
   // pool no longer takes work, Cancelled after Terminate).
   absl::StatusOr<R> Next(Deadline deadline) {
-    if (!error_.ok()) return error_;
-    Refill();
-    if (!error_.ok() && taken_ == submitted_) return error_;
-    if (taken_ == submitted_) {
-      Release();
-      return absl::OutOfRangeError("pool: imap exhausted");
+    {
+      std::lock_guard<std::mutex> l(feed_->mu);
+      feed_->taken = taken_;
+      feed_->RefillLocked();
+      if (!feed_->error.ok() && taken_ == feed_->submitted) {
+        return feed_->error;
+      }
+      if (taken_ == feed_->submitted) {
+        feed_->ReleaseLocked();
+        return absl::OutOfRangeError("pool: imap exhausted");
+      }
     }
     std::optional<absl::StatusOr<R>> r = state_->Take(taken_, deadline);
     if (!r) {
@@ -657,8 +847,11 @@ class ImapIterator {
   }
 
   // Items submitted and not yet taken: never more than max_in_flight (plus
-  // one chunk).
-  size_t in_flight() const { return submitted_ - taken_; }
+  // one chunk), unless Join fed the whole input.
+  size_t in_flight() const {
+    std::lock_guard<std::mutex> l(feed_->mu);
+    return feed_->submitted - taken_;
+  }
 
   // Range-for over the results (each a StatusOr<R>; the loop ends at
   // OutOfRange).
@@ -692,73 +885,107 @@ class ImapIterator {
   friend class Pool;
   // Encodes the next `chunk` items of the input into `*args`; how many.
   using Feed = std::function<size_t(size_t chunk, std::string* args)>;
+
+  // The input side, shared with the pool (Join may feed it all, from
+  // another thread); every field under `mu`.
+  struct FeedState : pool_internal::Feeder {
+    std::shared_ptr<pool_internal::PoolCore> core;
+    std::shared_ptr<pool_internal::ImapState<R>> state;
+    Feed feed;
+    pool_internal::FunctionRef invoker;
+    pool_internal::FunctionRef fn;
+    size_t chunksize = 1;
+    size_t max_in_flight = 1;
+    mutable std::mutex mu;
+    size_t submitted = 0;
+    size_t taken = 0;  // as the iterator last said
+    bool feeding = false;
+    absl::Status error;
+
+    void FeedAll() override {
+      std::lock_guard<std::mutex> l(mu);
+      while (feeding) SubmitLocked(SIZE_MAX);
+    }
+    // Refills in batches (below half the window), so that a submission (a
+    // lock and maybe a wake of the handler) carries many items.
+    void RefillLocked() {
+      if (!feeding || submitted - taken > max_in_flight / 2) return;
+      SubmitLocked(max_in_flight - (submitted - taken));
+    }
+    // Submits up to `room` items (at least one chunk), in one submission.
+    void SubmitLocked(size_t room) {
+      std::vector<pool_internal::TaskSpec> tasks;
+      size_t added = 0;
+      constexpr size_t kBatch = 4096;  // items per submission when feeding all
+      while (added < room && added < kBatch) {
+        pool_internal::TaskSpec t;
+        t.count = static_cast<uint32_t>(feed(chunksize, &t.args));
+        if (t.count == 0) {
+          ReleaseLocked();
+          break;
+        }
+        t.job = state;
+        t.first = submitted + added;
+        t.invoker = invoker;
+        t.fn = fn;
+        added += t.count;
+        tasks.push_back(std::move(t));
+      }
+      if (tasks.empty()) return;
+      absl::Status s =
+          pool_internal::Submit(*core, std::move(tasks), /*feeding=*/true);
+      if (!s.ok()) {
+        error = s;
+        ReleaseLocked();
+        return;
+      }
+      submitted += added;
+    }
+    void Release() {
+      std::lock_guard<std::mutex> l(mu);
+      ReleaseLocked();
+    }
+    void ReleaseLocked() {
+      if (!feeding) return;
+      feeding = false;
+      feed = nullptr;
+      pool_internal::RemoveFeeder(*core, this);
+    }
+  };
+
   ImapIterator(std::shared_ptr<pool_internal::PoolCore> core,
                std::shared_ptr<pool_internal::ImapState<R>> state, Feed feed,
                pool_internal::FunctionRef invoker, pool_internal::FunctionRef fn,
                size_t chunksize, size_t max_in_flight)
-      : core_(std::move(core)),
-        state_(std::move(state)),
-        feed_(std::move(feed)),
-        invoker_(invoker),
-        fn_(fn),
-        chunksize_(chunksize),
-        max_in_flight_(max_in_flight) {
-    feeding_ = pool_internal::AddFeeder(*core_, 1);
-    if (!feeding_) {
-      error_ = absl::FailedPreconditionError("pool: Pool not running (closed)");
+      : feed_(std::make_shared<FeedState>()), state_(state) {
+    feed_->core = std::move(core);
+    feed_->state = std::move(state);
+    feed_->feed = std::move(feed);
+    feed_->invoker = invoker;
+    feed_->fn = fn;
+    feed_->chunksize = chunksize;
+    feed_->max_in_flight = max_in_flight;
+    feed_->feeding = pool_internal::AddFeeder(*feed_->core, feed_);
+    if (!feed_->feeding) {
+      feed_->error =
+          absl::FailedPreconditionError("pool: Pool not running (closed)");
     }
   }
-
+  // Fails the iterator before it starts (a task reference that did not
+  // resolve).
+  void FailAtStart(absl::Status s) {
+    std::lock_guard<std::mutex> l(feed_->mu);
+    feed_->error = std::move(s);
+    feed_->ReleaseLocked();
+  }
   void Refill() {
-    if (!feeding_) return;
-    // Refill in batches (below half the window), so that a submission (a
-    // lock and maybe a wake of the handler) carries many items.
-    if (submitted_ - taken_ > max_in_flight_ / 2) return;
-    std::vector<pool_internal::TaskSpec> tasks;
-    size_t added = 0;
-    while (submitted_ + added - taken_ < max_in_flight_) {
-      pool_internal::TaskSpec t;
-      t.count = static_cast<uint32_t>(feed_(chunksize_, &t.args));
-      if (t.count == 0) {
-        Release();
-        break;
-      }
-      t.job = state_;
-      t.first = submitted_ + added;
-      t.invoker = invoker_;
-      t.fn = fn_;
-      added += t.count;
-      tasks.push_back(std::move(t));
-    }
-    if (tasks.empty()) return;
-    absl::Status s =
-        pool_internal::Submit(*core_, std::move(tasks), /*feeding=*/true);
-    if (!s.ok()) {
-      error_ = s;
-      Release();
-      return;
-    }
-    submitted_ += added;
-  }
-  void Release() {
-    if (feeding_ && core_) {
-      feeding_ = false;
-      feed_ = nullptr;
-      pool_internal::AddFeeder(*core_, -1);
-    }
+    std::lock_guard<std::mutex> l(feed_->mu);
+    feed_->RefillLocked();
   }
 
-  std::shared_ptr<pool_internal::PoolCore> core_;
+  std::shared_ptr<FeedState> feed_;
   std::shared_ptr<pool_internal::ImapState<R>> state_;
-  Feed feed_;
-  pool_internal::FunctionRef invoker_;
-  pool_internal::FunctionRef fn_;
-  size_t chunksize_;
-  size_t max_in_flight_;
-  size_t submitted_ = 0;
   size_t taken_ = 0;
-  bool feeding_ = false;
-  absl::Status error_;
 };
 
 class Pool {
@@ -947,16 +1174,34 @@ class Pool {
                                    n, pool_internal::Processes(*core()));
     std::vector<pool_internal::TaskSpec> tasks;
     tasks.reserve((n + chunk - 1) / chunk);
+    // Flat arguments: each chunk's bytes sized once, written in place.
+    constexpr bool kFlatArgs = (pool_internal::kFlat<A> && ...);
+    constexpr uint32_t kIn = (uint32_t{0} + ... + sizeof(A));
+    char* w = nullptr;
     size_t i = 0;
+    size_t room = 0;  // items the current chunk still takes
     for (const auto& v : inputs) {
-      if (i % chunk == 0) {
+      if (room-- == 0) {
+        room = chunk - 1;
         tasks.emplace_back();
         tasks.back().job = state;
         tasks.back().first = i;
         tasks.back().invoker = refs->first;
         tasks.back().fn = refs->second;
+        if constexpr (kFlatArgs) {
+          tasks.back().args.resize(std::min(chunk, n - i) *
+                                   (sizeof(uint32_t) + kIn));
+          w = tasks.back().args.data();
+        }
       }
-      EncodeItem(&tasks.back().args, v, tag);
+      if constexpr (kFlatArgs) {
+        std::memcpy(w, &kIn, sizeof(kIn));
+        w = pool_internal::WriteFlatArgs(w + sizeof(kIn),
+                                         std::tuple<A...>(v),
+                                         std::index_sequence_for<A...>{});
+      } else {
+        EncodeItem(&tasks.back().args, v, tag);
+      }
       ++tasks.back().count;
       ++i;
     }
@@ -1008,10 +1253,7 @@ class Pool {
                        refs.ok() ? refs->first : pool_internal::FunctionRef{},
                        refs.ok() ? refs->second : pool_internal::FunctionRef{},
                        chunk, std::max(window, chunk));
-    if (!refs.ok()) {
-      it.error_ = refs.status();
-      it.Release();
-    }
+    if (!refs.ok()) it.FailAtStart(refs.status());
     it.Refill();  // the first window goes now, as Python's imap starts at once
     return it;
   }

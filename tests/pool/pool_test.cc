@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "mp/core/process.h"
 #include "mp/core/shared_memory.h"
@@ -233,6 +235,72 @@ TEST(PoolTest, ImapKeepsABoundedWindowOverAMillionItems) {
   }
   EXPECT_EQ(n, 1000000);
   EXPECT_LE(most, 256u + 16u);
+}
+
+// Python: pool.close(); pool.join(); then read an imap iterator. Join feeds
+// what is left of the input (the window no longer bounds it) and the
+// results wait in the iterator.
+TEST(PoolTest, JoinBeforeImapIsReadFeedsTheRestOfTheInput) {
+  mp::Pool pool(2);
+  auto it = pool.Imap(Twice, std::views::iota(0, 10000),
+                      {.chunksize = 4, .max_in_flight = 64});
+  auto u = pool.ImapUnordered(Twice, std::views::iota(0, 500),
+                              {.max_in_flight = 8});
+  EXPECT_LE(it.in_flight(), 64u + 4u);
+  pool.Close();
+  ASSERT_TRUE(pool.Join().ok());
+  EXPECT_EQ(it.in_flight(), 10000u);
+  for (int i = 0; i < 10000; ++i) {
+    absl::StatusOr<int> r = it.Next();
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(*r, 2 * i);
+  }
+  EXPECT_EQ(it.Next().status().code(), absl::StatusCode::kOutOfRange);
+  long sum = 0;
+  for (auto& r : u) sum += *r;
+  EXPECT_EQ(sum, 2L * (499L * 500L / 2));
+}
+
+// Flat (trivially copyable) arguments and results take a copy-only path in
+// whole chunks: a throw in the middle of a chunk fails that item alone, the
+// items around it keep their results, and nothing runs twice.
+std::atomic<int>* calls_of_fives = nullptr;
+int ThrowOnFives(int x) {
+  calls_of_fives->fetch_add(1);
+  if (x % 5 == 3) throw std::domain_error(absl::StrCat("bad ", x));
+  return x * 3;
+}
+double Scale(int x, double y) { return x * y; }
+
+TEST(PoolTest, FlatChunksFailOnlyTheItemThatThrewAndRunEachItemOnce) {
+  calls_of_fives = mp_test::MapShared<std::atomic<int>>();
+  calls_of_fives->store(0);
+  {
+    mp::Pool pool(2);
+    auto it = pool.Imap(ThrowOnFives, std::views::iota(0, 200),
+                        {.chunksize = 16});
+    for (int i = 0; i < 200; ++i) {
+      absl::StatusOr<int> r = it.Next();
+      if (i % 5 == 3) {
+        ASSERT_EQ(r.status().code(), absl::StatusCode::kUnknown) << i;
+        EXPECT_THAT(std::string(r.status().message()),
+                    testing::HasSubstr(absl::StrCat("bad ", i)));
+      } else {
+        ASSERT_TRUE(r.ok()) << i << ": " << r.status();
+        EXPECT_EQ(*r, 3 * i);
+      }
+    }
+    EXPECT_EQ(calls_of_fives->load(), 200);
+    // Two flat arguments, a flat result of another type; the tuples'
+    // elements convert to the function's parameter types.
+    std::vector<std::tuple<long, float>> pairs;
+    for (int i = 0; i < 100; ++i) pairs.emplace_back(i, 0.5f);
+    auto scaled = pool.Starmap(Scale, pairs, 7);
+    ASSERT_TRUE(scaled.ok()) << scaled.status();
+    ASSERT_EQ(scaled->size(), 100u);
+    for (int i = 0; i < 100; ++i) EXPECT_EQ((*scaled)[i], i * 0.5);
+  }
+  mp_test::Unmap(calls_of_fives);
 }
 
 TEST(PoolTest, InitializerOncePerWorker) {

@@ -19,12 +19,22 @@ namespace {
 // slower never costs a system call, while an idle one sleeps soon. A time
 // budget, not a count: PAUSE costs 3 ns on some CPUs and 30 ns on others.
 constexpr auto kSpinBudget = std::chrono::microseconds(50);
+// How long a producer facing a full ring waits for a batch of room before
+// it takes any room (RingView::WaitForBatchOfRoom).
+constexpr auto kBatchWait = std::chrono::microseconds(20);
 
-// Spins until `ready()` or the budget is spent; checks the clock every 32
-// rounds (a vDSO clock read is ~20 ns).
+// Spins until `ready()`, the budget is spent or `deadline` passes; checks
+// the clock every 32 rounds (a vDSO clock read is ~20 ns). A deadline
+// already past (a poll: GetNowait, PutNowait, the pool's collector) looks
+// once and does not spin.
 template <class Ready>
-bool SpinUntil(Ready ready) {
-  const auto until = std::chrono::steady_clock::now() + kSpinBudget;
+bool SpinUntil(Ready ready, Deadline deadline) {
+  const auto now = std::chrono::steady_clock::now();
+  if (!deadline.infinite() && now >= deadline.time_point()) return ready();
+  auto until = now + kSpinBudget;
+  if (!deadline.infinite() && deadline.time_point() < until) {
+    until = deadline.time_point();
+  }
   for (;;) {
     for (int i = 0; i < 32; ++i) {
       if (ready()) return true;
@@ -125,15 +135,18 @@ template <class Ready, class AfterRaise>
 bool SleepUntil(FutexWord& epoch, std::atomic<uint32_t>& waiters, Ready ready,
                 AfterRaise after_raise, Deadline deadline,
                 std::chrono::milliseconds slice) {
-  if (SpinUntil(ready)) return true;
+  if (SpinUntil(ready, deadline)) return true;
   if (deadline.Expired()) return false;
-  if (slice.count() != 0) deadline = Deadline::Earlier(deadline, Deadline::After(slice));
+  if (slice.count() != 0) {
+    deadline = Deadline::Earlier(deadline, Deadline::After(slice));
+  }
   const uint32_t e = epoch.load(std::memory_order_acquire);
   const bool covered = RaiseWaitersBeforeLoad(waiters);
   after_raise();
   if (ready()) return true;
   const Deadline until =
-      covered ? deadline : Deadline::Earlier(deadline, Deadline::After(kUncoveredSlice));
+      covered ? deadline
+              : Deadline::Earlier(deadline, Deadline::After(kUncoveredSlice));
   if (FutexWait(&epoch, e, until) != FutexResult::kTimedOut) return true;
   return ready() || !deadline.Expired();
 }
@@ -163,6 +176,39 @@ bool RingView::WaitForCommit(uint64_t head, Deadline deadline, bool or_closed,
       [] { MP_FAULT_POINT("ring.get.before_sleep"); }, deadline, slice);
 }
 
+// A full ring: before the usual spin-then-sleep for any room, spin a
+// little for room for a batch of records (a quarter of the ring), polling
+// head only every few pauses. A producer that resumes at the first free
+// record runs in lock step with the consumer: every record it claims lands
+// on the line the consumer has just read, and its polls of head take that
+// line from the consumer at every record, so the consumer slows, the ring
+// stays full, and both pay a line transfer per message (measured: the
+// 64-byte SPSC case ran at half the rate, bimodally, whenever the producer
+// was the faster side). Waiting for a batch lets the consumer drain a run of
+// records undisturbed. Never longer than kBatchWait, nor past `deadline`:
+// then any room will do, as before.
+bool RingView::WaitForBatchOfRoom(size_t need, Deadline deadline) {
+  const size_t slack = std::min(capacity_ / 4, capacity_ - need);
+  const auto now = std::chrono::steady_clock::now();
+  auto until = now + kBatchWait;
+  if (!deadline.infinite()) {
+    if (now >= deadline.time_point()) return false;
+    until = std::min(until, deadline.time_point());
+  }
+  for (int round = 1;; ++round) {
+    for (int k = 0; k < 16; ++k) CpuRelax();
+    const uint64_t head = r_->head_.load(std::memory_order_relaxed);
+    if (r_->tail_.load(std::memory_order_relaxed) + need + slack - head <=
+            capacity_ ||
+        r_->closed()) {
+      return true;
+    }
+    if (round % 8 == 0 && std::chrono::steady_clock::now() >= until) {
+      return false;
+    }
+  }
+}
+
 bool RingView::WaitForSpace(uint64_t /*tail*/, size_t need, Deadline deadline,
                             std::chrono::milliseconds slice) {
   auto has_room = [&] {
@@ -171,6 +217,7 @@ bool RingView::WaitForSpace(uint64_t /*tail*/, size_t need, Deadline deadline,
                capacity_ ||
            r_->closed();
   };
+  if (WaitForBatchOfRoom(need, deadline)) return true;
   return SleepUntil(
       r_->space_epoch_, r_->producers_waiting_, has_room,
       [] { MP_FAULT_POINT("ring.put.before_sleep"); }, deadline, slice);

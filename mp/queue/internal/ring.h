@@ -650,6 +650,7 @@ class RingView {
   // live task; else tail or the end of the lap, whichever comes first.
   // DataLoss when the indices are inconsistent.
   absl::StatusOr<uint64_t> NextRecordAfterCorrupt(uint64_t head);
+  bool WaitForBatchOfRoom(size_t need, Deadline deadline);
   bool WaitForSpace(uint64_t tail, size_t need, Deadline deadline,
                     std::chrono::milliseconds slice = {});
   // `fill` non-null: a side-channel record (PushSide), written by it.
