@@ -112,6 +112,15 @@ def main():
     check("queue_bench" in present and "sync_bench" in present,
           "queue_bench and sync_bench are in the test's data")
     names = {n for ns in present.values() for n in ns}
+    # What the peer scripts that ran printed counts as measured too.
+    for kind, name, _, _, _ in read_tsv(
+            os.path.join(SRC, "bench", "report", "suites.tsv")):
+        raw = os.path.join(out_a, "raw", f"{name}.json")
+        if kind == "script" and os.path.exists(raw):
+            check(f"`{name}` (" in md, f"a line for the peer {name}")
+            for b in json.load(open(raw)).get("benchmarks", []):
+                names.add(re.sub(r"/(manual_time|real_time)$", "",
+                                 b.get("run_name", b["name"])))
 
     goals = read_tsv(os.path.join(SRC, "bench", "report", "goals.tsv"))
     check(len(goals) > 10, "the goals table is read")
