@@ -37,6 +37,7 @@
 #include <new>
 #include <functional>
 #include <mutex>
+#include <random>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -110,9 +111,16 @@ class ShmSegment {
   bip::managed_shared_memory& get() { return segment_; }
 
  private:
+  // pid, a random token (the pid alone is shared by runs in other pid
+  // namespaces, Bazel's sandboxes, which share /dev/shm) and a counter.
   static std::string UniqueName() {
     static int counter = 0;
-    return "mp_manager_bench_" + std::to_string(getpid()) + "_" + std::to_string(++counter);
+    static const uint64_t token = [] {
+      std::random_device rd;
+      return (uint64_t{rd()} << 32) | rd();
+    }();
+    return "mp_manager_bench_" + std::to_string(getpid()) + "_" +
+           std::to_string(token) + "_" + std::to_string(++counter);
   }
   std::string name_;
   bip::managed_shared_memory segment_;

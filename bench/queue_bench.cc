@@ -47,6 +47,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,21 @@ T* MapShared(size_t n = 1) {
                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) std::abort();
   return new (p) T[n]();
+}
+
+// A token for the names of this run's system objects (POSIX and Boost
+// queues): random, because the pid alone is shared by runs in other pid
+// namespaces (Bazel's sandboxes), which share /dev/shm and /dev/mqueue.
+const std::string& RunToken() {
+  static const std::string token = [] {
+    std::random_device rd;
+    const uint64_t r = (uint64_t{rd()} << 32) | rd();
+    char buf[17];
+    std::snprintf(buf, sizeof(buf), "%016llx",
+                  static_cast<unsigned long long>(r));
+    return std::to_string(getpid()) + "_" + buf;
+  }();
+  return token;
 }
 
 void Die(const char* what) {
@@ -142,7 +158,7 @@ struct UnixSocketChan {
 template <size_t N>
 struct PosixMqChan {
   explicit PosixMqChan(bool) {
-    name = "/mp_bench_mq_" + std::to_string(getpid());
+    name = "/mp_bench_mq_" + RunToken();
     mq_unlink(name.c_str());
     mq_attr attr{};
     attr.mq_maxmsg = 10;
@@ -172,8 +188,7 @@ struct PosixMqChan {
 template <size_t N>
 struct BoostMqChan {
   explicit BoostMqChan(bool) {
-    name = "mp_bench_boost_" + std::to_string(getpid()) + "_" +
-           std::to_string(counter++);
+    name = "mp_bench_boost_" + RunToken() + "_" + std::to_string(counter++);
     boost::interprocess::message_queue::remove(name.c_str());
     q = std::make_unique<boost::interprocess::message_queue>(
         boost::interprocess::create_only, name.c_str(), N == 64 ? 1024 : 64,
@@ -242,13 +257,19 @@ struct PlainPipeChan {
 // messages are delivered before it exits.
 template <size_t N>
 struct ZmqChan {
+  // The socket lives in a directory of its own (mkdtemp): a name made of
+  // the pid would be shared by runs in other pid namespaces (Bazel's
+  // sandboxes share /tmp), whose sockets would then connect to ours.
   explicit ZmqChan(bool) {
-    endpoint = "ipc:///tmp/mp_bench_zmq_" + std::to_string(getpid()) + "_" +
-               std::to_string(counter++);
+    char tmpl[] = "/tmp/mp_bench_zmq_XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) Die("mkdtemp");
+    dir = tmpl;
+    endpoint = "ipc://" + dir + "/s";
   }
   ~ZmqChan() {
     Done();
-    unlink(endpoint.c_str() + 6);  // past "ipc://"
+    unlink((dir + "/s").c_str());
+    rmdir(dir.c_str());
   }
   // Makes this process's socket of `type` on first use; binds or connects.
   void Open(int type, bool bind) {
@@ -293,7 +314,7 @@ struct ZmqChan {
     if (ctx != nullptr) zmq_ctx_term(ctx);
     sock = ctx = nullptr;
   }
-  static inline int counter = 0;
+  std::string dir;
   std::string endpoint;
   void* ctx = nullptr;
   void* sock = nullptr;

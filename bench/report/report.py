@@ -532,10 +532,22 @@ def compare(old_dir, raw_files):
         except (OSError, ValueError) as e:
             notes.append(f"`{suite}`: unreadable JSON ({e})")
             continue
-        for j in (j1, j2):  # the repetitions only, not their aggregates
-            j["benchmarks"] = [b for b in j.get("benchmarks", [])
-                               if b.get("run_type", "iteration") == "iteration"]
-        for d in gb.get_difference_report(j1, j2, utest=True):
+        for j in (j1, j2):
+            # The repetitions only, not their aggregates; and only those
+            # that measured something: a benchmark that stopped with an
+            # error (SkipWithError) has no times, and gbench's geomean
+            # reads cpu_time and real_time of every entry.
+            j["benchmarks"] = [
+                b for b in j.get("benchmarks", [])
+                if b.get("run_type", "iteration") == "iteration"
+                and not b.get("error_occurred")
+                and "real_time" in b and "cpu_time" in b]
+        try:
+            diffs = gb.get_difference_report(j1, j2, utest=True)
+        except (KeyError, ValueError, ZeroDivisionError) as e:
+            notes.append(f"`{suite}`: gbench could not compare it ({e!r})")
+            continue
+        for d in diffs:
             if "measurements" not in d or d.get("name") == "OVERALL_GEOMEAN":
                 continue
             ch = statistics.median(m["time"] for m in d["measurements"])
