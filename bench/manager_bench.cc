@@ -172,10 +172,11 @@ struct TwoProcControl {
 };
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
 
-void BM_DictSetInt2ProcBoost(benchmark::State& state) {
-  ShmSegment seg(8 << 20);
-  BoostDict d(seg);
-  auto* ctl = seg.get().construct<TwoProcControl>("ctl")();
+// Two writers, this process and a forked child, each doing kWritesPerProc
+// set(k, v) per iteration; `set` runs in both. The parent times each round
+// until both are done. `ctl` is in memory both processes share.
+template <class Set>
+void RunTwoWriters(benchmark::State& state, TwoProcControl* ctl, Set set) {
   const pid_t child = fork();
   if (child < 0) {
     state.SkipWithError("fork failed");
@@ -189,7 +190,7 @@ void BM_DictSetInt2ProcBoost(benchmark::State& state) {
         sched_yield();
       }
       ++seen;
-      for (int i = 0; i < kWritesPerProc; ++i) d.Set(i % kKeys, -i);
+      for (int i = 0; i < kWritesPerProc; ++i) set(i % kKeys, -i);
       ctl->child_done.store(seen, std::memory_order_release);
     }
   }
@@ -197,7 +198,7 @@ void BM_DictSetInt2ProcBoost(benchmark::State& state) {
   for (auto _ : state) {
     const auto t0 = std::chrono::steady_clock::now();
     ctl->round.store(++round, std::memory_order_release);
-    for (int i = 0; i < kWritesPerProc; ++i) d.Set(i % kKeys, i);
+    for (int i = 0; i < kWritesPerProc; ++i) set(i % kKeys, i);
     while (ctl->child_done.load(std::memory_order_acquire) != round) sched_yield();
     state.SetIterationTime(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
@@ -206,6 +207,13 @@ void BM_DictSetInt2ProcBoost(benchmark::State& state) {
   int st;
   waitpid(child, &st, 0);
   state.SetItemsProcessed(state.iterations() * 2 * kWritesPerProc);
+}
+
+void BM_DictSetInt2ProcBoost(benchmark::State& state) {
+  ShmSegment seg(8 << 20);
+  BoostDict d(seg);
+  auto* ctl = seg.get().construct<TwoProcControl>("ctl")();
+  RunTwoWriters(state, ctl, [&d](int k, int v) { d.Set(k, v); });
 }
 
 void BM_ListAppendBoost(benchmark::State& state) {
@@ -250,45 +258,15 @@ void BM_DictSetInt2ProcMp(benchmark::State& state) {
   mp::Manager mgr(kMpCapacity);
   auto d = mgr.dict<int, int>("d");
   for (int k = 0; k < kKeys; ++k) MustOk(d.Set(k, 0));
-  auto* ctl = static_cast<TwoProcControl*>(
-      mmap(nullptr, sizeof(TwoProcControl), PROT_READ | PROT_WRITE,
-           MAP_SHARED | MAP_ANONYMOUS, -1, 0));
-  if (ctl == MAP_FAILED) {
+  void* p = mmap(nullptr, sizeof(TwoProcControl), PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
     state.SkipWithError("mmap failed");
     return;
   }
-  new (ctl) TwoProcControl();
-  const pid_t child = fork();
-  if (child < 0) {
-    state.SkipWithError("fork failed");
-    return;
-  }
-  if (child == 0) {
-    uint32_t seen = 0;
-    for (;;) {
-      while (ctl->round.load(std::memory_order_acquire) == seen) {
-        if (ctl->stop.load(std::memory_order_acquire)) _exit(0);
-        sched_yield();
-      }
-      ++seen;
-      for (int i = 0; i < kWritesPerProc; ++i) MustOk(d.Set(i % kKeys, -i));
-      ctl->child_done.store(seen, std::memory_order_release);
-    }
-  }
-  uint32_t round = 0;
-  for (auto _ : state) {
-    const auto t0 = std::chrono::steady_clock::now();
-    ctl->round.store(++round, std::memory_order_release);
-    for (int i = 0; i < kWritesPerProc; ++i) MustOk(d.Set(i % kKeys, i));
-    while (ctl->child_done.load(std::memory_order_acquire) != round) sched_yield();
-    state.SetIterationTime(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  ctl->stop.store(1, std::memory_order_release);
-  int st;
-  waitpid(child, &st, 0);
-  munmap(ctl, sizeof(TwoProcControl));
-  state.SetItemsProcessed(state.iterations() * 2 * kWritesPerProc);
+  RunTwoWriters(state, new (p) TwoProcControl(),
+                [&d](int k, int v) { MustOk(d.Set(k, v)); });
+  munmap(p, sizeof(TwoProcControl));
 }
 
 void BM_ListAppendMp(benchmark::State& state) {
