@@ -408,9 +408,13 @@ def machine(workspace, build_note):
         cxx = subprocess.run(["g++", "--version"], capture_output=True,
                              text=True).stdout.splitlines()[0]
     commit = ""
-    r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=workspace,
-                       capture_output=True, text=True)
-    if r.returncode == 0:
+    # git may be absent (a fresh machine with only what tools/setup installs)
+    # or the workspace not a checkout: the commit is then not reported.
+    r = None
+    if shutil.which("git"):
+        r = subprocess.run(["git", "rev-parse", "--short", "HEAD"],
+                           cwd=workspace, capture_output=True, text=True)
+    if r is not None and r.returncode == 0:
         commit = r.stdout.strip()
         d = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
                            cwd=workspace, capture_output=True, text=True)

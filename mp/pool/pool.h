@@ -516,6 +516,18 @@ class Feeder {
 bool AddFeeder(PoolCore& core, std::shared_ptr<Feeder> feeder);
 void RemoveFeeder(PoolCore& core, const Feeder* feeder);
 
+// Where an Imap iterator's input goes: the pool behind it (mp::Pool, or
+// another backend such as mp::mpi::Pool), as three calls and its size.
+struct FeedSink {
+  // Submits refill tasks (allowed after Close while the feeder is
+  // registered); an error ends the iterator's feeding.
+  std::function<absl::Status(std::vector<TaskSpec>)> submit;
+  // Registers a feeder (false: the pool takes no more work) / retires it.
+  std::function<bool(std::shared_ptr<Feeder>)> add;
+  std::function<void(const Feeder*)> remove;
+  int processes = 1;  // sizes the default window
+};
+
 // A reference to a function pointer, cached per thread.
 absl::StatusOr<FunctionRef> RefOfPointer(const void* fn);
 
@@ -893,7 +905,7 @@ class ImapIterator {
   // The input side, shared with the pool (Join may feed it all, from
   // another thread); every field under `mu`.
   struct FeedState : pool_internal::Feeder {
-    std::shared_ptr<pool_internal::PoolCore> core;
+    pool_internal::FeedSink sink;
     std::shared_ptr<pool_internal::ImapState<R>> state;
     Feed feed;
     pool_internal::FunctionRef invoker;
@@ -920,12 +932,13 @@ class ImapIterator {
     void SubmitLocked(size_t room) {
       std::vector<pool_internal::TaskSpec> tasks;
       size_t added = 0;
+      bool ended = false;
       constexpr size_t kBatch = 4096;  // items per submission when feeding all
       while (added < room && added < kBatch) {
         pool_internal::TaskSpec t;
         t.count = static_cast<uint32_t>(feed(chunksize, &t.args));
         if (t.count == 0) {
-          ReleaseLocked();
+          ended = true;
           break;
         }
         t.job = state;
@@ -935,15 +948,18 @@ class ImapIterator {
         added += t.count;
         tasks.push_back(std::move(t));
       }
-      if (tasks.empty()) return;
-      absl::Status s =
-          pool_internal::Submit(*core, std::move(tasks), /*feeding=*/true);
-      if (!s.ok()) {
-        error = s;
-        ReleaseLocked();
-        return;
+      // The last tasks go in before the feeder retires: a closed pool takes
+      // a registered feeder's tasks only.
+      if (!tasks.empty()) {
+        absl::Status s = sink.submit(std::move(tasks));
+        if (!s.ok()) {
+          error = s;
+          ReleaseLocked();
+          return;
+        }
+        submitted += added;
       }
-      submitted += added;
+      if (ended) ReleaseLocked();
     }
     void Release() {
       std::lock_guard<std::mutex> l(mu);
@@ -953,23 +969,24 @@ class ImapIterator {
       if (!feeding) return;
       feeding = false;
       feed = nullptr;
-      pool_internal::RemoveFeeder(*core, this);
+      sink.remove(this);
     }
   };
 
-  ImapIterator(std::shared_ptr<pool_internal::PoolCore> core,
+  friend struct pool_internal::PoolAccess;
+  ImapIterator(pool_internal::FeedSink sink,
                std::shared_ptr<pool_internal::ImapState<R>> state, Feed feed,
                pool_internal::FunctionRef invoker, pool_internal::FunctionRef fn,
                size_t chunksize, size_t max_in_flight)
       : feed_(std::make_shared<FeedState>()), state_(state) {
-    feed_->core = std::move(core);
+    feed_->sink = std::move(sink);
     feed_->state = std::move(state);
     feed_->feed = std::move(feed);
     feed_->invoker = invoker;
     feed_->fn = fn;
     feed_->chunksize = chunksize;
     feed_->max_in_flight = max_in_flight;
-    feed_->feeding = pool_internal::AddFeeder(*feed_->core, feed_);
+    feed_->feeding = feed_->sink.add(feed_);
     if (!feed_->feeding) {
       feed_->error =
           absl::FailedPreconditionError("pool: Pool not running (closed)");
@@ -1218,19 +1235,39 @@ class Pool {
   }
 
   template <class F, class Range>
-  auto MakeImap(F f, Range&& inputs, const ImapOptions& options, bool ordered) {
+  auto MakeImap(F f, Range&& inputs, const ImapOptions& options, bool ordered);
+
+  std::shared_ptr<pool_internal::PoolCore> core_;
+};
+
+namespace pool_internal {
+// For backends layered on Pool (the MPI backend, mp/pool/mpi): submit tasks
+// already encoded (TaskSpec, as the templates above build them) to a local
+// pool, and wrap a result state into an AsyncResult.
+struct PoolAccess {
+  static absl::Status Submit(Pool& pool, std::vector<TaskSpec> tasks,
+                             bool feeding = false) {
+    return pool_internal::Submit(*pool.core_, std::move(tasks), feeding);
+  }
+  // Imap / ImapUnordered over `sink`'s pool: the input is read lazily, at
+  // most options.max_in_flight items ahead of the reader (0: 4 x processes x
+  // chunksize); the first window is submitted now, as Python's imap starts
+  // at once.
+  template <class F, class Range>
+  static auto MakeImap(FeedSink sink, F f, Range&& inputs,
+                       const ImapOptions& options, bool ordered) {
     using A = std::decay_t<std::ranges::range_value_t<Range>>;
-    pool_internal::CheckCallable<F>();
-    pool_internal::CheckCodec<A>();
-    using R = pool_internal::ResultOf<F, A>;
-    pool_internal::CheckCodec<R>();
-    auto state = std::make_shared<pool_internal::ImapState<R>>(ordered);
-    auto refs = pool_internal::RefsOf<F, A>(f);
+    CheckCallable<F>();
+    CheckCodec<A>();
+    using R = ResultOf<F, A>;
+    CheckCodec<R>();
+    auto state = std::make_shared<ImapState<R>>(ordered);
+    auto refs = RefsOf<F, A>(f);
     const size_t chunk = options.chunksize == 0 ? 1 : options.chunksize;
     const size_t window =
         options.max_in_flight != 0
             ? options.max_in_flight
-            : 4 * static_cast<size_t>(pool_internal::Processes(*core())) * chunk;
+            : 4 * static_cast<size_t>(std::max(sink.processes, 1)) * chunk;
     // The view lives in the feeder; an lvalue range by reference.
     auto view = std::views::all(std::forward<Range>(inputs));
     using View = decltype(view);
@@ -1248,32 +1285,19 @@ class Pool {
       }
       size_t k = 0;
       while (k < chunk_items && cursor->it != std::ranges::end(cursor->view)) {
-        pool_internal::EncodeArgs(args, static_cast<const A&>(*cursor->it));
+        EncodeArgs(args, static_cast<const A&>(*cursor->it));
         ++cursor->it;
         ++k;
       }
       return k;
     };
-    ImapIterator<R> it(core_, state, std::move(feed),
-                       refs.ok() ? refs->first : pool_internal::FunctionRef{},
-                       refs.ok() ? refs->second : pool_internal::FunctionRef{},
-                       chunk, std::max(window, chunk));
+    ImapIterator<R> it(std::move(sink), state, std::move(feed),
+                       refs.ok() ? refs->first : FunctionRef{},
+                       refs.ok() ? refs->second : FunctionRef{}, chunk,
+                       std::max(window, chunk));
     if (!refs.ok()) it.FailAtStart(refs.status());
-    it.Refill();  // the first window goes now, as Python's imap starts at once
+    it.Refill();
     return it;
-  }
-
-  std::shared_ptr<pool_internal::PoolCore> core_;
-};
-
-namespace pool_internal {
-// For backends layered on Pool (the MPI backend, mp/pool/mpi): submit tasks
-// already encoded (TaskSpec, as the templates above build them) to a local
-// pool, and wrap a result state into an AsyncResult.
-struct PoolAccess {
-  static absl::Status Submit(Pool& pool, std::vector<TaskSpec> tasks,
-                             bool feeding = false) {
-    return pool_internal::Submit(*pool.core_, std::move(tasks), feeding);
   }
   template <class T>
   static AsyncResult<T> Result(std::shared_ptr<ResultState<T>> state) {
@@ -1281,6 +1305,30 @@ struct PoolAccess {
   }
 };
 }  // namespace pool_internal
+
+template <class F, class Range>
+auto Pool::MakeImap(F f, Range&& inputs, const ImapOptions& options,
+                    bool ordered) {
+  std::shared_ptr<pool_internal::PoolCore> core = core_;
+  pool_internal::FeedSink sink{
+      .submit =
+          [core](std::vector<pool_internal::TaskSpec> tasks) {
+            return pool_internal::Submit(*core, std::move(tasks),
+                                         /*feeding=*/true);
+          },
+      .add =
+          [core](std::shared_ptr<pool_internal::Feeder> feeder) {
+            return pool_internal::AddFeeder(*core, std::move(feeder));
+          },
+      .remove =
+          [core](const pool_internal::Feeder* feeder) {
+            pool_internal::RemoveFeeder(*core, feeder);
+          },
+      .processes = pool_internal::Processes(*core),
+  };
+  return pool_internal::PoolAccess::MakeImap(
+      std::move(sink), f, std::forward<Range>(inputs), options, ordered);
+}
 
 }  // namespace mp
 

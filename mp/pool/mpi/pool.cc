@@ -819,18 +819,28 @@ class Core {
     return absl::OkStatus();
   }
 
-  bool AddFeeder(int delta) {
+  bool AddFeeder(std::shared_ptr<pool_internal::Feeder> feeder) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (closed_ || terminate_) return false;
+      feeder_list_.push_back(std::move(feeder));
+      feeders_ = static_cast<int>(feeder_list_.size());
+    }
+    wake_.notify_all();
+    return true;
+  }
+  void RemoveFeeder(const pool_internal::Feeder* feeder) {
     bool close_local = false;
     {
       std::lock_guard<std::mutex> l(mu_);
-      if (delta > 0 && (closed_ || terminate_)) return false;
-      feeders_ += delta;
+      std::erase_if(feeder_list_,
+                    [feeder](const auto& f) { return f.get() == feeder; });
+      feeders_ = static_cast<int>(feeder_list_.size());
       close_local = local_ && closed_ && feeders_ == 0;
     }
     if (close_local) local_->Close();
     wake_.notify_all();
     done_.notify_all();
-    return true;
   }
 
   void Close() {
@@ -865,10 +875,17 @@ class Core {
       return absl::FailedPreconditionError(
           "pool: Join from a callback would deadlock");
     }
-    std::unique_lock<std::mutex> l(mu_);
-    if (!closed_ && !terminate_) {
-      return absl::FailedPreconditionError("pool: Pool is still running");
+    std::vector<std::shared_ptr<pool_internal::Feeder>> feeders;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      if (!closed_ && !terminate_) {
+        return absl::FailedPreconditionError("pool: Pool is still running");
+      }
+      feeders = feeder_list_;
     }
+    // Every Imap input left goes in now, as mp::Pool's Join does.
+    for (auto& f : feeders) f->FeedAll();
+    std::unique_lock<std::mutex> l(mu_);
     if (local_) {
       auto ready = [&] { return feeders_ == 0 || terminate_; };
       if (deadline.infinite()) {
@@ -1224,7 +1241,9 @@ class Core {
   std::deque<TaskSpec> queue_;
   size_t outstanding_ = 0;
   uint64_t submits_ = 0;
-  int feeders_ = 0;
+  int feeders_ = 0;  // feeder_list_.size()
+  // Imap inputs that may still submit (Join feeds them).
+  std::vector<std::shared_ptr<pool_internal::Feeder>> feeder_list_;
   bool closed_ = false;
   bool terminate_ = false;
   bool finished_ = false;
@@ -1235,7 +1254,12 @@ absl::Status Submit(Core& core, std::vector<TaskSpec> tasks, bool feeding) {
   return core.Submit(std::move(tasks), feeding);
 }
 int Processes(const Core& core) { return core.processes(); }
-bool AddFeeder(Core& core, int delta) { return core.AddFeeder(delta); }
+bool AddFeeder(Core& core, std::shared_ptr<pool_internal::Feeder> feeder) {
+  return core.AddFeeder(std::move(feeder));
+}
+void RemoveFeeder(Core& core, const pool_internal::Feeder* feeder) {
+  core.RemoveFeeder(feeder);
+}
 Core& CoreOf(Pool& pool) { return *pool.core_; }
 
 }  // namespace internal

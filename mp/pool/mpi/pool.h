@@ -145,8 +145,10 @@ struct MpiOptions {
   int max_ranks = 0;
 };
 
+// The iterator of Imap / ImapUnordered: mp::Pool's (pool.h), fed to the
+// MPI pool.
 template <class R>
-class ImapIterator;
+using ImapIterator = mp::ImapIterator<R>;
 class Pool;
 
 namespace internal {
@@ -154,7 +156,11 @@ class Core;  // pool.cc
 absl::Status Submit(Core& core, std::vector<pool_internal::TaskSpec> tasks,
                     bool feeding = false);
 int Processes(const Core& core);
-bool AddFeeder(Core& core, int delta);
+// An Imap input that may still submit (see pool_internal::Feeder): Join
+// feeds what is left of it. AddFeeder: false when the pool takes no more
+// work.
+bool AddFeeder(Core& core, std::shared_ptr<pool_internal::Feeder> feeder);
+void RemoveFeeder(Core& core, const pool_internal::Feeder* feeder);
 // For tests: a pool's core, to submit hand-made TaskSpecs through Submit.
 Core& CoreOf(Pool& pool);
 }  // namespace internal
@@ -259,9 +265,9 @@ class Pool {
   absl::Status Terminate();
   // Waits until every rank has closed its local pool. FailedPrecondition
   // before Close / Terminate or from a callback; DeadlineExceeded at the
-  // deadline. Unlike mp::Pool's Join (which now feeds what is left of open
-  // Imap inputs), this one waits for open Imap iterators: drain or destroy
-  // them first.
+  // deadline. As mp::Pool's Join, it first submits what is left of every
+  // open Imap input (Python's join does not wait for its iterators to be
+  // read); the results wait in the iterators.
   absl::Status Join(Deadline deadline);
   template <class Rep, class Period>
   absl::Status Join(std::chrono::duration<Rep, Period> timeout) {
@@ -365,181 +371,27 @@ class Pool {
   std::shared_ptr<internal::Core> core_;
 };
 
-// As mp::ImapIterator (pool.h), over the MPI pool.
-template <class R>
-class ImapIterator {
- public:
-  ImapIterator(ImapIterator&&) = default;
-  ImapIterator& operator=(ImapIterator&&) = default;
-  ~ImapIterator() { Release(); }
-
-  absl::StatusOr<R> Next(Deadline deadline) {
-    if (!error_.ok()) return error_;
-    Refill();
-    if (!error_.ok() && taken_ == submitted_) return error_;
-    if (taken_ == submitted_) {
-      Release();
-      return absl::OutOfRangeError("pool: imap exhausted");
-    }
-    std::optional<absl::StatusOr<R>> r = state_->Take(taken_, deadline);
-    if (!r) {
-      return absl::DeadlineExceededError("pool: imap result not ready at the timeout");
-    }
-    ++taken_;
-    return *std::move(r);
-  }
-  template <class Rep, class Period>
-  absl::StatusOr<R> Next(std::chrono::duration<Rep, Period> timeout) {
-    return Next(Deadline::After(timeout));
-  }
-  absl::StatusOr<R> Next(std::optional<double> timeout_seconds = std::nullopt) {
-    return Next(timeout_seconds ? Deadline::AfterSeconds(*timeout_seconds)
-                                : Deadline::Infinite());
-  }
-  size_t in_flight() const { return submitted_ - taken_; }
-
-  class iterator {
-   public:
-    using value_type = absl::StatusOr<R>;
-    using difference_type = std::ptrdiff_t;
-    iterator() = default;
-    explicit iterator(ImapIterator* it) : it_(it) { ++*this; }
-    value_type& operator*() { return *current_; }
-    iterator& operator++() {
-      current_ = it_->Next();
-      if (current_->status().code() == absl::StatusCode::kOutOfRange) {
-        it_ = nullptr;
-      }
-      return *this;
-    }
-    void operator++(int) { ++*this; }
-    friend bool operator==(const iterator& a, std::default_sentinel_t) {
-      return a.it_ == nullptr;
-    }
-
-   private:
-    ImapIterator* it_ = nullptr;
-    std::optional<value_type> current_;
-  };
-  iterator begin() { return iterator(this); }
-  std::default_sentinel_t end() { return {}; }
-
- private:
-  friend class Pool;
-  using Feed = std::function<size_t(size_t chunk, std::string* args)>;
-  ImapIterator(std::shared_ptr<internal::Core> core,
-               std::shared_ptr<pool_internal::ImapState<R>> state, Feed feed,
-               pool_internal::FunctionRef invoker, pool_internal::FunctionRef fn,
-               size_t chunksize, size_t max_in_flight)
-      : core_(std::move(core)),
-        state_(std::move(state)),
-        feed_(std::move(feed)),
-        invoker_(invoker),
-        fn_(fn),
-        chunksize_(chunksize),
-        max_in_flight_(max_in_flight) {
-    feeding_ = internal::AddFeeder(*core_, 1);
-    if (!feeding_) {
-      error_ = absl::FailedPreconditionError("pool: Pool not running (closed)");
-    }
-  }
-
-  void Refill() {
-    if (!feeding_) return;
-    if (submitted_ - taken_ > max_in_flight_ / 2) return;
-    std::vector<pool_internal::TaskSpec> tasks;
-    size_t added = 0;
-    while (submitted_ + added - taken_ < max_in_flight_) {
-      pool_internal::TaskSpec t;
-      t.count = static_cast<uint32_t>(feed_(chunksize_, &t.args));
-      if (t.count == 0) {
-        Release();
-        break;
-      }
-      t.job = state_;
-      t.first = submitted_ + added;
-      t.invoker = invoker_;
-      t.fn = fn_;
-      added += t.count;
-      tasks.push_back(std::move(t));
-    }
-    if (tasks.empty()) return;
-    absl::Status s = internal::Submit(*core_, std::move(tasks), /*feeding=*/true);
-    if (!s.ok()) {
-      error_ = s;
-      Release();
-      return;
-    }
-    submitted_ += added;
-  }
-  void Release() {
-    if (feeding_ && core_) {
-      feeding_ = false;
-      feed_ = nullptr;
-      internal::AddFeeder(*core_, -1);
-    }
-  }
-
-  std::shared_ptr<internal::Core> core_;
-  std::shared_ptr<pool_internal::ImapState<R>> state_;
-  Feed feed_;
-  pool_internal::FunctionRef invoker_;
-  pool_internal::FunctionRef fn_;
-  size_t chunksize_;
-  size_t max_in_flight_;
-  size_t submitted_ = 0;
-  size_t taken_ = 0;
-  bool feeding_ = false;
-  absl::Status error_;
-};
-
 template <class F, class Range>
 auto Pool::MakeImap(F f, Range&& inputs, const ImapOptions& options,
                     bool ordered) {
-  using A = std::decay_t<std::ranges::range_value_t<Range>>;
-  pool_internal::CheckCallable<F>();
-  pool_internal::CheckCodec<A>();
-  using R = pool_internal::ResultOf<F, A>;
-  pool_internal::CheckCodec<R>();
-  auto state = std::make_shared<pool_internal::ImapState<R>>(ordered);
-  auto refs = pool_internal::RefsOf<F, A>(f);
-  const size_t chunk = options.chunksize == 0 ? 1 : options.chunksize;
-  const size_t window =
-      options.max_in_flight != 0
-          ? options.max_in_flight
-          : 4 * static_cast<size_t>(internal::Processes(*core_)) * chunk;
-  auto view = std::views::all(std::forward<Range>(inputs));
-  using View = decltype(view);
-  struct Cursor {
-    View view;
-    std::ranges::iterator_t<View> it;
-    bool started = false;
+  std::shared_ptr<internal::Core> core = core_;
+  pool_internal::FeedSink sink{
+      .submit =
+          [core](std::vector<pool_internal::TaskSpec> tasks) {
+            return internal::Submit(*core, std::move(tasks), /*feeding=*/true);
+          },
+      .add =
+          [core](std::shared_ptr<pool_internal::Feeder> feeder) {
+            return internal::AddFeeder(*core, std::move(feeder));
+          },
+      .remove =
+          [core](const pool_internal::Feeder* feeder) {
+            internal::RemoveFeeder(*core, feeder);
+          },
+      .processes = internal::Processes(*core),
   };
-  auto cursor = std::make_shared<Cursor>(Cursor{std::move(view), {}, false});
-  typename ImapIterator<R>::Feed feed =
-      [cursor](size_t chunk_items, std::string* args) -> size_t {
-    if (!cursor->started) {
-      cursor->it = std::ranges::begin(cursor->view);
-      cursor->started = true;
-    }
-    size_t k = 0;
-    while (k < chunk_items && cursor->it != std::ranges::end(cursor->view)) {
-      pool_internal::EncodeArgs(args, static_cast<const A&>(*cursor->it));
-      ++cursor->it;
-      ++k;
-    }
-    return k;
-  };
-  ImapIterator<R> it(core_, state, std::move(feed),
-                     refs.ok() ? refs->first : pool_internal::FunctionRef{},
-                     refs.ok() ? refs->second : pool_internal::FunctionRef{},
-                     chunk, std::max(window, chunk));
-  if (!refs.ok()) {
-    it.error_ = refs.status();
-    it.Release();
-  }
-  it.Refill();
-  return it;
+  return pool_internal::PoolAccess::MakeImap(
+      std::move(sink), f, std::forward<Range>(inputs), options, ordered);
 }
 
 }  // namespace mp::mpi

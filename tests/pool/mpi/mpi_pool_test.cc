@@ -178,6 +178,23 @@ TEST(MpiPoolTest, ImapOrderedUnorderedAndBounded) {
   }
 }
 
+// As with mp::Pool (and Python): close, join, then read an imap iterator.
+// Join feeds what is left of the input; the results wait in the iterator.
+TEST(MpiPoolTest, JoinBeforeImapIsReadFeedsTheRestOfTheInput) {
+  mp::mpi::Pool pool(1);
+  auto it = pool.Imap(Twice, Iota(300), {.chunksize = 4, .max_in_flight = 16});
+  EXPECT_LE(it.in_flight(), 16u + 4u);
+  pool.Close();
+  ASSERT_TRUE(pool.Join().ok());
+  EXPECT_EQ(it.in_flight(), 300u);
+  for (int i = 0; i < 300; ++i) {
+    absl::StatusOr<int> r = it.Next();
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(*r, 2 * i);
+  }
+  EXPECT_EQ(it.Next().status().code(), absl::StatusCode::kOutOfRange);
+}
+
 TEST(MpiPoolTest, InitializerAndBadOptions) {
   {
     mp::mpi::Pool pool({.processes = 1, .initializer = Init});
