@@ -24,7 +24,7 @@ void ResetAfterFork() {
 // A full fence. GCC rejects thread fences under ThreadSanitizer; there a
 // seq_cst read-modify-write stands in (TSan builds of the ring do not rely
 // on this pair, see ring.cc).
-void FullFence() {
+void SeqCstFence() {
 #if defined(__SANITIZE_THREAD__)
   static std::atomic<int> word{0};
   word.fetch_add(0, std::memory_order_seq_cst);
@@ -56,11 +56,13 @@ int Register() {
 void LightFenceSlow() {
   // Until registration is complete this process is not covered by other
   // processes' HeavyFence: a real fence keeps the pair correct meanwhile.
-  FullFence();
+  SeqCstFence();
   if (membarrier_state.load(std::memory_order_relaxed) == kUnknown) Register();
 }
 
 }  // namespace fence_internal
+
+void FullFence() { fence_internal::SeqCstFence(); }
 
 bool HeavyFence() {
   using namespace fence_internal;
@@ -68,7 +70,7 @@ bool HeavyFence() {
       Membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0) {
     return true;
   }
-  FullFence();
+  SeqCstFence();
   return false;
 }
 

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "absl/strings/cord.h"
+#include "mp/core/fence.h"
 #include "mp/core/process.h"
 #include "mp/core/shared_memory.h"
 #include "mp/queue/queue.h"
@@ -203,7 +204,7 @@ constexpr auto kSlice = std::chrono::milliseconds(20);
 // and a membarrier(2) there interrupts every core running a worker (a VM
 // exit each on a virtual machine).
 void WakeHandler(Control* c) {
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  FullFence();
   if (c->handler_sleeping.load(std::memory_order_relaxed) != 0 &&
       c->handler_sleeping.exchange(0, std::memory_order_acq_rel) != 0) {
     c->epoch.fetch_add(1, std::memory_order_release);
@@ -749,7 +750,7 @@ class pool_internal::PoolCore {
     Control* c = control_.get();
     const uint32_t e = c->epoch.load(std::memory_order_acquire);
     c->handler_sleeping.store(1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);  // see WakeHandler
+    FullFence();  // see WakeHandler
     bool ready = has_submissions_.load(std::memory_order_acquire);
     for (auto& w : workers_) ready |= !w.results.empty();
     if (!ready) FutexWait(&c->epoch, e, Deadline::After(kSlice));
