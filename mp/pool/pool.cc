@@ -44,12 +44,18 @@ struct TaskHeader {
   uint32_t args_size = 0;
 };
 static_assert(std::is_trivially_copyable_v<TaskHeader>);
-struct TaskMsg {
-  TaskHeader head;
-  std::string args;
-  // Sending: the task's arguments are encoded from here (the parent keeps
-  // them for a re-dispatch), not copied into `args` first.
-  const std::string* send_args = nullptr;
+// A batch: one or more tasks in one ring record, each [TaskHeader][args],
+// so a handler pass that finds a worker's window with room for many tiny
+// tasks pays one ring push for all of them. Each task keeps its own id and
+// the worker names each in its slot before it starts it: batching changes
+// how tasks travel, not who holds what.
+struct TaskBatch {
+  struct Out {
+    TaskHeader head;
+    const std::string* args;  // kept by the parent for a re-dispatch
+  };
+  std::vector<Out> send;  // sending
+  std::string bytes;      // received, checked by Decode
 };
 struct ResultMsg {
   uint64_t id = 0;
@@ -58,23 +64,39 @@ struct ResultMsg {
 }  // namespace pool_internal
 
 template <>
-struct Codec<pool_internal::TaskMsg> {
-  static void Encode(const pool_internal::TaskMsg& t, ByteWriter& out) {
-    const std::string& args = t.send_args != nullptr ? *t.send_args : t.args;
-    pool_internal::TaskHeader h = t.head;
-    h.args_size = static_cast<uint32_t>(args.size());
-    out.Write(&h, sizeof(h));
-    out.Write(args.data(), args.size());
+struct Codec<pool_internal::TaskBatch> {
+  static void Encode(const pool_internal::TaskBatch& b, ByteWriter& out) {
+    for (const auto& t : b.send) {
+      pool_internal::TaskHeader h = t.head;
+      h.args_size = static_cast<uint32_t>(t.args->size());
+      out.Write(&h, sizeof(h));
+      out.Write(t.args->data(), t.args->size());
+    }
   }
-  static absl::Status Decode(ByteReader& in, pool_internal::TaskMsg* t) {
-    if (absl::Status s = in.Read(&t->head, sizeof(t->head)); !s.ok()) {
+  // The bytes are kept whole; the walk checks that they are a sequence of
+  // headers and arguments that ends exactly at the end (the parent's bytes,
+  // but checked all the same before the worker trusts a length).
+  static absl::Status Decode(ByteReader& in, pool_internal::TaskBatch* b) {
+    b->bytes.resize(in.remaining());
+    if (absl::Status s = in.Read(b->bytes.data(), b->bytes.size()); !s.ok()) {
       return s;
     }
-    if (t->head.args_size != in.remaining()) {
-      return absl::DataLossError("pool: task message of the wrong size");
+    size_t left = b->bytes.size();
+    const char* p = b->bytes.data();
+    if (left == 0) return absl::DataLossError("pool: empty task batch");
+    while (left > 0) {
+      pool_internal::TaskHeader h;
+      if (left < sizeof(h)) {
+        return absl::DataLossError("pool: task batch cut inside a header");
+      }
+      std::memcpy(&h, p, sizeof(h));
+      if (h.args_size > left - sizeof(h)) {
+        return absl::DataLossError("pool: task arguments overrun the batch");
+      }
+      p += sizeof(h) + h.args_size;
+      left -= sizeof(h) + h.args_size;
     }
-    t->args.resize(t->head.args_size);
-    return in.Read(t->args.data(), t->args.size());
+    return absl::OkStatus();
   }
 };
 template <>
@@ -196,6 +218,19 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free);
 // the ring; bigger ones take side segments. Pages are committed as used.
 constexpr size_t kRingBytes = size_t{1} << 20;
 constexpr auto kSlice = std::chrono::milliseconds(20);
+// A worker's window (PoolCore::Limit): about this much of its work in
+// flight, and this many tasks before its speed is known.
+constexpr double kInFlightNs = 2e6;
+constexpr size_t kFirstWindow = 2;
+inline int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+// Argument buffers kept for reuse (PoolCore::SpareArgs), at most.
+constexpr size_t kSpareBytes = size_t{16} << 20;
+// A batch's arguments stay under this (a bigger task travels alone).
+constexpr size_t kBatchBytes = size_t{16} << 10;
 
 // The handshake with the sleeping handler uses a full fence on both sides,
 // not mp/core/fence.h's asymmetric pair: a wake-up check comes once per
@@ -215,7 +250,7 @@ void WakeHandler(Control* c) {
 // ---- The worker -----------------------------------------------------------
 
 struct WorkerArgs {
-  Queue<TaskMsg> tasks;
+  Queue<TaskBatch> tasks;
   Queue<ResultMsg> results;
   Shared<WorkerSlot> slot;
   Shared<Control> control;
@@ -242,35 +277,54 @@ void WorkerMain(WorkerArgs& a) {
   if (a.initializer) a.initializer();
   std::vector<std::pair<FunctionRef, const void*>> cache;
   int done = 0;
+  ResultMsg r;
   for (;;) {
-    absl::StatusOr<TaskMsg> t = a.tasks.Get();
-    if (!t.ok()) {
-      if (t.status().code() == absl::StatusCode::kOutOfRange) return;  // closed
+    absl::StatusOr<TaskBatch> b = a.tasks.Get();
+    if (!b.ok()) {
+      if (b.status().code() == absl::StatusCode::kOutOfRange) return;  // closed
       // A message that does not decode: our own parent's bytes, so the
       // ring is broken; leave, and the parent treats us as dead.
       std::fprintf(stderr, "mp::Pool worker: %s\n",
-                   std::string(t.status().message()).c_str());
+                   std::string(b.status().message()).c_str());
       std::fflush(stderr);
       _exit(70);
     }
-    a.slot->running.store(t->head.id, std::memory_order_release);
-    ResultMsg r;
-    r.id = t->head.id;
-    absl::Status error;
-    const void* inv = Cached(cache, t->head.invoker, &error);
-    const void* fn = t->head.fn == FunctionRef{}
-                         ? nullptr
-                         : Cached(cache, t->head.fn, &error);
-    if (error.ok()) {
-      reinterpret_cast<Invoker>(const_cast<void*>(inv))(
-          fn, t->args.data(), t->args.size(), t->head.count, &r.payload);
-    } else {
-      FailItems(&r.payload, 0, t->head.count, error);
+    // Decode checked the walk: every header and its arguments are inside.
+    const char* p = b->bytes.data();
+    const char* const end = p + b->bytes.size();
+    while (p < end) {
+      TaskHeader h;
+      std::memcpy(&h, p, sizeof(h));
+      const char* args = p + sizeof(h);
+      p = args + h.args_size;
+      a.slot->running.store(h.id, std::memory_order_release);
+      r.id = h.id;
+      r.payload.clear();
+      absl::Status error;
+      const void* inv = Cached(cache, h.invoker, &error);
+      const void* fn =
+          h.fn == FunctionRef{} ? nullptr : Cached(cache, h.fn, &error);
+      if (error.ok()) {
+        reinterpret_cast<Invoker>(const_cast<void*>(inv))(
+            fn, args, h.args_size, h.count, &r.payload);
+      } else {
+        FailItems(&r.payload, 0, h.count, error);
+      }
+      absl::Status s = a.results.Put(r);
+      if (!s.ok()) _exit(71);  // the parent closed our ring: terminating
+      // The fenced handshake once per batch (below); in between, a plain
+      // look at the flag wakes a handler seen asleep without a fence each.
+      if (p < end) {
+        if (a.control->handler_sleeping.load(std::memory_order_relaxed) != 0) {
+          WakeHandler(a.control.get());
+        }
+      } else {
+        WakeHandler(a.control.get());
+      }
+      // The parent never sends more than maxtasks, so a batch never
+      // holds tasks past the last one.
+      if (a.maxtasks > 0 && ++done >= a.maxtasks) return;
     }
-    absl::Status s = a.results.Put(r);
-    if (!s.ok()) _exit(71);  // the parent closed our ring: terminating
-    WakeHandler(a.control.get());
-    if (a.maxtasks > 0 && ++done >= a.maxtasks) return;
   }
 }
 
@@ -322,14 +376,79 @@ class Fifo {
   size_t size_ = 0;
 };
 
+// Tasks waiting to be sent, in order, kept in the blocks they were
+// submitted in (a Map's whole input is one vector): a per-task deque node
+// cost a heap allocation every few tasks on the caller's side.
+class TaskQueue {
+ public:
+  bool empty() const { return size_ == 0; }
+  size_t size() const { return size_; }
+  TaskSpec& front() { return blocks_.front()[head_]; }
+  // The k-th waiting task (k < size()).
+  TaskSpec& at(size_t k) {
+    k += head_;
+    for (auto& b : blocks_) {
+      if (k < b.size()) return b[k];
+      k -= b.size();
+    }
+    std::abort();  // k >= size(): a caller's bug
+  }
+  void pop_front() {
+    --size_;
+    if (++head_ == blocks_.front().size()) {
+      blocks_.pop_front();
+      head_ = 0;
+    }
+  }
+  void push_back(std::vector<TaskSpec> block) {
+    if (block.empty()) return;
+    size_ += block.size();
+    blocks_.push_back(std::move(block));
+  }
+  // Re-queues `block` before everything waiting (a dead worker's window).
+  void push_front(std::vector<TaskSpec> block) {
+    if (block.empty()) return;
+    if (head_ > 0) {  // the front block's sent part goes first
+      auto& f = blocks_.front();
+      f.erase(f.begin(), f.begin() + static_cast<long>(head_));
+      head_ = 0;
+    }
+    size_ += block.size();
+    blocks_.push_front(std::move(block));
+  }
+  // Takes everything out, in order.
+  std::vector<TaskSpec> TakeAll() {
+    std::vector<TaskSpec> all;
+    all.reserve(size_);
+    size_t skip = head_;
+    for (auto& b : blocks_) {
+      for (size_t i = skip; i < b.size(); ++i) all.push_back(std::move(b[i]));
+      skip = 0;
+    }
+    blocks_.clear();
+    head_ = size_ = 0;
+    return all;
+  }
+
+ private:
+  std::deque<std::vector<TaskSpec>> blocks_;
+  size_t head_ = 0;  // sent tasks at the front of blocks_.front()
+  size_t size_ = 0;
+};
+
 struct Worker {
   std::unique_ptr<Process> process;
-  Queue<TaskMsg> tasks;
+  Queue<TaskBatch> tasks;
   Queue<ResultMsg> results;
   Shared<WorkerSlot> slot;
   Fifo<std::pair<uint64_t, TaskSpec>> window;  // sent, unanswered
   int sent = 0;  // tasks ever sent (for maxtasksperchild)
   pid_t pid = 0;
+  // How long its tasks take, as the handler sees results come back (an
+  // average over recent collections; 0: not measured yet), and since when
+  // it has had work (-1: its window is empty). See PoolCore::Limit.
+  double task_ns = 0;
+  int64_t busy_since_ns = -1;
 };
 
 std::string HowItDied(int code) {
@@ -389,7 +508,13 @@ class pool_internal::PoolCore {
       if (state_ == State::kClosed && !feeding) {
         return absl::FailedPreconditionError("pool: Pool not running (closed)");
       }
-      for (auto& t : tasks) submitted_.push_back(std::move(t));
+      // One-at-a-time submissions (ApplyAsync) share a block.
+      if (!submitted_.empty() && submitted_.back().size() < 1024 &&
+          tasks.size() < 16) {
+        for (auto& t : tasks) submitted_.back().push_back(std::move(t));
+      } else {
+        submitted_.push_back(std::move(tasks));
+      }
       has_submissions_.store(true, std::memory_order_release);
     }
     pool_internal::WakeHandler(control_.get());
@@ -477,6 +602,17 @@ class pool_internal::PoolCore {
   bool OnHandlerThread() const {
     return handler_id_.load() == std::this_thread::get_id();
   }
+
+  std::vector<std::string> SpareArgs(size_t n) {
+    std::vector<std::string> out;
+    std::lock_guard<std::mutex> l(spare_mu_);
+    while (n-- > 0 && !spare_.empty()) {
+      spare_bytes_ -= spare_.back().capacity();
+      out.push_back(std::move(spare_.back()));
+      spare_.pop_back();
+    }
+    return out;
+  }
   int processes() const { return processes_; }
   int workers_started() const { return started_count_.load(); }
   std::vector<pid_t> worker_pids() const {
@@ -489,7 +625,7 @@ class pool_internal::PoolCore {
 
   // ---- handler thread only ----
   absl::Status StartWorker() {
-    auto tasks = Queue<TaskMsg>::Make(
+    auto tasks = Queue<TaskBatch>::Make(
         {.capacity_bytes = kRingBytes, .mode = QueueMode::kSpsc});
     if (!tasks.ok()) return tasks.status();
     auto results = Queue<ResultMsg>::Make(
@@ -535,6 +671,7 @@ class pool_internal::PoolCore {
   // Takes every result ready in `w`'s ring; true when any.
   bool Collect(Worker& w) {
     bool any = false;
+    int taken = 0;
     for (int k = 0; k < 256; ++k) {
       if (w.results.empty()) break;
       absl::StatusOr<pool_internal::ResultMsg> r = w.results.Get(Deadline::Past());
@@ -558,36 +695,90 @@ class pool_internal::PoolCore {
       TaskSpec t = std::move(w.window.front().second);
       w.window.pop_front();
       Deliver(t, r->payload);
+      ++taken;
+      if (t.args.capacity() > pool_internal::kSpareMin) {
+        answered_args_.push_back(std::move(t.args));
+      }
+    }
+    if (!answered_args_.empty()) KeepSpare();
+    if (taken > 0) {
+      const int64_t now = NowNs();
+      if (w.busy_since_ns >= 0) {
+        const double sample =
+            static_cast<double>(now - w.busy_since_ns) / taken;
+        w.task_ns = w.task_ns == 0 ? sample : 0.75 * w.task_ns + 0.25 * sample;
+      }
+      w.busy_since_ns = w.window.empty() ? -1 : now;
     }
     return any;
   }
 
+  // How many tasks `w` may hold (sent, unanswered): about kInFlight of its
+  // work, measured (Collect), between 2 and PoolOptions::window; before
+  // the first measurement, kFirstWindow. Tiny tasks get the whole window
+  // (a worker that runs dry between two handler passes sleeps, and waking
+  // it costs more than the task); slow ones get 2, so they stay in the
+  // parent and go to whichever worker frees up first, as from Python's
+  // shared task queue, instead of waiting behind a busy worker.
+  size_t Limit(const Worker& w) const {
+    const size_t max = static_cast<size_t>(options_.window);
+    if (w.task_ns == 0) return std::min(max, kFirstWindow);
+    const double fit = kInFlightNs / w.task_ns;
+    return std::clamp(fit >= static_cast<double>(max)
+                          ? max
+                          : static_cast<size_t>(fit),
+                      std::min<size_t>(max, 2), max);
+  }
+
+  // How many more tasks `w` may be sent now: its window's room, and what
+  // is left of its maxtasksperchild.
+  size_t Room(const Worker& w) const {
+    const size_t limit = Limit(w);
+    if (w.window.size() >= limit) return 0;
+    size_t room = limit - w.window.size();
+    if (options_.maxtasksperchild) {
+      room = std::min(room, static_cast<size_t>(std::max(
+                                0, *options_.maxtasksperchild - w.sent)));
+    }
+    return room;
+  }
+
+  // Moves pending tasks into the workers' rings, a batch per worker per
+  // pass: at most its room and its share of what is pending (two long
+  // tasks go to two workers, not both to the first), and at most
+  // kBatchBytes of arguments unless a single task is bigger.
   bool Dispatch() {
     bool any = false;
-    bool room = true;
-    while (!pending_.empty() && room) {
-      room = false;
+    pool_internal::TaskBatch batch;
+    for (bool moved = true; moved && !pending_.empty();) {
+      moved = false;
+      size_t open = 0;
+      for (const auto& w : workers_) open += Room(w) > 0 ? 1 : 0;
+      if (open == 0) break;
+      const size_t share = (pending_.size() + open - 1) / open;
       for (auto& w : workers_) {
-        if (pending_.empty()) break;
-        if (static_cast<int>(w.window.size()) >= options_.window) continue;
-        if (options_.maxtasksperchild && w.sent >= *options_.maxtasksperchild) {
-          continue;
+        const size_t n = std::min({Room(w), share, pending_.size()});
+        if (n == 0) continue;
+        batch.send.clear();
+        size_t bytes = 0;
+        for (size_t k = 0; k < n; ++k) {
+          const TaskSpec& t = pending_.at(k);
+          if (k > 0 && bytes + t.args.size() > kBatchBytes) break;
+          bytes += sizeof(pool_internal::TaskHeader) + t.args.size();
+          batch.send.push_back(
+              {{.id = next_id_ + k, .invoker = t.invoker, .fn = t.fn,
+                .count = t.count},
+               &t.args});
         }
-        TaskSpec& t = pending_.front();
-        pool_internal::TaskMsg m;
-        m.head.id = next_id_;
-        m.head.invoker = t.invoker;
-        m.head.fn = t.fn;
-        m.head.count = t.count;
-        // The parent keeps the arguments for a re-dispatch: encoded from
-        // where they are.
-        m.send_args = &t.args;
-        if (!w.tasks.Put(m, Deadline::Past()).ok()) continue;  // ring full
-        ++next_id_;
-        ++w.sent;
-        w.window.emplace_back(m.head.id, std::move(t));
-        pending_.pop_front();
-        any = room = true;
+        if (!w.tasks.Put(batch, Deadline::Past()).ok()) continue;  // full
+        if (w.window.empty()) w.busy_since_ns = NowNs();
+        for (size_t k = 0; k < batch.send.size(); ++k) {
+          ++w.sent;
+          w.window.emplace_back(next_id_++, std::move(pending_.front()));
+          pending_.pop_front();
+        }
+        any = moved = true;
+        if (pending_.empty()) break;
       }
     }
     return any;
@@ -613,7 +804,7 @@ class pool_internal::PoolCore {
       // 2-3. The task it was running fails (or is retried); the rest were
       // never started.
       const uint64_t running = w.slot->running.load(std::memory_order_acquire);
-      std::deque<TaskSpec> again;
+      std::vector<TaskSpec> again;
       for (auto& [id, t] : w.window) {
         if (id == running) {
           if (t.tries < options_.task_retries) {
@@ -629,9 +820,7 @@ class pool_internal::PoolCore {
           again.push_back(std::move(t));
         }
       }
-      for (auto it = again.rbegin(); it != again.rend(); ++it) {
-        pending_.push_front(std::move(*it));
-      }
+      pending_.push_front(std::move(again));
       // 4. Unlink what big messages its task ring still holds.
       while (w.tasks.Get(Deadline::Past()).ok()) {
       }
@@ -675,12 +864,8 @@ class pool_internal::PoolCore {
         std::lock_guard<std::mutex> l(mu_);
         state = state_;
         feeders = static_cast<int>(feeders_.size());
-        if (pending_.empty()) {
-          pending_.swap(submitted_);  // a Map's whole input, not moved
-        } else {
-          for (auto& t : submitted_) pending_.push_back(std::move(t));
-          submitted_.clear();
-        }
+        for (auto& b : submitted_) pending_.push_back(std::move(b));
+        submitted_.clear();
         has_submissions_.store(false, std::memory_order_relaxed);
       }
       if (state == State::kTerminating) {
@@ -691,15 +876,15 @@ class pool_internal::PoolCore {
         }
         workers_.clear();
         RecordPids();
-        for (auto& t : pending_) Fail(t, c);
-        pending_.clear();
-        std::vector<TaskSpec> late;
+        for (auto& t : pending_.TakeAll()) Fail(t, c);
+        std::vector<std::vector<TaskSpec>> late;
         {
           std::lock_guard<std::mutex> l(mu_);
-          for (auto& t : submitted_) late.push_back(std::move(t));
-          submitted_.clear();
+          late.swap(submitted_);
         }
-        for (auto& t : late) Fail(t, c);
+        for (auto& b : late) {
+          for (auto& t : b) Fail(t, c);
+        }
         Finish();
         return;
       }
@@ -746,6 +931,19 @@ class pool_internal::PoolCore {
     }
   }
 
+  // Keeps answered tasks' argument buffers for SpareArgs, up to kSpareBytes.
+  void KeepSpare() {
+    {
+      std::lock_guard<std::mutex> l(spare_mu_);
+      for (auto& a : answered_args_) {
+        if (spare_bytes_ + a.capacity() > kSpareBytes) break;
+        spare_bytes_ += a.capacity();
+        spare_.push_back(std::move(a));
+      }
+    }
+    answered_args_.clear();
+  }
+
   void Sleep() {
     Control* c = control_.get();
     const uint32_t e = c->epoch.load(std::memory_order_acquire);
@@ -777,12 +975,18 @@ class pool_internal::PoolCore {
   bool terminated_ = false;
   // Imap inputs that may still submit (the handler winds down at none).
   std::vector<std::shared_ptr<pool_internal::Feeder>> feeders_;
-  std::deque<TaskSpec> submitted_;
+  std::vector<std::vector<TaskSpec>> submitted_;
   std::atomic<bool> has_submissions_{false};
 
+  // Argument buffers of answered tasks (see SpareArgs).
+  std::mutex spare_mu_;
+  std::vector<std::string> spare_;
+  size_t spare_bytes_ = 0;
+
   // The handler's own.
+  std::vector<std::string> answered_args_;
   std::vector<Worker> workers_;
-  std::deque<TaskSpec> pending_;
+  pool_internal::TaskQueue pending_;
   uint64_t next_id_ = 1;
   bool winding_ = false;  // closed and idle: the task rings are closed
   std::atomic<int> started_count_{0};
@@ -796,6 +1000,9 @@ absl::Status Submit(PoolCore& core, std::vector<TaskSpec> tasks,
   return core.Submit(std::move(tasks), feeding);
 }
 int Processes(const PoolCore& core) { return core.processes(); }
+std::vector<std::string> SpareArgs(PoolCore& core, size_t n) {
+  return core.SpareArgs(n);
+}
 bool OnHandlerThread(const PoolCore& core) { return core.OnHandlerThread(); }
 bool AddFeeder(PoolCore& core, std::shared_ptr<Feeder> feeder) {
   return core.AddFeeder(std::move(feeder));

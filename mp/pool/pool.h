@@ -34,27 +34,40 @@
 // a private FIFO: results of one worker come back in the order its tasks
 // were sent, so the parent matches a result to the front of that worker's
 // window in O(1), and after a death it can drain exactly that worker's
-// results. A chunk (chunksize items) is one task message and one result
-// message.
+// results. A chunk (chunksize items) is one task and one result message.
+// Several small tasks bound for one worker travel as one ring record (a
+// batch, up to 16 KiB of arguments), each with its own id: one push for
+// many tiny tasks, while the worker still names each task in its slot
+// before it starts it and answers each with its own result message.
 //
 // The handler. One parent thread (Python's three handler threads in one)
 // moves submitted tasks into the workers' rings, collects results, runs
 // callbacks one at a time, notices deaths and starts replacements. It keeps
-// each worker's window (the tasks sent to it and not yet answered) bounded
-// (PoolOptions::window, default 16 tasks): enough to keep a worker busy
-// between two handler passes, small enough that a slow task strands few
-// others. Fast path per task: an encode and a ring push in the handler, a
-// ring pop, one store (below) and a ring push in the worker, a ring pop in
-// the handler: no system call while both sides are busy. An idle worker
+// each worker's window (the tasks sent to it and not yet answered) bounded:
+// about 2 ms of that worker's work as measured from its results, at least
+// 2 tasks and at most PoolOptions::window (default 256); 2 before the
+// first measurement. Tiny tasks get the whole window (a worker that runs
+// dry between two handler passes sleeps, and waking it costs more than its
+// task); slow ones stay in the parent until a worker frees up, as in
+// Python's shared task queue, instead of waiting behind a slow task. Work
+// is shared out evenly among the workers with room (two long tasks go to
+// two workers). Fast path: per batch, one push in the handler and one pop
+// in the worker; per task, one store (below) and a result push in the
+// worker, a ring pop in the handler: no system call while both sides are
+// busy. A Map's tasks reach the handler in blocks of 1024 as the caller
+// encodes them, so the workers start before the encoding ends; argument
+// buffers of answered tasks are kept (up to 16 MiB) for the next
+// submission, whose pages are then already in memory. An idle worker
 // sleeps in the ring's futex; an idle handler sleeps on a futex word in a
-// shared control block that a worker (after each result) and a submitter
-// wake only when the handler's "sleeping" flag is up (a Dekker handshake
-// with a full fence on each side: the waker's costs nanoseconds once per
-// result, while a membarrier on the sleeper's side would interrupt every
-// worker's core each time the handler sleeps). An idle handler spins a
-// little, reaps dead workers once (waitpid is a system call: not on every
-// pass of the spin), then sleeps in slices (20 ms) so a death that wakes
-// nobody is noticed.
+// shared control block that a worker (after a batch; after each of its
+// tasks when the flag is seen up without a fence) and a submitter wake
+// only when the handler's "sleeping" flag is up (a Dekker handshake with a
+// full fence on each side: the waker's costs nanoseconds once per batch,
+// while a membarrier on the sleeper's side would interrupt every worker's
+// core each time the handler sleeps). An idle handler spins a little,
+// reaps dead workers once (waitpid is a system call: not on every pass of
+// the spin), then sleeps in slices (20 ms) so a death that wakes nobody is
+// noticed.
 //
 // Who holds what. Each worker has a slot in shared memory (WorkerSlot) that
 // it writes "now running task X" to (a release store) after it pops task X
@@ -178,8 +191,9 @@ struct PoolOptions {
   // How many times a task whose worker died under it is run again before it
   // fails with Aborted. Default 0: a task never runs twice.
   int task_retries = 0;
-  // Tasks sent to one worker and not yet answered (see "The handler").
-  int window = 16;
+  // At most this many tasks sent to one worker and not yet answered; the
+  // handler keeps fewer for slow tasks (see "The handler").
+  int window = 256;
   // Workers are named "<worker_name>-N", N counting every worker started.
   std::string worker_name = "PoolWorker";
 
@@ -191,7 +205,8 @@ struct PoolOptions {
 };
 
 // Imap / ImapUnordered: chunksize items per task; at most max_in_flight
-// items submitted and not yet taken (0: 4 * processes * chunksize).
+// items submitted and not yet taken (0: 256 * processes * chunksize, what
+// keeps tiny tasks flowing; memory stays bounded over an endless input).
 struct ImapOptions {
   size_t chunksize = 1;
   size_t max_in_flight = 0;
@@ -500,6 +515,13 @@ absl::Status Submit(PoolCore& core, std::vector<TaskSpec> tasks,
                     bool feeding = false);
 int Processes(const PoolCore& core);
 bool OnHandlerThread(const PoolCore& core);
+// Argument buffers of answered tasks, for the next submission to reuse
+// (up to `n`): their pages are already in memory, where fresh ones cost a
+// page fault each whenever the allocator has given the last call's back to
+// the system (a large chunked Map: most of its time).
+std::vector<std::string> SpareArgs(PoolCore& core, size_t n);
+// Buffers smaller than this are not worth keeping.
+inline constexpr size_t kSpareMin = 4096;
 // An Imap iterator's input as the pool sees it. Join (after Close) feeds
 // what is left of every registered input, on the joining thread, as
 // Python's join waits for its task handler to consume every input: so
@@ -598,6 +620,14 @@ class ResultState : public JobBase {
     std::lock_guard<std::mutex> l(mu_);
     if (!status_.ok()) return status_;
     return *value_;
+  }
+  // Get for a result nobody else can see (a synchronous Map or Apply):
+  // the value is moved out, not copied.
+  absl::StatusOr<T> Take() {
+    (void)Wait(Deadline::Infinite());
+    std::lock_guard<std::mutex> l(mu_);
+    if (!status_.ok()) return status_;
+    return std::move(*value_);
   }
   absl::StatusOr<bool> Successful() {
     std::lock_guard<std::mutex> l(mu_);
@@ -810,6 +840,7 @@ class AsyncResult {
 
  private:
   friend class Pool;
+  absl::StatusOr<T> Take() { return s_->Take(); }
   friend struct pool_internal::PoolAccess;
   explicit AsyncResult(std::shared_ptr<pool_internal::ResultState<T>> s)
       : s_(std::move(s)) {}
@@ -1031,7 +1062,7 @@ class Pool {
   template <class F, class Range>
   auto Map(F f, const Range& inputs,
            std::optional<size_t> chunksize = std::nullopt) {
-    return MapAsync(f, inputs, chunksize).Get();
+    return MapAsync(f, inputs, chunksize).Take();
   }
   template <class F, class Range, class CB = std::nullptr_t,
             class ECB = std::nullptr_t>
@@ -1047,7 +1078,7 @@ class Pool {
   template <class F, class Range>
   auto Starmap(F f, const Range& inputs,
                std::optional<size_t> chunksize = std::nullopt) {
-    return StarmapAsync(f, inputs, chunksize).Get();
+    return StarmapAsync(f, inputs, chunksize).Take();
   }
   template <class F, class Range, class CB = std::nullptr_t,
             class ECB = std::nullptr_t>
@@ -1062,7 +1093,7 @@ class Pool {
   // ---- Apply ------------------------------------------------------------
   template <class F, class... A>
   auto Apply(F f, const A&... args) {
-    return ApplyAsync(f, std::make_tuple(args...)).Get();
+    return ApplyAsync(f, std::make_tuple(args...)).Take();
   }
   // callback(const R&) on success, error_callback(const absl::Status&) on
   // failure, on the handler thread, before the result is ready.
@@ -1194,8 +1225,14 @@ class Pool {
                              ? *chunksize
                              : pool_internal::AutoChunksize(
                                    n, pool_internal::Processes(*core()));
+    // Tasks go to the pool in blocks as they are encoded, so the workers
+    // start on the first while the caller encodes the rest.
+    const size_t chunks = (n + chunk - 1) / chunk;
+    const size_t block = std::min(chunks, kSubmitBlock);
     std::vector<pool_internal::TaskSpec> tasks;
-    tasks.reserve((n + chunk - 1) / chunk);
+    tasks.reserve(block);
+    size_t block_first = 0;  // item index of the block's first task
+    std::vector<std::string> spare;
     // Flat arguments: each chunk's bytes sized once, written in place.
     constexpr bool kFlatArgs = (pool_internal::kFlat<A> && ...);
     constexpr uint32_t kIn = (uint32_t{0} + ... + sizeof(A));
@@ -1205,14 +1242,33 @@ class Pool {
     for (const auto& v : inputs) {
       if (room-- == 0) {
         room = chunk - 1;
+        if (tasks.size() == block) {
+          absl::Status s = pool_internal::Submit(*core(), std::move(tasks));
+          if (!s.ok()) {  // closed or terminated meanwhile: the rest fail
+            for (size_t j = block_first; j < n; ++j) state->OnFailure(j, s);
+            return result;
+          }
+          tasks = {};
+          tasks.reserve(std::min(block, chunks - i / chunk));
+          block_first = i;
+        }
         tasks.emplace_back();
         tasks.back().job = state;
         tasks.back().first = i;
         tasks.back().invoker = refs->first;
         tasks.back().fn = refs->second;
         if constexpr (kFlatArgs) {
-          tasks.back().args.resize(std::min(chunk, n - i) *
-                                   (sizeof(uint32_t) + kIn));
+          const size_t bytes = std::min(chunk, n - i) * (sizeof(uint32_t) + kIn);
+          if (bytes > pool_internal::kSpareMin) {
+            if (spare.empty()) {
+              spare = pool_internal::SpareArgs(*core(), chunks - tasks.size());
+            }
+            if (!spare.empty()) {
+              tasks.back().args = std::move(spare.back());
+              spare.pop_back();
+            }
+          }
+          tasks.back().args.resize(bytes);
           w = tasks.back().args.data();
         }
       }
@@ -1229,10 +1285,11 @@ class Pool {
     }
     absl::Status s = pool_internal::Submit(*core(), std::move(tasks));
     if (!s.ok()) {
-      for (size_t j = 0; j < n; ++j) state->OnFailure(j, s);
+      for (size_t j = block_first; j < n; ++j) state->OnFailure(j, s);
     }
     return result;
   }
+  static constexpr size_t kSubmitBlock = 1024;  // tasks
 
   template <class F, class Range>
   auto MakeImap(F f, Range&& inputs, const ImapOptions& options, bool ordered);
@@ -1267,7 +1324,7 @@ struct PoolAccess {
     const size_t window =
         options.max_in_flight != 0
             ? options.max_in_flight
-            : 4 * static_cast<size_t>(std::max(sink.processes, 1)) * chunk;
+            : 256 * static_cast<size_t>(std::max(sink.processes, 1)) * chunk;
     // The view lives in the feeder; an lvalue range by reference.
     auto view = std::views::all(std::forward<Range>(inputs));
     using View = decltype(view);
