@@ -156,6 +156,17 @@ void AppendFailed(std::string* out, size_t mark, const absl::Status& s) {
   PatchItem(out, mark, kItemFailed);
 }
 
+void EndPackedRun(std::string* out, size_t run) {
+  const size_t len = out->size() - run - 1 - sizeof(uint32_t);
+  if (len == 0) {
+    out->resize(run);
+    return;
+  }
+  (*out)[run] = static_cast<char>(kItemPacked);
+  const uint32_t len32 = static_cast<uint32_t>(len);
+  std::memcpy(out->data() + run + 1, &len32, sizeof(len32));
+}
+
 void FailItems(std::string* out, uint32_t from, uint32_t count,
                const absl::Status& s) {
   for (uint32_t i = from; i < count; ++i) {

@@ -259,7 +259,14 @@ using ResultOf = std::conditional_t<std::is_void_v<RawResult<F, A...>>, None,
                                     std::decay_t<RawResult<F, A...>>>;
 
 // Item result tags (worker -> parent).
-enum ItemTag : uint8_t { kItemOk = 0, kItemRaised = 1, kItemFailed = 2 };
+// kItemPacked: [tag][u32 len][len / sizeof(R) results of R, each OK] -- the
+// answer to a packed task (below), one record for a run of items.
+enum ItemTag : uint8_t {
+  kItemOk = 0,
+  kItemRaised = 1,
+  kItemFailed = 2,
+  kItemPacked = 3,
+};
 
 // One item: [u32 length][bytes]. A chunk's arguments and its results are
 // sequences of these (results with a tag byte first).
@@ -363,6 +370,60 @@ void InvokeOne(const F& f, const char* data, size_t n, std::string* out) {
   }
 }
 
+// Packed tasks: when every argument and the result are flat, a Map's chunk
+// is sent as a bare array of argument tuples (count x the tuples' bytes, no
+// per-item length) and answered with packed runs of results: half the
+// bytes of the framed encoding each way. A task's bytes are packed exactly
+// when their size is count x the tuple size (a framed item is 4 bytes
+// longer, so the two never meet); only Pool::Submit packs (Imap and the MPI
+// backend send framed items, and get framed answers back).
+template <class F, class... A>
+inline constexpr bool kPackable =
+    (kFlat<A> && ...) && !std::is_void_v<RawResult<F, A...>> &&
+    kFlat<ResultOf<F, A...>>;
+
+// Ends the packed run opened at `run` (dropped when empty).
+void EndPackedRun(std::string* out, size_t run);
+
+template <class F, class... A>
+void InvokePacked(const F& f, const char* data, uint32_t count,
+                  std::string* out) {
+  using R = ResultOf<F, A...>;
+  constexpr size_t kIn = (size_t{0} + ... + sizeof(A));
+  size_t run = out->size();
+  out->resize(run + 1 + sizeof(uint32_t) + size_t{count} * sizeof(R));
+  char* w = out->data() + run + 1 + sizeof(uint32_t);
+  for (uint32_t i = 0; i < count; ++i) {
+    std::tuple<A...> args;
+    CopyFlatArgs(data + size_t{i} * kIn, args, std::index_sequence_for<A...>{});
+    const char* type = nullptr;
+    std::string what;
+    try {
+      const R r = std::apply(f, args);
+      std::memcpy(w, &r, sizeof(R));
+      w += sizeof(R);
+      continue;
+    } catch (const std::exception& e) {
+      type = typeid(e).name();
+      what = e.what();
+    } catch (...) {
+      what = "unknown exception";
+    }
+    // Item i threw: end the run, answer it, open a run for the rest.
+    out->resize(static_cast<size_t>(w - out->data()));
+    EndPackedRun(out, run);
+    const size_t at = out->size();
+    out->append(1 + sizeof(uint32_t), '\0');
+    AppendRaised(out, at, type, what.c_str());
+    run = out->size();
+    out->resize(run + 1 + sizeof(uint32_t) +
+                size_t{count - i - 1} * sizeof(R));
+    w = out->data() + run + 1 + sizeof(uint32_t);
+  }
+  out->resize(static_cast<size_t>(w - out->data()));
+  EndPackedRun(out, run);
+}
+
 // The trampoline (an Invoker) for F over (A...). When every argument and
 // the result are flat, the answers are written into the output sized once
 // per task, with fixed-size copies: no codec call, no append per item. An
@@ -373,6 +434,12 @@ void Invoke(const void* fn, const char* data, size_t n, uint32_t count,
             std::string* out) {
   using R = ResultOf<F, A...>;
   const F f = FunctionFrom<F>(fn);
+  if constexpr (kPackable<F, A...>) {
+    if (n == size_t{count} * (size_t{0} + ... + sizeof(A))) {
+      InvokePacked<F, A...>(f, data, count, out);
+      return;
+    }
+  }
   uint32_t i = 0;
   size_t used = 0;  // argument bytes consumed
   if constexpr ((kFlat<A> && ...) && !std::is_void_v<RawResult<F, A...>> &&
@@ -490,7 +557,26 @@ void DeliverItems(J& job, size_t first, uint32_t count, const char* p,
       }
       return;
     }
-    job.OnItem(first + i, static_cast<uint8_t>(p[0]), p + 5, len);
+    if (static_cast<uint8_t>(p[0]) == kItemPacked) {
+      // Only jobs of a flat result type (J::kPackedSize) are sent packed
+      // answers; anything else here is a malformed result.
+      size_t size = 0;
+      if constexpr (requires { J::kPackedSize; }) size = J::kPackedSize;
+      if (size == 0 || len == 0 || len % size != 0 ||
+          len / size > count - i) {
+        for (; i < count; ++i) {
+          job.OnFailure(first + i,
+                        absl::DataLossError("pool: malformed packed result"));
+        }
+        return;
+      }
+      for (size_t k = 0; k < len / size; ++k) {
+        job.OnItem(first + i + k, kItemOk, p + 5 + k * size, size);
+      }
+      i += static_cast<uint32_t>(len / size) - 1;
+    } else {
+      job.OnItem(first + i, static_cast<uint8_t>(p[0]), p + 5, len);
+    }
     p += 5 + len;
     left -= 5 + len;
   }
@@ -675,6 +761,7 @@ class ResultState : public JobBase {
 template <class R>
 class MapState final : public ResultState<std::vector<R>> {
  public:
+  static constexpr size_t kPackedSize = kFlat<R> ? sizeof(R) : 0;
   void OnResult(size_t first, uint32_t count, const char* payload,
                 size_t size) override {
     if constexpr (kFlat<R>) TakeFlat(first, count, payload, size);
@@ -709,11 +796,23 @@ class MapState final : public ResultState<std::vector<R>> {
                 size_t& size) {
     constexpr size_t kRec = 1 + sizeof(uint32_t) + sizeof(R);
     uint32_t i = 0;
-    for (; i < count && size >= kRec; ++i, p += kRec, size -= kRec) {
+    while (i < count && size >= 1 + sizeof(uint32_t)) {
       uint32_t len;
       std::memcpy(&len, p + 1, sizeof(len));
-      if (static_cast<uint8_t>(p[0]) != kItemOk || len != sizeof(R)) break;
+      const uint8_t tag = static_cast<uint8_t>(p[0]);
+      if (tag == kItemPacked && len != 0 && len % sizeof(R) == 0 &&
+          len / sizeof(R) <= count - i && len <= size - 5) {
+        std::memcpy(static_cast<void*>(&values_[first + i]), p + 5, len);
+        i += static_cast<uint32_t>(len / sizeof(R));
+        p += 5 + len;
+        size -= 5 + len;
+        continue;
+      }
+      if (tag != kItemOk || len != sizeof(R) || size < kRec) break;
       std::memcpy(static_cast<void*>(&values_[first + i]), p + 5, sizeof(R));
+      ++i;
+      p += kRec;
+      size -= kRec;
     }
     first += i;
     count -= i;
@@ -739,6 +838,7 @@ class MapState final : public ResultState<std::vector<R>> {
 template <class R>
 class ApplyState final : public ResultState<R> {
  public:
+  static constexpr size_t kPackedSize = kFlat<R> ? sizeof(R) : 0;
   void OnResult(size_t first, uint32_t count, const char* payload,
                 size_t size) override {
     DeliverItems(*this, first, count, payload, size);
@@ -760,6 +860,7 @@ class ApplyState final : public ResultState<R> {
 template <class R>
 class ImapState final : public JobBase {
  public:
+  static constexpr size_t kPackedSize = kFlat<R> ? sizeof(R) : 0;
   void OnResult(size_t first, uint32_t count, const char* payload,
                 size_t size) override {
     DeliverItems(*this, first, count, payload, size);
@@ -1233,55 +1334,59 @@ class Pool {
     tasks.reserve(block);
     size_t block_first = 0;  // item index of the block's first task
     std::vector<std::string> spare;
-    // Flat arguments: each chunk's bytes sized once, written in place.
+    // Flat arguments: each chunk's bytes sized once, written in place;
+    // packed (no per-item length) when the result is flat too.
     constexpr bool kFlatArgs = (pool_internal::kFlat<A> && ...);
+    constexpr bool kPacked = pool_internal::kPackable<F, A...>;
     constexpr uint32_t kIn = (uint32_t{0} + ... + sizeof(A));
-    char* w = nullptr;
-    size_t i = 0;
-    size_t room = 0;  // items the current chunk still takes
-    for (const auto& v : inputs) {
-      if (room-- == 0) {
-        room = chunk - 1;
-        if (tasks.size() == block) {
-          absl::Status s = pool_internal::Submit(*core(), std::move(tasks));
-          if (!s.ok()) {  // closed or terminated meanwhile: the rest fail
-            for (size_t j = block_first; j < n; ++j) state->OnFailure(j, s);
-            return result;
-          }
-          tasks = {};
-          tasks.reserve(std::min(block, chunks - i / chunk));
-          block_first = i;
+    constexpr size_t kItemBytes = (kPacked ? 0 : sizeof(uint32_t)) + kIn;
+    size_t block_bytes = 0;
+    auto it = std::ranges::begin(inputs);
+    for (size_t i = 0; i < n;) {
+      if (tasks.size() == block || block_bytes >= kSubmitBytes) {
+        absl::Status s = pool_internal::Submit(*core(), std::move(tasks));
+        if (!s.ok()) {  // closed or terminated meanwhile: the rest fail
+          for (size_t j = block_first; j < n; ++j) state->OnFailure(j, s);
+          return result;
         }
-        tasks.emplace_back();
-        tasks.back().job = state;
-        tasks.back().first = i;
-        tasks.back().invoker = refs->first;
-        tasks.back().fn = refs->second;
-        if constexpr (kFlatArgs) {
-          const size_t bytes = std::min(chunk, n - i) * (sizeof(uint32_t) + kIn);
-          if (bytes > pool_internal::kSpareMin) {
-            if (spare.empty()) {
-              spare = pool_internal::SpareArgs(*core(), chunks - tasks.size());
-            }
-            if (!spare.empty()) {
-              tasks.back().args = std::move(spare.back());
-              spare.pop_back();
-            }
-          }
-          tasks.back().args.resize(bytes);
-          w = tasks.back().args.data();
-        }
+        tasks = {};
+        tasks.reserve(std::min(block, chunks - i / chunk));
+        block_first = i;
+        block_bytes = 0;
       }
+      const size_t m = std::min(chunk, n - i);  // this task's items
+      pool_internal::TaskSpec& t = tasks.emplace_back();
+      t.job = state;
+      t.first = i;
+      t.count = static_cast<uint32_t>(m);
+      t.invoker = refs->first;
+      t.fn = refs->second;
       if constexpr (kFlatArgs) {
-        std::memcpy(w, &kIn, sizeof(kIn));
-        w = pool_internal::WriteFlatArgs(w + sizeof(kIn),
-                                         std::tuple<A...>(v),
-                                         std::index_sequence_for<A...>{});
+        const size_t bytes = m * kItemBytes;
+        block_bytes += bytes;
+        if (bytes > pool_internal::kSpareMin) {
+          if (spare.empty()) {
+            spare = pool_internal::SpareArgs(*core(), chunks - i / chunk);
+          }
+          if (!spare.empty()) {
+            t.args = std::move(spare.back());
+            spare.pop_back();
+          }
+        }
+        t.args.resize(bytes);
+        char* w = t.args.data();
+        for (size_t k = 0; k < m; ++k, ++it) {
+          if constexpr (!kPacked) {
+            std::memcpy(w, &kIn, sizeof(kIn));
+            w += sizeof(kIn);
+          }
+          w = pool_internal::WriteFlatArgs(w, std::tuple<A...>(*it),
+                                           std::index_sequence_for<A...>{});
+        }
       } else {
-        EncodeItem(&tasks.back().args, v, tag);
+        for (size_t k = 0; k < m; ++k, ++it) EncodeItem(&t.args, *it, tag);
       }
-      ++tasks.back().count;
-      ++i;
+      i += m;
     }
     absl::Status s = pool_internal::Submit(*core(), std::move(tasks));
     if (!s.ok()) {
@@ -1289,7 +1394,10 @@ class Pool {
     }
     return result;
   }
-  static constexpr size_t kSubmitBlock = 1024;  // tasks
+  // A Map's tasks go to the pool in blocks of at most this many tasks, or
+  // once a block's arguments reach kSubmitBytes.
+  static constexpr size_t kSubmitBlock = 1024;
+  static constexpr size_t kSubmitBytes = size_t{64} << 10;
 
   template <class F, class Range>
   auto MakeImap(F f, Range&& inputs, const ImapOptions& options, bool ordered);

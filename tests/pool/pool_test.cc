@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <ranges>
 #include <set>
 #include <stdexcept>
@@ -300,6 +301,87 @@ TEST(PoolTest, FlatChunksFailOnlyTheItemThatThrewAndRunEachItemOnce) {
     ASSERT_TRUE(scaled.ok()) << scaled.status();
     ASSERT_EQ(scaled->size(), 100u);
     for (int i = 0; i < 100; ++i) EXPECT_EQ((*scaled)[i], i * 0.5);
+  }
+  mp_test::Unmap(calls_of_fives);
+}
+
+// The packed encoding (flat arguments and result, sent by Map): a bare
+// array of arguments in, runs of results out, an item that throws answered
+// on its own between two runs. Checked through the worker's trampoline and
+// the parent's decoding, with no pool in between.
+struct Recorder : mp::pool_internal::JobBase {
+  static constexpr size_t kPackedSize = sizeof(int);
+  std::vector<absl::StatusOr<int>> items =
+      std::vector<absl::StatusOr<int>>(8, absl::InternalError("unset"));
+  void OnItem(size_t i, uint8_t tag, const char* data, size_t n) override {
+    items[i] = mp::pool_internal::DecodeItem<int>(tag, data, n);
+  }
+  void OnFailure(size_t i, const absl::Status& s) override { items[i] = s; }
+  void OnResult(size_t first, uint32_t count, const char* p,
+                size_t n) override {
+    mp::pool_internal::DeliverItems(*this, first, count, p, n);
+  }
+};
+int TimesThreeButTwo(int x) {
+  if (x == 2) throw std::runtime_error("two");
+  return 3 * x;
+}
+
+TEST(PoolTest, PackedTasksAnswerEachItemAroundAThrow) {
+  std::vector<int> args = {0, 1, 2, 3, 4, 5, 6, 7};
+  std::string out;
+  mp::pool_internal::Invoke<int (*)(int), int>(
+      reinterpret_cast<const void*>(&TimesThreeButTwo),
+      reinterpret_cast<const char*>(args.data()), args.size() * sizeof(int),
+      8, &out);
+  // [run of 2][raised][run of 5]
+  EXPECT_EQ(static_cast<uint8_t>(out[0]), mp::pool_internal::kItemPacked);
+  EXPECT_EQ(static_cast<uint8_t>(out[5 + 8]), mp::pool_internal::kItemRaised);
+  EXPECT_EQ(static_cast<uint8_t>(out[out.size() - 25]),
+            mp::pool_internal::kItemPacked);
+  Recorder r;
+  r.OnResult(0, 8, out.data(), out.size());
+  for (int i = 0; i < 8; ++i) {
+    if (i == 2) {
+      EXPECT_EQ(r.items[i].status().code(), absl::StatusCode::kUnknown);
+      EXPECT_THAT(std::string(r.items[i].status().message()),
+                  testing::HasSubstr("two"));
+    } else {
+      ASSERT_TRUE(r.items[i].ok()) << i << r.items[i].status();
+      EXPECT_EQ(*r.items[i], 3 * i);
+    }
+  }
+  // A packed run that claims more items than the task has, or a length
+  // that is not a whole number of results: DataLoss for the rest, no
+  // read past the bytes.
+  std::string bad = out;
+  const uint32_t too_long = 4 * 9;
+  std::memcpy(bad.data() + 1, &too_long, 4);
+  Recorder r2;
+  r2.OnResult(0, 8, bad.data(), bad.size());
+  EXPECT_EQ(r2.items[0].status().code(), absl::StatusCode::kDataLoss);
+  std::string odd = out;
+  const uint32_t ragged = 7;
+  std::memcpy(odd.data() + 1, &ragged, 4);
+  Recorder r3;
+  r3.OnResult(0, 8, odd.data(), odd.size());
+  EXPECT_EQ(r3.items[0].status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(r3.items[7].status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(PoolTest, MapOfFlatTypesRunsEachItemOnceAroundAThrow) {
+  calls_of_fives = mp_test::MapShared<std::atomic<int>>();
+  calls_of_fives->store(0);
+  {
+    mp::Pool pool(2);
+    auto r = pool.Map(ThrowOnFives, std::views::iota(0, 300), 32);
+    ASSERT_FALSE(r.ok());
+    EXPECT_THAT(std::string(r.status().message()),
+                testing::HasSubstr("item 3: "));
+    EXPECT_EQ(calls_of_fives->load(), 300);
+    auto ok = pool.Map(Twice, std::views::iota(0, 300), 32);
+    ASSERT_TRUE(ok.ok()) << ok.status();
+    for (int i = 0; i < 300; ++i) EXPECT_EQ((*ok)[i], 2 * i);
   }
   mp_test::Unmap(calls_of_fives);
 }
