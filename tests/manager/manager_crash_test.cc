@@ -269,6 +269,9 @@ TEST(RandomKillCrashTest, ListStaysAPrefixAndDictConsistent) {
   Manager mgr(16 << 20);
   auto l = mgr.list<int64_t>("seq");
   auto d = mgr.dict<int64_t, std::string>("window");
+  // Overwrites of a same-size value in one word (a single store, no
+  // transaction): a kill leaves each value whole, the old or the new.
+  auto last = mgr.dict<int64_t, int64_t>("last");
   std::mt19937 rng(12345);
   for (int k = 0; k < kills; ++k) {
     const pid_t child = mp_test::ForkChild([&] {
@@ -279,6 +282,10 @@ TEST(RandomKillCrashTest, ListStaysAPrefixAndDictConsistent) {
           return 2;
         }
         if (n >= 20) (void)d.Erase(static_cast<int64_t>(n - 20));
+        if (!last.Set(static_cast<int64_t>(n % 8), static_cast<int64_t>(n))
+                 .ok()) {
+          return 3;
+        }
       }
     });
     usleep(std::uniform_int_distribution<int>(200, 3000)(rng));
@@ -288,6 +295,12 @@ TEST(RandomKillCrashTest, ListStaysAPrefixAndDictConsistent) {
     ASSERT_TRUE(WIFSIGNALED(status)) << mp_test::Describe(status);
     ASSERT_TRUE(l.CheckConsistent().ok()) << "kill " << k;
     ASSERT_TRUE(d.CheckConsistent().ok()) << "kill " << k;
+    ASSERT_TRUE(last.CheckConsistent().ok()) << "kill " << k;
+    auto items = last.Items();
+    ASSERT_TRUE(items.ok());
+    for (const auto& [key, value] : *items) {
+      ASSERT_EQ(value % 8, key) << "kill " << k << ": a torn value";
+    }
     auto all = l.Snapshot();
     ASSERT_TRUE(all.ok());
     for (size_t i = 0; i < all->size(); ++i) {
@@ -298,6 +311,7 @@ TEST(RandomKillCrashTest, ListStaysAPrefixAndDictConsistent) {
     if (all->size() > 20000) {
       ASSERT_TRUE(l.Clear().ok());
       ASSERT_TRUE(d.Clear().ok());
+      ASSERT_TRUE(last.Clear().ok());
     }
   }
   // Each kill interrupted at most one update of each container.

@@ -56,6 +56,34 @@ TEST(DictTest, SetGetEraseAndPrint) {
   EXPECT_TRUE(d.CheckConsistent().ok());
 }
 
+// Overwriting a value of the same size: in one aligned word it is a single
+// store, across words it goes through the transaction; either way the
+// value, the order and the count are right.
+TEST(DictTest, SameSizeOverwritesInAndAcrossWords) {
+  Manager mgr;
+  auto d = mgr.dict<std::string, int>();
+  std::vector<std::string> keys;
+  for (int n = 1; n <= 12; ++n) keys.push_back(std::string(n, 'k'));
+  for (size_t i = 0; i < keys.size(); ++i) {
+    ASSERT_TRUE(d.Set(keys[i], static_cast<int>(i)).ok());
+  }
+  for (int round = 1; round <= 3; ++round) {
+    for (size_t i = 0; i < keys.size(); ++i) {
+      ASSERT_TRUE(d.Set(keys[i], static_cast<int>(1000 * round + i)).ok());
+    }
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    EXPECT_EQ(*d.Get(keys[i]), static_cast<int>(3000 + i)) << keys[i];
+  }
+  EXPECT_EQ(*d.Keys(), keys);
+  EXPECT_EQ(*d.Size(), keys.size());
+  EXPECT_TRUE(d.CheckConsistent().ok());
+  auto big = mgr.dict<int, std::string>();
+  ASSERT_TRUE(big.Set(1, "abcdefghijkl").ok());
+  ASSERT_TRUE(big.Set(1, "ABCDEFGHIJKL").ok());
+  EXPECT_EQ(*big.Get(1), "ABCDEFGHIJKL");
+}
+
 TEST(DictTest, StringsAndVectorsAndManyKeys) {
   Manager mgr;
   auto d = mgr.dict<std::string, std::vector<int>>("s");

@@ -40,9 +40,11 @@
 //         slots (live + tombstones), f[4] next insertion sequence number.
 //         Table: capacity slots of {hash, entry}; entry 0 empty, 1 erased.
 //         Entry block: {seq u64, key_len u32, value_len u32, key, value}.
-//         Setting a key to a value of the same encoded size (up to 8 words)
-//         rewrites the value in place through the log; otherwise a new
-//         entry replaces the old one, which is freed on commit.
+//         Setting a key to a value of the same encoded size rewrites the
+//         value in place: within one aligned word, as one atomic store with
+//         no transaction (a kill leaves the old value or the new, nothing
+//         between); up to 8 words, through the log; otherwise a new entry
+//         replaces the old one, which is freed on commit.
 //   List: f[0] array of entry offsets, f[1] capacity, f[2] size.
 //         Entry block: {len u64, bytes}.
 //   Value/Array: f[0] element size, f[1] element count, f[2] data block.
