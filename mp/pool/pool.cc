@@ -42,7 +42,13 @@ struct TaskHeader {
   FunctionRef fn;
   uint32_t count = 0;
   uint32_t args_size = 0;
+  // A run (TaskSpec::isolated): items id .. id + count - 1, each run and
+  // answered as its own task; packed: each item_size bytes of arguments.
+  uint32_t flags = 0;
+  uint32_t item_size = 0;
 };
+inline constexpr uint32_t kRun = 1;
+inline constexpr uint32_t kRunPacked = 2;
 static_assert(std::is_trivially_copyable_v<TaskHeader>);
 // A batch: one or more tasks in one ring record, each [TaskHeader][args],
 // so a handler pass that finds a worker's window with room for many tiny
@@ -308,33 +314,67 @@ void WorkerMain(WorkerArgs& a) {
       std::memcpy(&h, p, sizeof(h));
       const char* args = p + sizeof(h);
       p = args + h.args_size;
-      a.slot->running.store(h.id, std::memory_order_release);
-      r.id = h.id;
-      r.payload.clear();
       absl::Status error;
       const void* inv = Cached(cache, h.invoker, &error);
       const void* fn =
           h.fn == FunctionRef{} ? nullptr : Cached(cache, h.fn, &error);
-      if (error.ok()) {
-        reinterpret_cast<Invoker>(const_cast<void*>(inv))(
-            fn, args, h.args_size, h.count, &r.payload);
-      } else {
-        FailItems(&r.payload, 0, h.count, error);
-      }
-      absl::Status s = a.results.Put(r);
-      if (!s.ok()) _exit(71);  // the parent closed our ring: terminating
-      // The fenced handshake once per batch (below); in between, a plain
-      // look at the flag wakes a handler seen asleep without a fence each.
-      if (p < end) {
-        if (a.control->handler_sleeping.load(std::memory_order_relaxed) != 0) {
+      // One task: named in the slot before anything of it runs, answered
+      // with its own result message.
+      auto run_one = [&](uint64_t id, const char* data, size_t n,
+                         uint32_t count, bool last) {
+        a.slot->running.store(id, std::memory_order_release);
+        r.id = id;
+        r.payload.clear();
+        if (error.ok() && data != nullptr) {
+          reinterpret_cast<Invoker>(const_cast<void*>(inv))(fn, data, n, count,
+                                                            &r.payload);
+        } else {
+          FailItems(&r.payload, 0, count,
+                    error.ok() ? absl::DataLossError(
+                                     "pool: malformed task arguments")
+                               : error);
+        }
+        absl::Status s = a.results.Put(r);
+        if (!s.ok()) _exit(71);  // the parent closed our ring: terminating
+        // The fenced handshake once per batch; in between, a plain look at
+        // the flag wakes a handler seen asleep without a fence each time.
+        if (!last) {
+          if (a.control->handler_sleeping.load(std::memory_order_relaxed) !=
+              0) {
+            WakeHandler(a.control.get());
+          }
+        } else {
           WakeHandler(a.control.get());
         }
-      } else {
-        WakeHandler(a.control.get());
+        // The parent never sends more than maxtasks, so a batch never
+        // holds tasks past the last one.
+        return a.maxtasks > 0 && ++done >= a.maxtasks;
+      };
+      if ((h.flags & kRun) == 0) {
+        if (run_one(h.id, args, h.args_size, h.count, p >= end)) return;
+        continue;
       }
-      // The parent never sends more than maxtasks, so a batch never
-      // holds tasks past the last one.
-      if (a.maxtasks > 0 && ++done >= a.maxtasks) return;
+      // A run: its items one by one. An item whose bytes overrun the run
+      // fails (DataLoss), as do the rest.
+      const char* q = args;
+      const char* const q_end = p;
+      for (uint32_t j = 0; j < h.count; ++j) {
+        size_t len = 0;
+        bool ok = true;
+        if ((h.flags & kRunPacked) != 0) {
+          len = h.item_size;
+          ok = static_cast<size_t>(q_end - q) >= len;
+        } else {
+          uint32_t ilen = 0;
+          ok = q_end - q >= 4 && (std::memcpy(&ilen, q, 4),
+                                  ilen <= static_cast<size_t>(q_end - q) - 4);
+          len = 4 + size_t{ilen};
+        }
+        const bool last = j + 1 == h.count && p >= end;
+        if (run_one(h.id + j, ok ? q : nullptr, len, 1, last)) return;
+        if (ok) q += len;
+        else q = q_end;
+      }
     }
   }
 }
@@ -350,6 +390,7 @@ class Fifo {
   explicit Fifo(size_t capacity) : slots_(capacity) {}
   bool empty() const { return size_ == 0; }
   size_t size() const { return size_; }
+  size_t capacity() const { return slots_.size(); }
   T& front() { return slots_[head_]; }
   void pop_front() {
     slots_[head_] = T{};
@@ -387,6 +428,40 @@ class Fifo {
   size_t size_ = 0;
 };
 
+// What a task counts for in a window, in maxtasksperchild and in the ids
+// it takes: a run's items each count; a chunk is one task.
+inline size_t Units(const TaskSpec& t) { return t.isolated ? t.count : 1; }
+
+// Byte offset of item k (k <= count) in a run's arguments; the parent's
+// own bytes, so framed lengths are in range.
+size_t ItemOffset(const TaskSpec& t, uint32_t k) {
+  if (t.packed) return size_t{k} * t.item_size;
+  size_t off = 0;
+  for (uint32_t i = 0; i < k && off + 4 <= t.args.size(); ++i) {
+    uint32_t len;
+    std::memcpy(&len, t.args.data() + off, 4);
+    off += 4 + size_t{len};
+  }
+  return std::min(off, t.args.size());
+}
+
+// Items [from, to) of run `t`, as a run of their own.
+TaskSpec SubRun(const TaskSpec& t, uint32_t from, uint32_t to) {
+  TaskSpec s;
+  s.job = t.job;
+  s.first = t.first + from;
+  s.count = to - from;
+  s.invoker = t.invoker;
+  s.fn = t.fn;
+  s.tries = t.tries;
+  s.isolated = true;
+  s.packed = t.packed;
+  s.item_size = t.item_size;
+  const size_t a = ItemOffset(t, from);
+  s.args.assign(t.args, a, ItemOffset(t, to) - a);
+  return s;
+}
+
 // Tasks waiting to be sent, in order, kept in the blocks they were
 // submitted in (a Map's whole input is one vector): a per-task deque node
 // cost a heap allocation every few tasks on the caller's side.
@@ -394,26 +469,32 @@ class TaskQueue {
  public:
   bool empty() const { return size_ == 0; }
   size_t size() const { return size_; }
+  size_t units() const { return units_; }  // see Units
   TaskSpec& front() { return blocks_.front()[head_]; }
-  // The k-th waiting task (k < size()).
-  TaskSpec& at(size_t k) {
-    k += head_;
-    for (auto& b : blocks_) {
-      if (k < b.size()) return b[k];
-      k -= b.size();
-    }
-    std::abort();  // k >= size(): a caller's bug
-  }
-  void pop_front() {
+  TaskSpec TakeFront() {
+    TaskSpec t = std::move(front());
+    units_ -= Units(t);
     --size_;
     if (++head_ == blocks_.front().size()) {
       blocks_.pop_front();
       head_ = 0;
     }
+    return t;
+  }
+  // The first n items of the front task, a run of more than n, split off.
+  TaskSpec CarveFront(uint32_t n) {
+    TaskSpec& f = front();
+    TaskSpec head = SubRun(f, 0, n);
+    f.args.erase(0, ItemOffset(f, n));
+    f.first += n;
+    f.count -= n;
+    units_ -= n;
+    return head;
   }
   void push_back(std::vector<TaskSpec> block) {
     if (block.empty()) return;
     size_ += block.size();
+    for (const auto& t : block) units_ += Units(t);
     blocks_.push_back(std::move(block));
   }
   // Re-queues `block` before everything waiting (a dead worker's window).
@@ -425,6 +506,7 @@ class TaskQueue {
       head_ = 0;
     }
     size_ += block.size();
+    for (const auto& t : block) units_ += Units(t);
     blocks_.push_front(std::move(block));
   }
   // Takes everything out, in order.
@@ -437,7 +519,7 @@ class TaskQueue {
       skip = 0;
     }
     blocks_.clear();
-    head_ = size_ = 0;
+    head_ = size_ = units_ = 0;
     return all;
   }
 
@@ -445,6 +527,14 @@ class TaskQueue {
   std::deque<std::vector<TaskSpec>> blocks_;
   size_t head_ = 0;  // sent tasks at the front of blocks_.front()
   size_t size_ = 0;
+  size_t units_ = 0;
+};
+
+// A task (or run) sent to a worker and not yet wholly answered.
+struct Sent {
+  uint64_t id = 0;        // its (first item's) id
+  TaskSpec t;
+  uint32_t answered = 0;  // a run's items answered so far, in order
 };
 
 struct Worker {
@@ -452,8 +542,9 @@ struct Worker {
   Queue<TaskBatch> tasks;
   Queue<ResultMsg> results;
   Shared<WorkerSlot> slot;
-  Fifo<std::pair<uint64_t, TaskSpec>> window;  // sent, unanswered
-  int sent = 0;  // tasks ever sent (for maxtasksperchild)
+  Fifo<Sent> window;    // sent, not wholly answered, in order
+  size_t inflight = 0;  // units (see Units) sent and unanswered
+  int sent = 0;         // units ever sent (for maxtasksperchild)
   pid_t pid = 0;
   // How long its tasks take, as the handler sees results come back (an
   // average over recent collections; 0: not measured yet), and since when
@@ -646,8 +737,9 @@ class pool_internal::PoolCore {
              *tasks,
              *results,
              Shared<pool_internal::WorkerSlot>::Make(),
-             pool_internal::Fifo<std::pair<uint64_t, TaskSpec>>(
+             pool_internal::Fifo<pool_internal::Sent>(
                  static_cast<size_t>(options_.window)),
+             0,
              0,
              0};
     const int n = started_count_.fetch_add(1) + 1;
@@ -695,7 +787,8 @@ class pool_internal::PoolCore {
         break;
       }
       any = true;
-      if (w.window.empty() || w.window.front().first != r->id) {
+      if (w.window.empty() ||
+          w.window.front().id + w.window.front().answered != r->id) {
         // Not what this worker was sent: kill it and let the death path
         // sort its window out.
         std::fprintf(stderr, "mp::Pool: %s sent an unexpected result\n",
@@ -703,10 +796,21 @@ class pool_internal::PoolCore {
         (void)w.process->Kill();
         break;
       }
-      TaskSpec t = std::move(w.window.front().second);
-      w.window.pop_front();
-      Deliver(t, r->payload);
+      pool_internal::Sent& f = w.window.front();
+      --w.inflight;
       ++taken;
+      TaskSpec t;
+      if (f.t.isolated) {  // one item of a run
+        f.t.job->OnResult(f.t.first + f.answered, 1, r->payload.data(),
+                          r->payload.size());
+        if (++f.answered < f.t.count) continue;
+        t = std::move(f.t);
+        w.window.pop_front();
+      } else {
+        t = std::move(f.t);
+        w.window.pop_front();
+        Deliver(t, r->payload);
+      }
       if (t.args.capacity() > pool_internal::kSpareMin) {
         answered_args_.push_back(std::move(t.args));
       }
@@ -745,8 +849,10 @@ class pool_internal::PoolCore {
   // is left of its maxtasksperchild.
   size_t Room(const Worker& w) const {
     const size_t limit = Limit(w);
-    if (w.window.size() >= limit) return 0;
-    size_t room = limit - w.window.size();
+    if (w.inflight >= limit || w.window.size() >= w.window.capacity()) {
+      return 0;
+    }
+    size_t room = limit - w.inflight;
     if (options_.maxtasksperchild) {
       room = std::min(room, static_cast<size_t>(std::max(
                                 0, *options_.maxtasksperchild - w.sent)));
@@ -756,37 +862,63 @@ class pool_internal::PoolCore {
 
   // Moves pending tasks into the workers' rings, a batch per worker per
   // pass: at most its room and its share of what is pending (two long
-  // tasks go to two workers, not both to the first), and at most
-  // kBatchBytes of arguments unless a single task is bigger.
+  // tasks go to two workers, not both to the first), a run split to fit,
+  // and at most kBatchBytes of arguments unless a single task is bigger.
   bool Dispatch() {
     bool any = false;
-    pool_internal::TaskBatch batch;
     for (bool moved = true; moved && !pending_.empty();) {
       moved = false;
       size_t open = 0;
       for (const auto& w : workers_) open += Room(w) > 0 ? 1 : 0;
       if (open == 0) break;
-      const size_t share = (pending_.size() + open - 1) / open;
+      const size_t share = (pending_.units() + open - 1) / open;
       for (auto& w : workers_) {
-        const size_t n = std::min({Room(w), share, pending_.size()});
-        if (n == 0) continue;
-        batch.send.clear();
+        const size_t quota = std::min(Room(w), share);
+        if (quota == 0) continue;
+        out_.clear();
+        size_t units = 0;
         size_t bytes = 0;
-        for (size_t k = 0; k < n; ++k) {
-          const TaskSpec& t = pending_.at(k);
-          if (k > 0 && bytes + t.args.size() > kBatchBytes) break;
-          bytes += sizeof(pool_internal::TaskHeader) + t.args.size();
-          batch.send.push_back(
-              {{.id = next_id_ + k, .invoker = t.invoker, .fn = t.fn,
-                .count = t.count},
-               &t.args});
+        while (!pending_.empty() && units < quota &&
+               out_.size() + w.window.size() < w.window.capacity()) {
+          TaskSpec& t = pending_.front();
+          if (!out_.empty() && bytes + t.args.size() > kBatchBytes) break;
+          const size_t u = pool_internal::Units(t);
+          if (u <= quota - units) {
+            out_.push_back(pending_.TakeFront());
+          } else {  // a run bigger than the room: its first items go
+            out_.push_back(
+                pending_.CarveFront(static_cast<uint32_t>(quota - units)));
+          }
+          units += pool_internal::Units(out_.back());
+          bytes += sizeof(pool_internal::TaskHeader) + out_.back().args.size();
         }
-        if (!w.tasks.Put(batch, Deadline::Past()).ok()) continue;  // full
+        if (out_.empty()) continue;
+        batch_.send.clear();
+        uint64_t id = next_id_;
+        for (const TaskSpec& t : out_) {
+          pool_internal::TaskHeader h{.id = id, .invoker = t.invoker,
+                                      .fn = t.fn, .count = t.count};
+          if (t.isolated) {
+            h.flags = pool_internal::kRun |
+                      (t.packed ? pool_internal::kRunPacked : 0);
+            h.item_size = t.item_size;
+          }
+          batch_.send.push_back({h, &t.args});
+          id += pool_internal::Units(t);
+        }
+        if (!w.tasks.Put(batch_, Deadline::Past()).ok()) {  // ring full
+          pending_.push_front(std::move(out_));
+          out_ = {};
+          continue;
+        }
         if (w.window.empty()) w.busy_since_ns = NowNs();
-        for (size_t k = 0; k < batch.send.size(); ++k) {
-          ++w.sent;
-          w.window.emplace_back(next_id_++, std::move(pending_.front()));
-          pending_.pop_front();
+        for (TaskSpec& t : out_) {
+          const size_t u = pool_internal::Units(t);
+          w.window.emplace_back(
+              pool_internal::Sent{.id = next_id_, .t = std::move(t)});
+          next_id_ += u;
+          w.inflight += u;
+          w.sent += static_cast<int>(u);
         }
         any = moved = true;
         if (pending_.empty()) break;
@@ -808,27 +940,55 @@ class pool_internal::PoolCore {
       any = true;
       // 1. Every result it committed.
       for (;;) {
-        const size_t before = w.window.size();
+        const size_t before = w.inflight;
         Collect(w);
-        if (w.window.size() == before) break;
+        if (w.inflight == before) break;
       }
       // 2-3. The task it was running fails (or is retried); the rest were
-      // never started.
+      // never started. In a run, the items before the running one were
+      // answered (a worker commits an item's answer before it names the
+      // next), the ones after it never started.
       const uint64_t running = w.slot->running.load(std::memory_order_acquire);
+      const absl::Status died = absl::AbortedError(absl::StrCat(
+          "pool: worker ", w.process->name(), " (pid ", w.pid, ") ",
+          pool_internal::HowItDied(*code), " while running this task"));
       std::vector<TaskSpec> again;
-      for (auto& [id, t] : w.window) {
-        if (id == running) {
-          if (t.tries < options_.task_retries) {
-            ++t.tries;
-            again.push_back(std::move(t));
-          } else {
-            Fail(t, absl::AbortedError(absl::StrCat(
-                        "pool: worker ", w.process->name(), " (pid ", w.pid,
-                        ") ", pool_internal::HowItDied(*code),
-                        " while running this task")));
-          }
-        } else {
+      auto held = [&](TaskSpec t) {
+        if (t.tries < options_.task_retries) {
+          ++t.tries;
           again.push_back(std::move(t));
+        } else {
+          Fail(t, died);
+        }
+      };
+      for (pool_internal::Sent& e : w.window) {
+        TaskSpec& t = e.t;
+        if (!t.isolated) {
+          if (e.id == running) {
+            held(std::move(t));
+          } else {
+            again.push_back(std::move(t));
+          }
+          continue;
+        }
+        const uint64_t lo = e.id + e.answered;
+        const uint64_t hi = e.id + t.count;
+        if (running < lo || running >= hi) {
+          if (e.answered < t.count) {
+            again.push_back(pool_internal::SubRun(t, e.answered, t.count));
+          }
+          continue;
+        }
+        const uint32_t j = static_cast<uint32_t>(running - e.id);
+        for (uint32_t k = e.answered; k < j; ++k) {  // ran; answer lost
+          t.job->OnFailure(t.first + k,
+                           absl::DataLossError(absl::StrCat(
+                               "pool: the answer of worker ",
+                               w.process->name(), " was lost when it died")));
+        }
+        held(pool_internal::SubRun(t, j, j + 1));
+        if (j + 1 < t.count) {
+          again.push_back(pool_internal::SubRun(t, j + 1, t.count));
         }
       }
       pending_.push_front(std::move(again));
@@ -872,18 +1032,31 @@ class pool_internal::PoolCore {
     int feeders = 0;
     for (;;) {
       if (has_submissions_.load(std::memory_order_acquire)) {
-        std::lock_guard<std::mutex> l(mu_);
-        state = state_;
-        feeders = static_cast<int>(feeders_.size());
-        for (auto& b : submitted_) pending_.push_back(std::move(b));
-        submitted_.clear();
-        has_submissions_.store(false, std::memory_order_relaxed);
+        {
+          // Only a swap under the lock: a caller submitting one task at a
+          // time waits for it, and pending_ walks each block it takes.
+          std::lock_guard<std::mutex> l(mu_);
+          state = state_;
+          feeders = static_cast<int>(feeders_.size());
+          taken_.swap(submitted_);
+          has_submissions_.store(false, std::memory_order_relaxed);
+        }
+        for (auto& b : taken_) pending_.push_back(std::move(b));
+        taken_.clear();
       }
       if (state == State::kTerminating) {
         KillAll();
         const absl::Status c = absl::CancelledError("pool: terminated");
         for (auto& w : workers_) {
-          for (auto& [id, t] : w.window) Fail(t, c);
+          for (pool_internal::Sent& e : w.window) {
+            for (uint32_t k = e.answered; k < e.t.count; ++k) {
+              if (!e.t.isolated) {
+                Fail(e.t, c);
+                break;
+              }
+              e.t.job->OnFailure(e.t.first + k, c);
+            }
+          }
         }
         workers_.clear();
         RecordPids();
@@ -987,6 +1160,7 @@ class pool_internal::PoolCore {
   // Imap inputs that may still submit (the handler winds down at none).
   std::vector<std::shared_ptr<pool_internal::Feeder>> feeders_;
   std::vector<std::vector<TaskSpec>> submitted_;
+  std::vector<std::vector<TaskSpec>> taken_;  // the handler's, swapped in
   std::atomic<bool> has_submissions_{false};
 
   // Argument buffers of answered tasks (see SpareArgs).
@@ -995,6 +1169,8 @@ class pool_internal::PoolCore {
   size_t spare_bytes_ = 0;
 
   // The handler's own.
+  std::vector<TaskSpec> out_;          // Dispatch's batch being built
+  pool_internal::TaskBatch batch_;
   std::vector<std::string> answered_args_;
   std::vector<Worker> workers_;
   pool_internal::TaskQueue pending_;

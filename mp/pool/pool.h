@@ -38,7 +38,11 @@
 // Several small tasks bound for one worker travel as one ring record (a
 // batch, up to 16 KiB of arguments), each with its own id: one push for
 // many tiny tasks, while the worker still names each task in its slot
-// before it starts it and answers each with its own result message.
+// before it starts it and answers each with its own result message. With
+// chunksize 1, a Map's items wait and travel as runs (64 items to a
+// TaskSpec, split to fit a worker's room): one entry in the parent's
+// queues per run, not per item, while each item keeps its own id, its own
+// answer and its own failure.
 //
 // The handler. One parent thread (Python's three handler threads in one)
 // moves submitted tasks into the workers' rings, collects results, runs
@@ -77,7 +81,8 @@
 // before the parent's reads) the parent:
 //   1. drains the dead worker's result ring (committed results are kept; a
 //      result cut off mid-write is skipped by the ring as lost);
-//   2. fails the task whose id is in the slot and still unanswered, with
+//   2. fails the task whose id is in the slot and still unanswered (in a
+//      run: the items before it were answered, those after never started), with
 //      Aborted naming the worker, its pid and how it died ("killed by
 //      signal 9 (KILL)", "exited with code 3"), or re-queues it when it has
 //      retries left (PoolOptions::task_retries);
@@ -589,8 +594,15 @@ struct TaskSpec {
   uint32_t count = 0;  // items
   FunctionRef invoker;
   FunctionRef fn;      // {0, 0} for a lambda
-  std::string args;    // count x [u32 len][bytes]
+  std::string args;    // count x [u32 len][bytes], or packed (see Invoke)
   int tries = 0;       // re-runs after a worker died under it
+  // A run (Map with chunksize 1): `count` items that are each a task of
+  // their own -- own id, own answer, own failure -- sent together while
+  // they wait, split when a worker has room for fewer.
+  bool isolated = false;
+  // A run's arguments: `count` x item_size bytes (packed), or framed.
+  bool packed = false;
+  uint32_t item_size = 0;
 };
 
 class PoolCore;  // pool.cc
@@ -1326,9 +1338,13 @@ class Pool {
                              ? *chunksize
                              : pool_internal::AutoChunksize(
                                    n, pool_internal::Processes(*core()));
+    // Chunksize 1: each item is a task of its own, but they wait and travel
+    // as runs of kRunItems (see TaskSpec::isolated); `per` items per spec.
+    const bool runs = chunk == 1;
+    const size_t per = runs ? kRunItems : chunk;
     // Tasks go to the pool in blocks as they are encoded, so the workers
     // start on the first while the caller encodes the rest.
-    const size_t chunks = (n + chunk - 1) / chunk;
+    const size_t chunks = (n + per - 1) / per;
     const size_t block = std::min(chunks, kSubmitBlock);
     std::vector<pool_internal::TaskSpec> tasks;
     tasks.reserve(block);
@@ -1350,23 +1366,26 @@ class Pool {
           return result;
         }
         tasks = {};
-        tasks.reserve(std::min(block, chunks - i / chunk));
+        tasks.reserve(std::min(block, chunks - i / per));
         block_first = i;
         block_bytes = 0;
       }
-      const size_t m = std::min(chunk, n - i);  // this task's items
+      const size_t m = std::min(per, n - i);  // this spec's items
       pool_internal::TaskSpec& t = tasks.emplace_back();
       t.job = state;
       t.first = i;
       t.count = static_cast<uint32_t>(m);
       t.invoker = refs->first;
       t.fn = refs->second;
+      t.isolated = runs;
+      t.packed = runs && kPacked;
+      t.item_size = runs && kPacked ? kIn : 0;
       if constexpr (kFlatArgs) {
         const size_t bytes = m * kItemBytes;
         block_bytes += bytes;
         if (bytes > pool_internal::kSpareMin) {
           if (spare.empty()) {
-            spare = pool_internal::SpareArgs(*core(), chunks - i / chunk);
+            spare = pool_internal::SpareArgs(*core(), chunks - i / per);
           }
           if (!spare.empty()) {
             t.args = std::move(spare.back());
@@ -1398,6 +1417,7 @@ class Pool {
   // once a block's arguments reach kSubmitBytes.
   static constexpr size_t kSubmitBlock = 1024;
   static constexpr size_t kSubmitBytes = size_t{64} << 10;
+  static constexpr size_t kRunItems = 64;
 
   template <class F, class Range>
   auto MakeImap(F f, Range&& inputs, const ImapOptions& options, bool ordered);

@@ -13,6 +13,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
@@ -163,6 +164,133 @@ TEST(PoolCrashTest, RandomKillsNeverHangNorRunATaskTwice) {
     const pid_t pid = mp_test::ForkChild([r] { return RandomKillRound(1000 + r); });
     ASSERT_EQ(mp_test::Watch(pid, "round " + std::to_string(r)), "");
   }
+}
+
+// Map with chunksize 1 sends its items as runs (many items to a message,
+// each still its own task): a death inside a run fails the item the worker
+// held and nothing else, and no item runs twice.
+constexpr int kRunItems = 3000;
+struct RunBoard {
+  std::atomic<int> runs[kRunItems];
+  std::atomic<int> worker_of[kRunItems];  // pid that started item i
+  std::atomic<int> rounds_with_a_failure;
+};
+RunBoard* run_board = nullptr;  // mapped before any pool forks
+
+int CountedTask(int i) {
+  run_board->runs[i].fetch_add(1);
+  return 2 * i;
+}
+// About 5 us of work: a Map of kRunItems lasts milliseconds, so a kill at a
+// random moment lands inside a run.
+int SlowCountedTask(int i) {
+  run_board->worker_of[i].store(getpid());
+  const auto until =
+      std::chrono::steady_clock::now() + std::chrono::microseconds(5);
+  while (std::chrono::steady_clock::now() < until) {
+  }
+  return CountedTask(i);
+}
+int ExitsAt2500(int i) {
+  if (run_board->runs[i].fetch_add(1) == 0 && i == 2500) _exit(5);
+  return 2 * i;
+}
+
+std::vector<int> RunInputs() {
+  std::vector<int> in(kRunItems);
+  for (int i = 0; i < kRunItems; ++i) in[i] = i;
+  return in;
+}
+
+// The item a failed Map names ("item <i>: ..."), or -1.
+int FailedItem(const absl::Status& s) {
+  int i = -1;
+  if (std::sscanf(std::string(s.message()).c_str(), "item %d:", &i) != 1) {
+    return -1;
+  }
+  return i;
+}
+
+int HeldRunItemRound() {
+  for (auto& r : run_board->runs) r = 0;
+  mp::Pool pool(1);
+  auto r = pool.Map(ExitsAt2500, RunInputs(), 1);
+  CHECK_OR_EXIT(!r.ok() && r.status().code() == absl::StatusCode::kAborted,
+                30, "%s", r.status().ToString().c_str());
+  CHECK_OR_EXIT(FailedItem(r.status()) == 2500, 31, "%s",
+                r.status().ToString().c_str());
+  for (int k = 0; k < kRunItems; ++k) {
+    CHECK_OR_EXIT(run_board->runs[k].load() == 1, 32, "item %d ran %d times",
+                  k, run_board->runs[k].load());
+  }
+  for (auto& c : run_board->runs) c = 0;
+  auto again = pool.Map(CountedTask, RunInputs(), 1);
+  CHECK_OR_EXIT(again.ok() && (*again)[kRunItems - 1] == 2 * (kRunItems - 1),
+                33, "%s", again.status().ToString().c_str());
+  return 0;
+}
+
+TEST(PoolCrashTest, DeathInsideARunFailsOnlyTheHeldItem) {
+  run_board = mp_test::MapShared<RunBoard>();
+  const pid_t pid = mp_test::ForkChild([] { return HeldRunItemRound(); });
+  EXPECT_EQ(mp_test::Watch(pid, "held run item"), "");
+  mp_test::Unmap(run_board);
+}
+
+// A worker that has started an item of the Map (a worker the scheduler
+// has not run yet holds nothing), once one has; 0 if none within 2 s.
+pid_t AWorkerAtWork(const std::vector<pid_t>& pids, std::mt19937& rng) {
+  for (int wait = 0; wait < 20000; ++wait) {
+    std::vector<pid_t> busy;
+    for (pid_t p : pids) {
+      for (int i = 0; i < kRunItems; ++i) {
+        if (run_board->worker_of[i].load() == p) {
+          busy.push_back(p);
+          break;
+        }
+      }
+    }
+    if (!busy.empty()) return busy[rng() % busy.size()];
+    usleep(100);
+  }
+  return 0;
+}
+
+int RandomRunKillRound(unsigned seed) {
+  for (auto& r : run_board->runs) r = 0;
+  for (auto& w : run_board->worker_of) w = 0;
+  std::mt19937 rng(seed);
+  mp::Pool pool(2);
+  auto result = pool.MapAsync(SlowCountedTask, RunInputs(), 1);
+  const pid_t victim = AWorkerAtWork(pool.worker_pids(), rng);
+  usleep(rng() % 3000);
+  if (victim != 0) kill(victim, SIGKILL);
+  auto r = result.Get();
+  const int failed = r.ok() ? -1 : FailedItem(r.status());
+  CHECK_OR_EXIT(r.ok() || (r.status().code() == absl::StatusCode::kAborted &&
+                           failed >= 0),
+                40, "%s", r.status().ToString().c_str());
+  if (failed >= 0) run_board->rounds_with_a_failure.fetch_add(1);
+  for (int k = 0; k < kRunItems; ++k) {
+    const int runs = run_board->runs[k].load();
+    CHECK_OR_EXIT(k == failed ? runs <= 1 : runs == 1, 41,
+                  "item %d ran %d times (failed item %d)", k, runs, failed);
+    if (r.ok()) CHECK_OR_EXIT((*r)[k] == 2 * k, 42, "item %d = %d", k, (*r)[k]);
+  }
+  return 0;
+}
+
+TEST(PoolCrashTest, RandomKillsInsideRunsNeverHangNorRunAnItemTwice) {
+  run_board = mp_test::MapShared<RunBoard>();
+  const int rounds = mp_test::CountFromEnv("MP_POOL_KILLS", 20);
+  for (int r = 0; r < rounds; ++r) {
+    const pid_t pid =
+        mp_test::ForkChild([r] { return RandomRunKillRound(5000 + r); });
+    ASSERT_EQ(mp_test::Watch(pid, "run round " + std::to_string(r)), "");
+  }
+  std::printf("%d rounds, %d with the held item failed\n", rounds,
+              run_board->rounds_with_a_failure.load());
+  mp_test::Unmap(run_board);
 }
 
 // The mp-msg-* segments in /dev/shm that `pids` created.
