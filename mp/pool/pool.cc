@@ -65,7 +65,8 @@ struct TaskBatch {
 };
 struct ResultMsg {
   uint64_t id = 0;
-  std::string payload;  // count x [tag][u32 len][bytes]
+  uint32_t count = 0;   // a run's answers: items from id on; else unused
+  std::string payload;  // answers, each [tag][u32 len][bytes] (or packed)
 };
 }  // namespace pool_internal
 
@@ -109,10 +110,14 @@ template <>
 struct Codec<pool_internal::ResultMsg> {
   static void Encode(const pool_internal::ResultMsg& r, ByteWriter& out) {
     out.Write(&r.id, sizeof(r.id));
+    out.Write(&r.count, sizeof(r.count));
     out.Write(r.payload.data(), r.payload.size());
   }
   static absl::Status Decode(ByteReader& in, pool_internal::ResultMsg* r) {
     if (absl::Status s = in.Read(&r->id, sizeof(r->id)); !s.ok()) return s;
+    if (absl::Status s = in.Read(&r->count, sizeof(r->count)); !s.ok()) {
+      return s;
+    }
     r->payload.resize(in.remaining());
     return in.Read(r->payload.data(), r->payload.size());
   }
@@ -229,6 +234,28 @@ struct WorkerSlot {
   alignas(64) std::atomic<uint64_t> running{0};
 };
 static_assert(std::is_standard_layout_v<WorkerSlot>);
+
+// A worker's answers to the run it is working through, kept where the
+// parent can read them if the worker dies: the answer to each item is
+// appended here, and `state` says so (release), before the worker names
+// the next item in its slot. The answers travel to the parent as one
+// result message when the run ends (or the area fills): one ring record
+// per run instead of one per item. After a death the parent takes from
+// here what no message brought (Reap), so a death still fails exactly the
+// item held and loses no answer. Written by the worker only; read by the
+// parent only once the worker is reaped.
+inline constexpr size_t kAreaBytes = size_t{64} << 10;
+struct AnswerArea {
+  alignas(64) std::atomic<uint64_t> run_id{0};  // the run's first item id
+  // first item held (16 bits) | items held (16 bits) | bytes used (32):
+  // one word, so a kill never leaves a count that does not match its bytes.
+  std::atomic<uint64_t> state{0};
+  char bytes[kAreaBytes];
+};
+inline uint64_t PackArea(uint64_t first, uint64_t items, uint64_t used) {
+  return first << 48 | items << 32 | used;
+}
+static_assert(std::atomic<uint64_t>::is_always_lock_free);
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
 
 // 1 MiB: a task or result up to 256 KiB (a chunk of ~30 k ints) goes through
@@ -270,6 +297,7 @@ struct WorkerArgs {
   Queue<TaskBatch> tasks;
   Queue<ResultMsg> results;
   Shared<WorkerSlot> slot;
+  Shared<AnswerArea> area;
   Shared<Control> control;
   std::function<void()> initializer;
   int maxtasks;  // 0: no limit
@@ -295,6 +323,7 @@ void WorkerMain(WorkerArgs& a) {
   std::vector<std::pair<FunctionRef, const void*>> cache;
   int done = 0;
   ResultMsg r;
+  std::string answer;  // one item's answer, on its way to the area
   for (;;) {
     absl::StatusOr<TaskBatch> b = a.tasks.Get();
     if (!b.ok()) {
@@ -354,11 +383,43 @@ void WorkerMain(WorkerArgs& a) {
         if (run_one(h.id, args, h.args_size, h.count, p >= end)) return;
         continue;
       }
-      // A run: its items one by one. An item whose bytes overrun the run
-      // fails (DataLoss), as do the rest.
+      // A run: its items one by one, each named in the slot before it
+      // runs and its answer put in the area before the next is named; the
+      // area goes to the parent as one message when the run ends (or when
+      // it fills). An item whose bytes overrun the run fails (DataLoss), as
+      // do the rest.
+      AnswerArea& area = *a.area;
+      area.state.store(0, std::memory_order_relaxed);
+      area.run_id.store(h.id, std::memory_order_release);
+      uint32_t first = 0;  // the area's first item
+      uint32_t items = 0;
+      size_t used = 0;
+      auto send = [&](uint32_t from, uint32_t n, const char* bytes,
+                      size_t size, bool last) {
+        r.id = h.id + from;
+        r.count = n;
+        r.payload.assign(bytes, size);
+        if (!a.results.Put(r).ok()) _exit(71);  // closed: terminating
+        if (!last) {
+          if (a.control->handler_sleeping.load(std::memory_order_relaxed) !=
+              0) {
+            WakeHandler(a.control.get());
+          }
+        } else {
+          WakeHandler(a.control.get());
+        }
+      };
+      auto flush = [&](uint32_t next, bool last) {
+        if (items > 0) send(first, items, area.bytes, used, last);
+        first = next;
+        items = 0;
+        used = 0;
+        area.state.store(PackArea(first, 0, 0), std::memory_order_release);
+      };
       const char* q = args;
       const char* const q_end = p;
-      for (uint32_t j = 0; j < h.count; ++j) {
+      bool stop = false;
+      for (uint32_t j = 0; j < h.count && !stop; ++j) {
         size_t len = 0;
         bool ok = true;
         if ((h.flags & kRunPacked) != 0) {
@@ -370,11 +431,34 @@ void WorkerMain(WorkerArgs& a) {
                                   ilen <= static_cast<size_t>(q_end - q) - 4);
           len = 4 + size_t{ilen};
         }
-        const bool last = j + 1 == h.count && p >= end;
-        if (run_one(h.id + j, ok ? q : nullptr, len, 1, last)) return;
-        if (ok) q += len;
-        else q = q_end;
+        a.slot->running.store(h.id + j, std::memory_order_release);
+        std::string& out = answer;
+        out.clear();
+        if (error.ok() && ok) {
+          reinterpret_cast<Invoker>(const_cast<void*>(inv))(fn, q, len, 1,
+                                                            &out);
+        } else {
+          FailItems(&out, 0, 1,
+                    error.ok() ? absl::DataLossError(
+                                     "pool: malformed task arguments")
+                               : error);
+        }
+        q = ok ? q + len : q_end;
+        stop = a.maxtasks > 0 && ++done >= a.maxtasks;
+        if (used + out.size() > kAreaBytes) flush(j, false);
+        if (out.size() > kAreaBytes) {  // too big for the area: alone
+          send(j, 1, out.data(), out.size(), false);
+          flush(j + 1, false);
+          continue;
+        }
+        std::memcpy(area.bytes + used, out.data(), out.size());
+        used += out.size();
+        ++items;
+        area.state.store(PackArea(first, items, used),
+                         std::memory_order_release);
       }
+      flush(h.count, p >= end || stop);
+      if (stop) return;
     }
   }
 }
@@ -542,6 +626,7 @@ struct Worker {
   Queue<TaskBatch> tasks;
   Queue<ResultMsg> results;
   Shared<WorkerSlot> slot;
+  Shared<AnswerArea> area;
   Fifo<Sent> window;    // sent, not wholly answered, in order
   size_t inflight = 0;  // units (see Units) sent and unanswered
   int sent = 0;         // units ever sent (for maxtasksperchild)
@@ -737,13 +822,14 @@ class pool_internal::PoolCore {
              *tasks,
              *results,
              Shared<pool_internal::WorkerSlot>::Make(),
+             Shared<pool_internal::AnswerArea>::Make(),
              pool_internal::Fifo<pool_internal::Sent>(
                  static_cast<size_t>(options_.window)),
              0,
              0,
              0};
     const int n = started_count_.fetch_add(1) + 1;
-    pool_internal::WorkerArgs args{*tasks, *results, w.slot, control_,
+    pool_internal::WorkerArgs args{*tasks, *results, w.slot, w.area, control_,
                                    options_.initializer,
                                    options_.maxtasksperchild.value_or(0)};
     w.process = std::make_unique<Process>(
@@ -769,6 +855,14 @@ class pool_internal::PoolCore {
 
   void Fail(const TaskSpec& t, const absl::Status& s) {
     for (uint32_t i = 0; i < t.count; ++i) t.job->OnFailure(t.first + i, s);
+  }
+
+  // Answers to `n` items of run `e`, from its first unanswered one.
+  void TakeAnswers(Worker& w, pool_internal::Sent& e, uint32_t n,
+                   const char* bytes, size_t size) {
+    e.t.job->OnResult(e.t.first + e.answered, n, bytes, size);
+    e.answered += n;
+    w.inflight -= n;
   }
 
   // Takes every result ready in `w`'s ring; true when any.
@@ -797,16 +891,22 @@ class pool_internal::PoolCore {
         break;
       }
       pool_internal::Sent& f = w.window.front();
-      --w.inflight;
-      ++taken;
       TaskSpec t;
-      if (f.t.isolated) {  // one item of a run
-        f.t.job->OnResult(f.t.first + f.answered, 1, r->payload.data(),
-                          r->payload.size());
-        if (++f.answered < f.t.count) continue;
+      if (f.t.isolated) {  // answers to items of a run, from `answered` on
+        if (r->count == 0 || r->count > f.t.count - f.answered) {
+          std::fprintf(stderr, "mp::Pool: %s sent a malformed result\n",
+                       w.process->name().c_str());
+          (void)w.process->Kill();
+          break;
+        }
+        TakeAnswers(w, f, r->count, r->payload.data(), r->payload.size());
+        taken += static_cast<int>(r->count);
+        if (f.answered < f.t.count) continue;
         t = std::move(f.t);
         w.window.pop_front();
       } else {
+        --w.inflight;
+        ++taken;
         t = std::move(f.t);
         w.window.pop_front();
         Deliver(t, r->payload);
@@ -875,6 +975,7 @@ class pool_internal::PoolCore {
       for (auto& w : workers_) {
         const size_t quota = std::min(Room(w), share);
         if (quota == 0) continue;
+        const size_t run_cap = std::max<size_t>(1, Limit(w) / 2);
         out_.clear();
         size_t units = 0;
         size_t bytes = 0;
@@ -882,12 +983,15 @@ class pool_internal::PoolCore {
                out_.size() + w.window.size() < w.window.capacity()) {
           TaskSpec& t = pending_.front();
           if (!out_.empty() && bytes + t.args.size() > kBatchBytes) break;
+          // A run's answers come back when it ends: at most half the
+          // worker's limit in one, so that the next is already there.
           const size_t u = pool_internal::Units(t);
-          if (u <= quota - units) {
+          const size_t cap =
+              t.isolated ? std::min(quota - units, run_cap) : quota - units;
+          if (u <= cap) {
             out_.push_back(pending_.TakeFront());
           } else {  // a run bigger than the room: its first items go
-            out_.push_back(
-                pending_.CarveFront(static_cast<uint32_t>(quota - units)));
+            out_.push_back(pending_.CarveFront(static_cast<uint32_t>(cap)));
           }
           units += pool_internal::Units(out_.back());
           bytes += sizeof(pool_internal::TaskHeader) + out_.back().args.size();
@@ -948,6 +1052,25 @@ class pool_internal::PoolCore {
       // never started. In a run, the items before the running one were
       // answered (a worker commits an item's answer before it names the
       // next), the ones after it never started.
+      // ... and the answers its area holds that no message brought: those
+      // to the items before the one it held, in the run it was in.
+      {
+        pool_internal::AnswerArea& area = *w.area;
+        const uint64_t run = area.run_id.load(std::memory_order_acquire);
+        const uint64_t st = area.state.load(std::memory_order_acquire);
+        const uint32_t first = static_cast<uint32_t>(st >> 48);
+        const uint32_t items = static_cast<uint32_t>(st >> 32) & 0xffff;
+        const size_t used = static_cast<size_t>(st & 0xffffffff);
+        for (pool_internal::Sent& e : w.window) {
+          if (!e.t.isolated || e.id != run) continue;
+          if (items > 0 && first == e.answered &&
+              items <= e.t.count - e.answered &&
+              used <= pool_internal::kAreaBytes) {
+            TakeAnswers(w, e, items, area.bytes, used);
+          }
+          break;
+        }
+      }
       const uint64_t running = w.slot->running.load(std::memory_order_acquire);
       const absl::Status died = absl::AbortedError(absl::StrCat(
           "pool: worker ", w.process->name(), " (pid ", w.pid, ") ",

@@ -42,7 +42,13 @@
 // chunksize 1, a Map's items wait and travel as runs (64 items to a
 // TaskSpec, split to fit a worker's room): one entry in the parent's
 // queues per run, not per item, while each item keeps its own id, its own
-// answer and its own failure.
+// answer and its own failure. A run's answers come back as one message:
+// the worker appends each item's answer to an answer area in shared
+// memory, and records that it did, before it names the next item in its
+// slot; the area goes to the parent when the run ends (or fills), and
+// after a death the parent reads from it the answers no message brought
+// (see "Who holds what"). Runs are cut to at most half a worker's window,
+// so the next is there when one ends.
 //
 // The handler. One parent thread (Python's three handler threads in one)
 // moves submitted tasks into the workers' rings, collects results, runs
@@ -81,8 +87,10 @@
 // before the parent's reads) the parent:
 //   1. drains the dead worker's result ring (committed results are kept; a
 //      result cut off mid-write is skipped by the ring as lost);
-//   2. fails the task whose id is in the slot and still unanswered (in a
-//      run: the items before it were answered, those after never started), with
+//   2. takes from the worker's answer area the answers to the items of
+//      its current run that no message brought (all those before the item
+//      it held), then fails the task whose id is in the slot and is still
+//      unanswered (in a run, the items after it never started), with
 //      Aborted naming the worker, its pid and how it died ("killed by
 //      signal 9 (KILL)", "exited with code 3"), or re-queues it when it has
 //      retries left (PoolOptions::task_retries);
@@ -95,7 +103,10 @@
 // Correctness rests on shared state written before the task starts, never
 // on timing. verify/pool.pml model-checks this handoff with a kill at every
 // step, and its broken twins (slot written after the call; window judged
-// before draining) fail.
+// before draining) fail; verify/pool_run.pml does the same for a run and
+// its answer area (twins: the next item named before the answer is
+// recorded, the area not read after a death, the area emptied before its
+// message is sent).
 //
 // maxtasksperchild: a worker counts the tasks (chunks) it completed and exits
 // after N; the handler never sends it more than N, so nothing is stranded,
