@@ -631,6 +631,8 @@ bool OnHandlerThread(const PoolCore& core);
 std::vector<std::string> SpareArgs(PoolCore& core, size_t n);
 // Buffers smaller than this are not worth keeping.
 inline constexpr size_t kSpareMin = 4096;
+// Items in a run (TaskSpec::isolated) as submitted; Dispatch may split it.
+inline constexpr size_t kRunItems = 64;
 // An Imap iterator's input as the pool sees it. Join (after Close) feeds
 // what is left of every registered input, on the joining thread, as
 // Python's join waits for its task handler to consume every input: so
@@ -657,6 +659,10 @@ struct FeedSink {
   std::function<bool(std::shared_ptr<Feeder>)> add;
   std::function<void(const Feeder*)> remove;
   int processes = 1;  // sizes the default window
+  // The pool takes runs (TaskSpec::isolated): with chunksize 1, items go
+  // in runs of up to 64, each still its own task. mp::Pool does; a backend
+  // that does not sees one task per item.
+  bool runs = false;
 };
 
 // A reference to a function pointer, cached per thread.
@@ -884,9 +890,16 @@ template <class R>
 class ImapState final : public JobBase {
  public:
   static constexpr size_t kPackedSize = kFlat<R> ? sizeof(R) : 0;
+  // A message's answers go in under one lock and one wake-up.
   void OnResult(size_t first, uint32_t count, const char* payload,
                 size_t size) override {
-    DeliverItems(*this, first, count, payload, size);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      in_result_ = true;
+      DeliverItems(*this, first, count, payload, size);
+      in_result_ = false;
+    }
+    cv_.notify_all();
   }
   explicit ImapState(bool ordered) : ordered_(ordered) {}
   void OnItem(size_t i, uint8_t tag, const char* data, size_t n) override {
@@ -894,40 +907,58 @@ class ImapState final : public JobBase {
   }
   void OnFailure(size_t i, const absl::Status& s) override { Put(i, s); }
 
-  // The next result (in input order when ordered), waiting until `deadline`.
-  // nullopt at the deadline.
+  // The next result (item `next` when ordered: the items are taken in
+  // order, from 0; any when not), waiting until `deadline`. nullopt at the
+  // deadline.
   std::optional<absl::StatusOr<R>> Take(size_t next, Deadline deadline) {
     std::unique_lock<std::mutex> l(mu_);
     for (;;) {
-      if (!results_.empty()) {
-        auto it = ordered_ ? results_.find(next) : results_.begin();
-        if (it != results_.end()) {
-          absl::StatusOr<R> r = std::move(it->second);
-          results_.erase(it);
+      if (ordered_) {
+        if (next == base_ && !slots_.empty() && slots_.front()) {
+          absl::StatusOr<R> r = std::move(*slots_.front());
+          slots_.pop_front();
+          ++base_;
           return r;
         }
+      } else if (!ready_.empty()) {
+        absl::StatusOr<R> r = std::move(ready_.front());
+        ready_.pop_front();
+        return r;
       }
       if (deadline.infinite()) {
         cv_.wait(l);
       } else if (cv_.wait_until(l, deadline.time_point()) ==
-                 std::cv_status::timeout) {
-        if (results_.empty() || (ordered_ && !results_.count(next))) {
-          return std::nullopt;
-        }
+                     std::cv_status::timeout &&
+                 (ordered_ ? slots_.empty() || !slots_.front()
+                           : ready_.empty())) {
+        return std::nullopt;
       }
     }
   }
 
  private:
   void Put(size_t i, absl::StatusOr<R> r) {
-    std::lock_guard<std::mutex> l(mu_);
-    results_.emplace(i, std::move(r));
-    cv_.notify_all();
+    std::unique_lock<std::mutex> l(mu_, std::defer_lock);
+    if (!in_result_) l.lock();  // within OnResult the lock is held
+    if (ordered_) {
+      if (i < base_) return;  // taken already: cannot happen
+      const size_t at = i - base_;
+      if (at >= slots_.size()) slots_.resize(at + 1);
+      slots_[at] = std::move(r);
+    } else {
+      ready_.push_back(std::move(r));
+    }
+    if (!in_result_) cv_.notify_all();
   }
   const bool ordered_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::map<size_t, absl::StatusOr<R>> results_;
+  bool in_result_ = false;  // under mu_: OnResult is delivering
+  // Ordered: the answers from item base_ on, by index; unordered: in the
+  // order they came.
+  std::deque<std::optional<absl::StatusOr<R>>> slots_;
+  size_t base_ = 0;
+  std::deque<absl::StatusOr<R>> ready_;
 };
 
 }  // namespace pool_internal
@@ -1089,9 +1120,13 @@ class ImapIterator {
       size_t added = 0;
       bool ended = false;
       constexpr size_t kBatch = 4096;  // items per submission when feeding all
+      const bool runs = sink.runs && chunksize == 1;
       while (added < room && added < kBatch) {
         pool_internal::TaskSpec t;
-        t.count = static_cast<uint32_t>(feed(chunksize, &t.args));
+        t.isolated = runs;
+        t.count = static_cast<uint32_t>(
+            feed(runs ? std::min<size_t>(pool_internal::kRunItems, room - added) : chunksize,
+                 &t.args));
         if (t.count == 0) {
           ended = true;
           break;
@@ -1352,7 +1387,7 @@ class Pool {
     // Chunksize 1: each item is a task of its own, but they wait and travel
     // as runs of kRunItems (see TaskSpec::isolated); `per` items per spec.
     const bool runs = chunk == 1;
-    const size_t per = runs ? kRunItems : chunk;
+    const size_t per = runs ? pool_internal::kRunItems : chunk;
     // Tasks go to the pool in blocks as they are encoded, so the workers
     // start on the first while the caller encodes the rest.
     const size_t chunks = (n + per - 1) / per;
@@ -1428,7 +1463,6 @@ class Pool {
   // once a block's arguments reach kSubmitBytes.
   static constexpr size_t kSubmitBlock = 1024;
   static constexpr size_t kSubmitBytes = size_t{64} << 10;
-  static constexpr size_t kRunItems = 64;
 
   template <class F, class Range>
   auto MakeImap(F f, Range&& inputs, const ImapOptions& options, bool ordered);
@@ -1521,6 +1555,7 @@ auto Pool::MakeImap(F f, Range&& inputs, const ImapOptions& options,
             pool_internal::RemoveFeeder(*core, feeder);
           },
       .processes = pool_internal::Processes(*core),
+      .runs = true,
   };
   return pool_internal::PoolAccess::MakeImap(
       std::move(sink), f, std::forward<Range>(inputs), options, ordered);
