@@ -685,16 +685,24 @@ class pool_internal::PoolCore {
 
   ~PoolCore() { (void)Terminate(); }
 
+  absl::Status SubmitOne(TaskSpec task) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (absl::Status s = TakesWorkLocked(false); !s.ok()) return s;
+      if (submitted_.empty() || submitted_.back().size() >= 1024) {
+        submitted_.emplace_back();
+      }
+      submitted_.back().push_back(std::move(task));
+      has_submissions_.store(true, std::memory_order_release);
+    }
+    pool_internal::WakeHandler(control_.get());
+    return absl::OkStatus();
+  }
+
   absl::Status Submit(std::vector<TaskSpec> tasks, bool feeding) {
     {
       std::lock_guard<std::mutex> l(mu_);
-      if (state_ == State::kTerminating || state_ == State::kDone) {
-        return terminated_ ? absl::CancelledError("pool: terminated")
-                           : absl::FailedPreconditionError("pool: not running");
-      }
-      if (state_ == State::kClosed && !feeding) {
-        return absl::FailedPreconditionError("pool: Pool not running (closed)");
-      }
+      if (absl::Status s = TakesWorkLocked(feeding); !s.ok()) return s;
       // One-at-a-time submissions (ApplyAsync) share a block.
       if (!submitted_.empty() && submitted_.back().size() < 1024 &&
           tasks.size() < 16) {
@@ -705,6 +713,19 @@ class pool_internal::PoolCore {
       has_submissions_.store(true, std::memory_order_release);
     }
     pool_internal::WakeHandler(control_.get());
+    return absl::OkStatus();
+  }
+
+  // OK when the pool takes work now (`feeding`: an Imap refill, allowed
+  // after Close); under mu_.
+  absl::Status TakesWorkLocked(bool feeding) const {
+    if (state_ == State::kTerminating || state_ == State::kDone) {
+      return terminated_ ? absl::CancelledError("pool: terminated")
+                         : absl::FailedPreconditionError("pool: not running");
+    }
+    if (state_ == State::kClosed && !feeding) {
+      return absl::FailedPreconditionError("pool: Pool not running (closed)");
+    }
     return absl::OkStatus();
   }
 
@@ -1308,6 +1329,9 @@ namespace pool_internal {
 absl::Status Submit(PoolCore& core, std::vector<TaskSpec> tasks,
                     bool feeding) {
   return core.Submit(std::move(tasks), feeding);
+}
+absl::Status SubmitOne(PoolCore& core, TaskSpec task) {
+  return core.SubmitOne(std::move(task));
 }
 int Processes(const PoolCore& core) { return core.processes(); }
 std::vector<std::string> SpareArgs(PoolCore& core, size_t n) {

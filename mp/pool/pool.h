@@ -622,6 +622,8 @@ class PoolCore;  // pool.cc
 // takes work (`feeding`: an Imap iterator's refill, allowed after Close).
 absl::Status Submit(PoolCore& core, std::vector<TaskSpec> tasks,
                     bool feeding = false);
+// One task (ApplyAsync): no vector of its own.
+absl::Status SubmitOne(PoolCore& core, TaskSpec task);
 int Processes(const PoolCore& core);
 bool OnHandlerThread(const PoolCore& core);
 // Argument buffers of answered tasks, for the next submission to reuse
@@ -1271,17 +1273,17 @@ class Pool {
       state->OnFailure(0, refs.status());
       return AsyncResult<R>(state);
     }
-    std::vector<pool_internal::TaskSpec> tasks(1);
-    tasks[0].job = state;
-    tasks[0].count = 1;
-    tasks[0].invoker = refs->first;
-    tasks[0].fn = refs->second;
+    pool_internal::TaskSpec task;
+    task.job = state;
+    task.count = 1;
+    task.invoker = refs->first;
+    task.fn = refs->second;
     std::apply(
-        [&](const auto&... a) { pool_internal::EncodeArgs(&tasks[0].args, a...); },
+        [&](const auto&... a) { pool_internal::EncodeArgs(&task.args, a...); },
         args);
-    absl::Status s = pool_internal::Submit(*core(), std::move(tasks));
+    absl::Status s = pool_internal::SubmitOne(*core(), std::move(task));
     if (!s.ok()) state->OnFailure(0, s);
-    return AsyncResult<R>(state);
+    return AsyncResult<R>(std::move(state));
   }
 
   // ---- Imap -------------------------------------------------------------
