@@ -158,6 +158,7 @@
 #ifndef MP_POOL_POOL_H_
 #define MP_POOL_POOL_H_
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -713,28 +714,32 @@ class ResultState : public JobBase {
   using Callback = std::function<void(const T&)>;
   using ErrorCallback = std::function<void(const absl::Status&)>;
 
+  // The result is written once, by the handler, before done_ is raised
+  // (release); readers look only after seeing it raised (acquire): no lock.
+  // A waiter sleeps on done_ itself (a private futex), announced in
+  // waiters_ so that Finish makes the wake-up call only when someone
+  // sleeps: no mutex or condition variable made, locked or destroyed per
+  // result (ApplyAsync makes one per call).
   bool Wait(Deadline deadline) {
-    std::unique_lock<std::mutex> l(mu_);
-    while (!ready_) {
-      if (deadline.infinite()) {
-        cv_.wait(l);
-      } else if (cv_.wait_until(l, deadline.time_point()) ==
-                     std::cv_status::timeout &&
-                 !ready_) {
-        return false;
+    if (done_.load(std::memory_order_acquire) != 0) return true;
+    waiters_.fetch_add(1, std::memory_order_seq_cst);
+    bool ok = true;
+    while (done_.load(std::memory_order_seq_cst) == 0) {
+      if (FutexWait(&done_, 0, deadline, FutexScope::kPrivate) ==
+              FutexResult::kTimedOut &&
+          done_.load(std::memory_order_acquire) == 0) {
+        ok = false;
+        break;
       }
     }
-    return true;
+    waiters_.fetch_sub(1, std::memory_order_relaxed);
+    return ok;
   }
-  bool Ready() {
-    std::lock_guard<std::mutex> l(mu_);
-    return ready_;
-  }
+  bool Ready() { return done_.load(std::memory_order_acquire) != 0; }
   absl::StatusOr<T> Get(Deadline deadline) {
     if (!Wait(deadline)) {
       return absl::DeadlineExceededError("pool: result not ready at the timeout");
     }
-    std::lock_guard<std::mutex> l(mu_);
     if (!status_.ok()) return status_;
     return *value_;
   }
@@ -742,13 +747,11 @@ class ResultState : public JobBase {
   // the value is moved out, not copied.
   absl::StatusOr<T> Take() {
     (void)Wait(Deadline::Infinite());
-    std::lock_guard<std::mutex> l(mu_);
     if (!status_.ok()) return status_;
     return std::move(*value_);
   }
   absl::StatusOr<bool> Successful() {
-    std::lock_guard<std::mutex> l(mu_);
-    if (!ready_) {
+    if (!Ready()) {
       return absl::FailedPreconditionError("pool: result is not ready");
     }
     return status_.ok();
@@ -771,17 +774,17 @@ class ResultState : public JobBase {
     } catch (...) {
       std::fprintf(stderr, "mp::Pool: a callback threw\n");
     }
-    std::lock_guard<std::mutex> l(mu_);
     status_ = std::move(status);
     value_ = std::move(value);
-    ready_ = true;
-    cv_.notify_all();
+    done_.store(1, std::memory_order_seq_cst);
+    if (waiters_.load(std::memory_order_seq_cst) != 0) {
+      FutexWakeAll(&done_, FutexScope::kPrivate);
+    }
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool ready_ = false;
+  FutexWord done_{0};
+  std::atomic<uint32_t> waiters_{0};
   absl::Status status_;
   std::optional<T> value_;
   Callback callback_;
