@@ -323,7 +323,7 @@ void WorkerMain(WorkerArgs& a) {
   std::vector<std::pair<FunctionRef, const void*>> cache;
   int done = 0;
   ResultMsg r;
-  std::string answer;  // one item's answer, on its way to the area
+  std::string item_answer;  // one item's answer, on its way to the area
   for (;;) {
     absl::StatusOr<TaskBatch> b = a.tasks.Get();
     if (!b.ok()) {
@@ -347,26 +347,24 @@ void WorkerMain(WorkerArgs& a) {
       const void* inv = Cached(cache, h.invoker, &error);
       const void* fn =
           h.fn == FunctionRef{} ? nullptr : Cached(cache, h.fn, &error);
-      // One task: named in the slot before anything of it runs, answered
-      // with its own result message.
-      auto run_one = [&](uint64_t id, const char* data, size_t n,
-                         uint32_t count, bool last) {
-        a.slot->running.store(id, std::memory_order_release);
-        r.id = id;
-        r.payload.clear();
+      // Runs `count` items from [data, data + n) into *out; data null:
+      // arguments that overran the task, answered as failed.
+      auto answer = [&](const char* data, size_t n, uint32_t count,
+                        std::string* out) {
         if (error.ok() && data != nullptr) {
           reinterpret_cast<Invoker>(const_cast<void*>(inv))(fn, data, n, count,
-                                                            &r.payload);
+                                                            out);
         } else {
-          FailItems(&r.payload, 0, count,
+          FailItems(out, 0, count,
                     error.ok() ? absl::DataLossError(
                                      "pool: malformed task arguments")
                                : error);
         }
-        absl::Status s = a.results.Put(r);
-        if (!s.ok()) _exit(71);  // the parent closed our ring: terminating
-        // The fenced handshake once per batch; in between, a plain look at
-        // the flag wakes a handler seen asleep without a fence each time.
+      };
+      // Sends r; the fenced handshake with a sleeping handler once per
+      // batch (`last`), in between a plain look at its flag.
+      auto put = [&](bool last) {
+        if (!a.results.Put(r).ok()) _exit(71);  // closed: terminating
         if (!last) {
           if (a.control->handler_sleeping.load(std::memory_order_relaxed) !=
               0) {
@@ -375,6 +373,17 @@ void WorkerMain(WorkerArgs& a) {
         } else {
           WakeHandler(a.control.get());
         }
+      };
+      // One task: named in the slot before anything of it runs, answered
+      // with its own result message.
+      auto run_one = [&](uint64_t id, const char* data, size_t n,
+                         uint32_t count, bool last) {
+        a.slot->running.store(id, std::memory_order_release);
+        r.id = id;
+        r.count = count;
+        r.payload.clear();
+        answer(data, n, count, &r.payload);
+        put(last);
         // The parent never sends more than maxtasks, so a batch never
         // holds tasks past the last one.
         return a.maxtasks > 0 && ++done >= a.maxtasks;
@@ -399,15 +408,7 @@ void WorkerMain(WorkerArgs& a) {
         r.id = h.id + from;
         r.count = n;
         r.payload.assign(bytes, size);
-        if (!a.results.Put(r).ok()) _exit(71);  // closed: terminating
-        if (!last) {
-          if (a.control->handler_sleeping.load(std::memory_order_relaxed) !=
-              0) {
-            WakeHandler(a.control.get());
-          }
-        } else {
-          WakeHandler(a.control.get());
-        }
+        put(last);
       };
       auto flush = [&](uint32_t next, bool last) {
         if (items > 0) send(first, items, area.bytes, used, last);
@@ -432,17 +433,9 @@ void WorkerMain(WorkerArgs& a) {
           len = 4 + size_t{ilen};
         }
         a.slot->running.store(h.id + j, std::memory_order_release);
-        std::string& out = answer;
+        std::string& out = item_answer;
         out.clear();
-        if (error.ok() && ok) {
-          reinterpret_cast<Invoker>(const_cast<void*>(inv))(fn, q, len, 1,
-                                                            &out);
-        } else {
-          FailItems(&out, 0, 1,
-                    error.ok() ? absl::DataLossError(
-                                     "pool: malformed task arguments")
-                               : error);
-        }
+        answer(ok ? q : nullptr, len, 1, &out);
         q = ok ? q + len : q_end;
         stop = a.maxtasks > 0 && ++done >= a.maxtasks;
         if (used + out.size() > kAreaBytes) flush(j, false);
