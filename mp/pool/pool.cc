@@ -256,7 +256,6 @@ inline uint64_t PackArea(uint64_t first, uint64_t items, uint64_t used) {
   return first << 48 | items << 32 | used;
 }
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
-static_assert(std::atomic<uint64_t>::is_always_lock_free);
 
 // 1 MiB: a task or result up to 256 KiB (a chunk of ~30 k ints) goes through
 // the ring; bigger ones take side segments. Pages are committed as used.
@@ -871,6 +870,14 @@ class pool_internal::PoolCore {
     for (uint32_t i = 0; i < t.count; ++i) t.job->OnFailure(t.first + i, s);
   }
 
+  // Fails what `e` has not been answered for: a chunk's items, or a run's
+  // items from its first unanswered one.
+  void FailUnanswered(const pool_internal::Sent& e, const absl::Status& s) {
+    for (uint32_t k = e.t.isolated ? e.answered : 0; k < e.t.count; ++k) {
+      e.t.job->OnFailure(e.t.first + k, s);
+    }
+  }
+
   // Answers to `n` items of run `e`, from its first unanswered one.
   void TakeAnswers(Worker& w, pool_internal::Sent& e, uint32_t n,
                    const char* bytes, size_t size) {
@@ -942,7 +949,7 @@ class pool_internal::PoolCore {
     return any;
   }
 
-  // How many tasks `w` may hold (sent, unanswered): about kInFlight of its
+  // How many tasks `w` may hold (sent, unanswered): about kInFlightNs of its
   // work, measured (Collect), between 2 and PoolOptions::window; before
   // the first measurement, kFirstWindow. Tiny tasks get the whole window
   // (a worker that runs dry between two handler passes sleeps, and waking
@@ -1062,10 +1069,6 @@ class pool_internal::PoolCore {
         Collect(w);
         if (w.inflight == before) break;
       }
-      // 2-3. The task it was running fails (or is retried); the rest were
-      // never started. In a run, the items before the running one were
-      // answered (a worker commits an item's answer before it names the
-      // next), the ones after it never started.
       // ... and the answers its area holds that no message brought: those
       // to the items before the one it held, in the run it was in.
       {
@@ -1085,6 +1088,10 @@ class pool_internal::PoolCore {
           break;
         }
       }
+      // 2-3. The task it was running fails (or is retried); the rest were
+      // never started. In a run, the items before the running one were
+      // answered (a worker records an item's answer before it names the
+      // next), the ones after it never started.
       const uint64_t running = w.slot->running.load(std::memory_order_acquire);
       const absl::Status died = absl::AbortedError(absl::StrCat(
           "pool: worker ", w.process->name(), " (pid ", w.pid, ") ",
@@ -1185,15 +1192,7 @@ class pool_internal::PoolCore {
         KillAll();
         const absl::Status c = absl::CancelledError("pool: terminated");
         for (auto& w : workers_) {
-          for (pool_internal::Sent& e : w.window) {
-            for (uint32_t k = e.answered; k < e.t.count; ++k) {
-              if (!e.t.isolated) {
-                Fail(e.t, c);
-                break;
-              }
-              e.t.job->OnFailure(e.t.first + k, c);
-            }
-          }
+          for (pool_internal::Sent& e : w.window) FailUnanswered(e, c);
         }
         workers_.clear();
         RecordPids();
