@@ -668,6 +668,27 @@ struct FeedSink {
   bool runs = false;
 };
 
+// The FeedSink of a backend's core: its Submit (feeding), AddFeeder,
+// RemoveFeeder and Processes, found by argument-dependent lookup in the
+// core's own namespace (pool_internal for mp::Pool, mp::mpi::internal for
+// the MPI backend).
+template <class Core>
+FeedSink SinkOf(std::shared_ptr<Core> core, bool runs) {
+  return FeedSink{
+      .submit =
+          [core](std::vector<TaskSpec> tasks) {
+            return Submit(*core, std::move(tasks), /*feeding=*/true);
+          },
+      .add =
+          [core](std::shared_ptr<Feeder> feeder) {
+            return AddFeeder(*core, std::move(feeder));
+          },
+      .remove = [core](const Feeder* feeder) { RemoveFeeder(*core, feeder); },
+      .processes = Processes(*core),
+      .runs = runs,
+  };
+}
+
 // A reference to a function pointer, cached per thread.
 absl::StatusOr<FunctionRef> RefOfPointer(const void* fn);
 
@@ -1544,26 +1565,9 @@ struct PoolAccess {
 template <class F, class Range>
 auto Pool::MakeImap(F f, Range&& inputs, const ImapOptions& options,
                     bool ordered) {
-  std::shared_ptr<pool_internal::PoolCore> core = core_;
-  pool_internal::FeedSink sink{
-      .submit =
-          [core](std::vector<pool_internal::TaskSpec> tasks) {
-            return pool_internal::Submit(*core, std::move(tasks),
-                                         /*feeding=*/true);
-          },
-      .add =
-          [core](std::shared_ptr<pool_internal::Feeder> feeder) {
-            return pool_internal::AddFeeder(*core, std::move(feeder));
-          },
-      .remove =
-          [core](const pool_internal::Feeder* feeder) {
-            pool_internal::RemoveFeeder(*core, feeder);
-          },
-      .processes = pool_internal::Processes(*core),
-      .runs = true,
-  };
   return pool_internal::PoolAccess::MakeImap(
-      std::move(sink), f, std::forward<Range>(inputs), options, ordered);
+      pool_internal::SinkOf(core_, /*runs=*/true), f,
+      std::forward<Range>(inputs), options, ordered);
 }
 
 }  // namespace mp

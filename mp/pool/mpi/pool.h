@@ -374,24 +374,10 @@ class Pool {
 template <class F, class Range>
 auto Pool::MakeImap(F f, Range&& inputs, const ImapOptions& options,
                     bool ordered) {
-  std::shared_ptr<internal::Core> core = core_;
-  pool_internal::FeedSink sink{
-      .submit =
-          [core](std::vector<pool_internal::TaskSpec> tasks) {
-            return internal::Submit(*core, std::move(tasks), /*feeding=*/true);
-          },
-      .add =
-          [core](std::shared_ptr<pool_internal::Feeder> feeder) {
-            return internal::AddFeeder(*core, std::move(feeder));
-          },
-      .remove =
-          [core](const pool_internal::Feeder* feeder) {
-            internal::RemoveFeeder(*core, feeder);
-          },
-      .processes = internal::Processes(*core),
-  };
+  // One task per item: the ranks' protocol has no runs.
   return pool_internal::PoolAccess::MakeImap(
-      std::move(sink), f, std::forward<Range>(inputs), options, ordered);
+      pool_internal::SinkOf(core_, /*runs=*/false), f,
+      std::forward<Range>(inputs), options, ordered);
 }
 
 }  // namespace mp::mpi
