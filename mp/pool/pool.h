@@ -1150,9 +1150,9 @@ class ImapIterator {
       while (added < room && added < kBatch) {
         pool_internal::TaskSpec t;
         t.isolated = runs;
-        t.count = static_cast<uint32_t>(
-            feed(runs ? std::min<size_t>(pool_internal::kRunItems, room - added) : chunksize,
-                 &t.args));
+        const size_t want =
+            runs ? std::min(pool_internal::kRunItems, room - added) : chunksize;
+        t.count = static_cast<uint32_t>(feed(want, &t.args));
         if (t.count == 0) {
           ended = true;
           break;
