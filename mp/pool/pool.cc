@@ -1137,8 +1137,7 @@ class pool_internal::PoolCore {
       }
       pending_.push_front(std::move(again));
       // 4. Unlink what big messages its task ring still holds.
-      while (w.tasks.Get(Deadline::Past()).ok()) {
-      }
+      DrainRing(w.tasks);
       workers_.erase(workers_.begin() + static_cast<long>(i));
       any = true;
     }
@@ -1146,14 +1145,28 @@ class pool_internal::PoolCore {
     return any;
   }
 
+  // Empties a dead worker's ring, so that the side segments of the big
+  // messages it still holds are unlinked. A record that fails to read is
+  // dropped by its Get (DataLoss) and the drain goes on past it. It used
+  // to stop there: a worker killed while it read a big argument has
+  // unlinked that record's segment but not moved head past the record, so
+  // the drain's first Get failed and every big message behind it stayed in
+  // /dev/shm (TerminateWhileBusyLeavesNoProcessNoSegment failed 17 runs in
+  // 150 under load).
+  template <class T>
+  static void DrainRing(Queue<T>& q) {
+    for (;;) {
+      const absl::Status s = q.Get(Deadline::Past()).status();
+      if (!s.ok() && s.code() != absl::StatusCode::kDataLoss) return;
+    }
+  }
+
   void KillAll() {
     for (auto& w : workers_) (void)w.process->Kill();
     for (auto& w : workers_) {
       (void)w.process->Join();
-      while (w.results.Get(Deadline::Past()).ok()) {
-      }
-      while (w.tasks.Get(Deadline::Past()).ok()) {
-      }
+      DrainRing(w.results);
+      DrainRing(w.tasks);
     }
   }
 
