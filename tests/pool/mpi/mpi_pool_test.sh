@@ -14,6 +14,17 @@ export OMPI_MCA_btl=self,vader,tcp
 export OMPI_MCA_pml=ob1
 export OMPI_ALLOW_RUN_AS_ROOT=1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# Directories of its own for ORTE's session (files and PMIx's sockets: a
+# short path) and for vader's shared-memory segments: each Bazel sandbox
+# has its own pid namespace, so two copies of this test at once
+# (--runs_per_test) can start mpiruns with the same pid, and the names
+# derived from it collide in the shared /tmp and /dev/shm (MPI_Init_thread
+# failed, or a rank crashed in vader, in 3 of 4 concurrent runs).
+TMPDIR=$(mktemp -d /tmp/mp-mpi.XXXXXX) || exit 1
+export TMPDIR
+shm_dir=$(mktemp -d /dev/shm/mp-mpi.XXXXXX) || exit 1
+export OMPI_MCA_btl_vader_backing_directory="$shm_dir"
+trap 'rm -rf "$TMPDIR" "$shm_dir"' EXIT
 fail=0
 mpirun=(timeout -k 5 120 mpirun --allow-run-as-root --oversubscribe --bind-to none -n 3)
 
