@@ -5,6 +5,7 @@
 #include <cxxabi.h>
 #include <signal.h>
 #include <string.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -317,6 +318,34 @@ const void* Cached(std::vector<std::pair<FunctionRef, const void*>>& cache,
   return *p;
 }
 
+// A worker's wait for its next batch: a short spin (kWorkerSpin), then up
+// to kWorkerYields tries each after a sched_yield, then a sleep in the
+// ring. The ring's own wait (50 us of PAUSE before sleeping) suits a
+// queue's consumer with a core of its own; a pool's workers share the
+// cores with the handler that feeds them and with the caller, and a worker
+// spinning there holds the very core the handler needs to send its next
+// batch. A yield hands that core to whoever can run on it at once, and a
+// batch is still caught within microseconds when the core is free.
+// Measured on 2 cores, interleaved A/B, 4 rounds: pool_map_tiny/mp 1.71 to
+// 1.93 ms (before: 2.20 to 5.19), pool_imap_unordered_tiny/mp 8.5 to 13.9
+// ms (9.1 to 20.8); pool_apply_async_tiny/mp 41.6 to 51.6 ms (33.7 to
+// 48.3: within the noise or a little slower); the round trip unchanged.
+constexpr auto kWorkerSpin = std::chrono::microseconds(2);
+constexpr int kWorkerYields = 64;
+
+absl::StatusOr<TaskBatch> NextBatch(Queue<TaskBatch>& tasks) {
+  auto empty = [](const absl::StatusOr<TaskBatch>& b) {
+    return !b.ok() && b.status().code() == absl::StatusCode::kDeadlineExceeded;
+  };
+  absl::StatusOr<TaskBatch> b = tasks.Get(Deadline::After(kWorkerSpin));
+  for (int i = 0; i < kWorkerYields && empty(b); ++i) {
+    sched_yield();
+    b = tasks.Get(Deadline::Past());
+  }
+  if (empty(b)) b = tasks.Get();
+  return b;
+}
+
 void WorkerMain(WorkerArgs& a) {
   if (a.initializer) a.initializer();
   std::vector<std::pair<FunctionRef, const void*>> cache;
@@ -324,7 +353,7 @@ void WorkerMain(WorkerArgs& a) {
   ResultMsg r;
   std::string item_answer;  // one item's answer, on its way to the area
   for (;;) {
-    absl::StatusOr<TaskBatch> b = a.tasks.Get();
+    absl::StatusOr<TaskBatch> b = NextBatch(a.tasks);
     if (!b.ok()) {
       if (b.status().code() == absl::StatusCode::kOutOfRange) return;  // closed
       // A message that does not decode: our own parent's bytes, so the
