@@ -22,6 +22,8 @@
 
 #include "mp/sync/lock.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -66,9 +68,13 @@ LockResult ResidentLock::TakeOver(void* head, uint32_t tid, uint32_t expected,
   return LockResult::kAcquired;
 }
 
+// How many times a waiter yields and looks again before it sleeps (lock.h).
+constexpr int kYields = 64;
+
 LockResult ResidentLock::AcquireSlow(void* head, uint32_t tid,
                                      Deadline deadline) {
   bool slept = false;
+  int yields = 0;
   for (;;) {
     uint32_t v = word_.load(std::memory_order_relaxed);
     const uint32_t owner = v & kTidMask;
@@ -86,6 +92,13 @@ LockResult ResidentLock::AcquireSlow(void* head, uint32_t tid,
       continue;
     }
     if (deadline.Expired()) break;
+    // Before sleeping: yield the core and look again, up to kYields times
+    // (lock.h, "Fast paths").
+    if (yields < kYields) {
+      ++yields;
+      sched_yield();
+      continue;
+    }
     if ((v & kWaiters) == 0) {
       if (!word_.compare_exchange_weak(v, v | kWaiters,
                                        std::memory_order_relaxed)) {
@@ -106,6 +119,7 @@ LockResult ResidentLock::AcquireSlow(void* head, uint32_t tid,
     MP_FAULT_POINT("lock.acquire.before_sleep");
     FutexWait(&word_, v, until);
     slept = true;
+    yields = 0;  // woken: the next holder may be about to release too
   }
   if (head != nullptr) sync_internal::ClearPending(head);
   return LockResult::kTimedOut;

@@ -3,8 +3,6 @@
 
 #include "mp/manager/internal/store.h"
 
-#include <sched.h>
-
 #include <algorithm>
 #include <cstring>
 
@@ -155,28 +153,8 @@ absl::Status Recover(Space s, ContainerHeader* h) {
   return absl::OkStatus();
 }
 
-// How many times a Guard that finds the lock held yields its core and tries
-// again before it sleeps in the lock. A container's lock is held for one
-// update, tens of nanoseconds, so the holder is about to release it: a
-// waiter that went straight to sleep made the holder pay a FUTEX_WAKE at
-// nearly every release (the waiter, woken, lost the race to the holder's
-// next update and slept again), and the two processes handed the lock and
-// the container's lines back and forth every few updates. Yielding instead
-// leaves the holder to run whole stretches of updates without a system
-// call, and gives it the core if it shares the waiter's. 64 tries are tens
-// of microseconds; a holder busy longer than that (or descheduled) is
-// waited for in the lock's sleep, as before. Interleaved A/B, 2 cores:
-// dict_set_int_2proc/mp 6.7-8.0 M/s -> 15.2-24.4 M/s (16 and 256 tries
-// measured alike).
-constexpr int kGuardYields = 64;
-
 Guard::Guard(Space s, ContainerHeader* h) : h_(h) {
-  LockResult r = h->lock.TryAcquire();
-  for (int i = 0; r == LockResult::kTimedOut && i < kGuardYields; ++i) {
-    sched_yield();
-    r = h->lock.TryAcquire();
-  }
-  if (r == LockResult::kTimedOut) r = h->lock.Acquire();
+  const LockResult r = h->lock.Acquire();
   held_ = Acquired(r);
   // A holder that died leaves phase != 0; so can one killed after its
   // commit store while a stale phase is seen here: recover in both cases.
