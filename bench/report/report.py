@@ -504,11 +504,11 @@ def judge(goal, res):
         frac = speed(s, lim) / speed(lim, s)
         if verdict == "not met" and lim_ratio < goal["threshold"]:
             verdict = "capped by the machine"
-            detail += (f"; the busy-spin limit itself is only "
-                       f"{fmt_ratio(lim_ratio)} the reference here; mp is at "
-                       f"{frac:.2f} of the limit")
+            detail += (f"; the machine's limit `{goal['limit']}` itself is "
+                       f"only {fmt_ratio(lim_ratio)} the reference here; mp "
+                       f"is at {frac:.2f} of the limit")
         else:
-            detail += f"; mp at {frac:.2f} of the busy-spin limit"
+            detail += f"; mp at {frac:.2f} of the limit `{goal['limit']}`"
     return verdict, detail
 
 
