@@ -416,7 +416,11 @@ def machine(workspace, build_note):
                            cwd=workspace, capture_output=True, text=True)
     if r is not None and r.returncode == 0:
         commit = r.stdout.strip()
-        d = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        # Changes to the sources only: the reports (this run's own output,
+        # written by then when they are tracked) and the README's tables
+        # (--readme) are not what was measured.
+        d = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no",
+                            "--", ".", ":!bench/reports", ":!README.md"],
                            cwd=workspace, capture_output=True, text=True)
         if d.stdout.strip():
             commit += " (with uncommitted changes)"
