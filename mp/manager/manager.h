@@ -105,6 +105,30 @@ std::string Encode(const T& v) {
   EncodeMessage(v, &out);
   return out;
 }
+// The encoding of `v` for a call that reads it before it returns: a view of
+// v's own bytes when its codec is the plain byte copy (an int, a struct of
+// them: Codec's encoding is exactly those bytes), no string made; otherwise
+// the encoded string, held here.
+template <class T>
+class Encoded {
+ public:
+  explicit Encoded(const T& v) {
+    if constexpr (CodecCopiesBytes<T>) {
+      view_ = std::string_view(reinterpret_cast<const char*>(&v), sizeof(T));
+    } else {
+      EncodeMessage(v, &bytes_);
+      view_ = bytes_;
+    }
+  }
+  Encoded(const Encoded&) = delete;
+  Encoded& operator=(const Encoded&) = delete;
+  operator std::string_view() const { return view_; }
+
+ private:
+  std::string bytes_;
+  std::string_view view_;
+};
+
 template <class T>
 absl::StatusOr<T> Decode(const std::string& bytes) {
   T v{};
@@ -218,13 +242,13 @@ class Dict : public manager_internal::Handle {
   // d[key] = value. ResourceExhausted when the segment is full.
   absl::Status Set(const K& key, const V& value) {
     return manager_internal::DictSet(space(), header_,
-                                     manager_internal::Encode(key),
-                                     manager_internal::Encode(value));
+                                     manager_internal::Encoded<K>(key),
+                                     manager_internal::Encoded<V>(value));
   }
   // d[key]; NotFound (KeyError) when absent.
   absl::StatusOr<V> Get(const K& key) const {
     absl::StatusOr<std::string> b = manager_internal::DictGet(
-        space(), header_, manager_internal::Encode(key));
+        space(), header_, manager_internal::Encoded<K>(key));
     if (!b.ok()) return b.status();
     return manager_internal::Decode<V>(*b);
   }
@@ -237,20 +261,20 @@ class Dict : public manager_internal::Handle {
   // del d[key]; NotFound when absent.
   absl::Status Erase(const K& key) {
     return manager_internal::DictErase(space(), header_,
-                                       manager_internal::Encode(key));
+                                       manager_internal::Encoded<K>(key));
   }
   // d.pop(key); NotFound when absent.
   absl::StatusOr<V> Pop(const K& key) {
     std::string old;
     absl::Status st = manager_internal::DictErase(
-        space(), header_, manager_internal::Encode(key), &old);
+        space(), header_, manager_internal::Encoded<K>(key), &old);
     if (!st.ok()) return st;
     return manager_internal::Decode<V>(old);
   }
   // key in d.
   absl::StatusOr<bool> Contains(const K& key) const {
     return manager_internal::DictContains(space(), header_,
-                                          manager_internal::Encode(key));
+                                          manager_internal::Encoded<K>(key));
   }
   // len(d).
   absl::StatusOr<size_t> Size() const {
@@ -338,7 +362,7 @@ class List : public manager_internal::Handle {
 
   absl::Status Append(const T& v) {
     return manager_internal::ListAppend(space(), header_,
-                                        manager_internal::Encode(v));
+                                        manager_internal::Encoded<T>(v));
   }
   // Each item appended atomically, in order; stops at the first error.
   template <class Range>
@@ -362,12 +386,12 @@ class List : public manager_internal::Handle {
   // l[i] = v; OutOfRange (IndexError).
   absl::Status Set(int64_t i, const T& v) {
     return manager_internal::ListSet(space(), header_, i,
-                                     manager_internal::Encode(v));
+                                     manager_internal::Encoded<T>(v));
   }
   // l.insert(i, v), Python's clamping.
   absl::Status Insert(int64_t i, const T& v) {
     return manager_internal::ListInsert(space(), header_, i,
-                                        manager_internal::Encode(v));
+                                        manager_internal::Encoded<T>(v));
   }
   // l.pop(i); OutOfRange for an empty list or a bad index.
   absl::StatusOr<T> Pop(int64_t i = -1) {
@@ -379,7 +403,7 @@ class List : public manager_internal::Handle {
   // l.remove(v): the first equal element; NotFound (ValueError).
   absl::Status Remove(const T& v) {
     return manager_internal::ListRemove(space(), header_,
-                                        manager_internal::Encode(v));
+                                        manager_internal::Encoded<T>(v));
   }
   absl::Status Clear() {
     return manager_internal::ListClear(space(), header_);
