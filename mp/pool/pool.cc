@@ -3,9 +3,9 @@
 #include "mp/pool/pool.h"
 
 #include <cxxabi.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
-#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
