@@ -117,6 +117,7 @@ proctype P(byte me) {
   byte v_owner;          /* AcquireSlow: v, the snapshot of the word */
   bool v_od, v_wt;
   bool slept;            /* AcquireSlow: slept */
+  bool yielded;          /* AcquireSlow: yields (kYields, modelled as 1) */
   bool old_wt;           /* Unlock: old & kWaiters */
   byte result;
   byte it;
@@ -137,8 +138,10 @@ proctype P(byte me) {
         pending[me] = 0                        /* Acquire: Enqueue,
                                                   ClearPending */
      :: else ->
-        /* AcquireSlow (lock.cc): no spin, straight to the loop. */
+        /* AcquireSlow (lock.cc): no spin, straight to the loop (its
+           yields are looks again, below). */
         slept = 0;
+        yielded = 0;
         do
         :: atomic {                            /* AcquireSlow: load */
              v_owner = owner; v_od = odbit; v_wt = wt
@@ -173,6 +176,10 @@ proctype P(byte me) {
                  break
               :: else -> skip                  /* AcquireSlow: continue */
               fi
+           :: v_owner != 0 && !yielded ->
+              /* AcquireSlow: held, yields left: sched_yield, look again
+                 (kYields of them in lock.cc; one here: each is a re-read) */
+              yielded = 1
            :: else ->
               /* AcquireSlow: the fallback (head == nullptr) is not
                  modelled; the infinite deadline never expires */
@@ -206,7 +213,8 @@ proctype P(byte me) {
                    fi
 #endif
                  }
-                 slept = 1                     /* AcquireSlow: slept = true */
+                 slept = 1;                    /* AcquireSlow: slept = true */
+                 yielded = 0                   /* ... and yields = 0 */
               :: else -> skip
               fi
            fi
