@@ -97,28 +97,17 @@ class PsharedMutex {
   pthread_mutex_t mu_;
 };
 
-void BM_DictSetIntStdMapPsharedLocked(benchmark::State& state) {
+// d[k] = v on a std::unordered_map under a `Mutex`: std::mutex
+// (std_map_locked) or PsharedMutex (std_map_pshared_locked).
+template <class Mutex>
+void BM_DictSetIntStdMap(benchmark::State& state) {
   std::unordered_map<int, int> d;
-  PsharedMutex mu;
+  Mutex mu;
   for (int k = 0; k < kKeys; ++k) d[k] = 0;
   int i = 0;
   for (auto _ : state) {
     const int k = i % kKeys;
-    std::lock_guard<PsharedMutex> l(mu);
-    d[k] = i++;
-  }
-  benchmark::DoNotOptimize(d);
-  state.SetItemsProcessed(state.iterations());
-}
-
-void BM_DictSetIntStdMapLocked(benchmark::State& state) {
-  std::unordered_map<int, int> d;
-  std::mutex mu;
-  for (int k = 0; k < kKeys; ++k) d[k] = 0;
-  int i = 0;
-  for (auto _ : state) {
-    const int k = i % kKeys;
-    std::lock_guard<std::mutex> l(mu);
+    std::lock_guard<Mutex> l(mu);
     d[k] = i++;
   }
   benchmark::DoNotOptimize(d);
@@ -342,8 +331,8 @@ void BM_ValueAddMpAtomic(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(BM_DictSetIntStdMapLocked)->Name("dict_set_int/std_map_locked");
-BENCHMARK(BM_DictSetIntStdMapPsharedLocked)
+BENCHMARK(BM_DictSetIntStdMap<std::mutex>)->Name("dict_set_int/std_map_locked");
+BENCHMARK(BM_DictSetIntStdMap<PsharedMutex>)
     ->Name("dict_set_int/std_map_pshared_locked");
 BENCHMARK(BM_DictSetIntBoost)->Name("dict_set_int/boost_shm_map");
 BENCHMARK(BM_DictSetIntMp)->Name("dict_set_int/mp");
