@@ -25,6 +25,7 @@ export TMPDIR
 shm_dir=$(mktemp -d /dev/shm/mp-mpi.XXXXXX) || exit 1
 export OMPI_MCA_btl_vader_backing_directory="$shm_dir"
 trap 'rm -rf "$TMPDIR" "$shm_dir"' EXIT
+trap 'exit 143' TERM INT  # Bazel's timeout: still through the EXIT trap
 fail=0
 mpirun=(timeout -k 5 120 mpirun --allow-run-as-root --oversubscribe --bind-to none -n 3)
 
