@@ -262,6 +262,9 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free);
 // the ring; bigger ones take side segments. Pages are committed as used.
 constexpr size_t kRingBytes = size_t{1} << 20;
 constexpr auto kSlice = std::chrono::milliseconds(20);
+// How long an Apply runs the handler's passes itself (ApplyDirect) before
+// it hands its task to the handler thread and sleeps.
+constexpr int64_t kDirectSpinNs = 20'000;
 // A worker's window (PoolCore::Limit): about this much of its work in
 // flight, and this many tasks before its speed is known.
 constexpr double kInFlightNs = 2e6;
@@ -581,10 +584,23 @@ class TaskQueue {
     units_ -= Units(t);
     --size_;
     if (++head_ == blocks_.front().size()) {
+      if (blocks_.front().capacity() <= kKeptBlock) {
+        kept_ = std::move(blocks_.front());  // for push_one
+        kept_.clear();
+      }
       blocks_.pop_front();
       head_ = 0;
     }
     return t;
+  }
+  // One task (a synchronous Apply): into a block kept from an earlier one,
+  // so that no allocation is made per call.
+  void push_one(TaskSpec t) {
+    units_ += Units(t);
+    ++size_;
+    kept_.push_back(std::move(t));
+    blocks_.push_back(std::move(kept_));
+    kept_ = {};
   }
   // The first n items of the front task, a run of more than n, split off.
   TaskSpec CarveFront(uint32_t n) {
@@ -629,7 +645,9 @@ class TaskQueue {
   }
 
  private:
+  static constexpr size_t kKeptBlock = 16;
   std::deque<std::vector<TaskSpec>> blocks_;
+  std::vector<TaskSpec> kept_;  // an emptied small block, reused
   size_t head_ = 0;  // sent tasks at the front of blocks_.front()
   size_t size_ = 0;
   size_t units_ = 0;
@@ -706,6 +724,64 @@ class pool_internal::PoolCore {
 
   ~PoolCore() { (void)Terminate(); }
 
+  // Apply's direct path (pool.h, "Apply's round trip").
+  absl::Status ApplyDirect(TaskSpec task, const FutexWord& done) {
+    // From a callback the handler thread holds the role already.
+    if (OnHandlerThread()) return SubmitOne(std::move(task));
+    std::unique_lock<std::mutex> role(role_mu_, std::try_to_lock);
+    // Only an idle pool: nobody else's results (and callbacks) may come
+    // in on this thread.
+    if (!role.owns_lock() || has_submissions_.load(std::memory_order_acquire) ||
+        Outstanding()) {
+      if (role.owns_lock()) role.unlock();
+      return SubmitOne(std::move(task));
+    }
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (absl::Status s = TakesWorkLocked(false); !s.ok()) return s;
+    }
+    // The parked handler is not to be woken by the worker's answer: its
+    // flag for the workers goes down (a store only when it is up, so that
+    // back-to-back Applies leave the line the worker reads alone). Callers
+    // still wake it through parked_ (WakeFromParent).
+    Control* c = control_.get();
+    if (c->handler_sleeping.load(std::memory_order_relaxed) != 0) {
+      c->handler_sleeping.store(0, std::memory_order_relaxed);
+    }
+    pending_.push_one(std::move(task));
+    int64_t until = 0;  // read the clock only once the answer is late
+    for (unsigned pass = 1;; ++pass) {
+      Dispatch();
+      for (auto& w : workers_) Collect(w);
+      if (done.load(std::memory_order_acquire) != 0) break;
+      // Another caller's work, Close or Terminate: the handler's.
+      if (has_submissions_.load(std::memory_order_acquire)) break;
+      if (pass % 64 == 0) {
+        if (until == 0) {
+          until = NowNs() + kDirectSpinNs;
+        } else if (NowNs() > until) {
+          break;
+        }
+      }
+      CpuRelax();
+    }
+    // Give the role back. Another caller's submission woke the handler
+    // itself (WakeFromParent); what is left of ours is the handler's now,
+    // so it is woken if it sleeps (one that does not will run a pass once
+    // it has the role).
+    const bool ours_left = Outstanding();
+    role.unlock();
+    if (ours_left) {
+      FullFence();
+      if (parked_.load(std::memory_order_relaxed) != 0 &&
+          parked_.exchange(0, std::memory_order_acq_rel) != 0) {
+        c->epoch.fetch_add(1, std::memory_order_release);
+        FutexWakeAll(&c->epoch);
+      }
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status SubmitOne(TaskSpec task) {
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -716,7 +792,7 @@ class pool_internal::PoolCore {
       submitted_.back().push_back(std::move(task));
       has_submissions_.store(true, std::memory_order_release);
     }
-    pool_internal::WakeHandler(control_.get());
+    WakeFromParent();
     return absl::OkStatus();
   }
 
@@ -733,7 +809,7 @@ class pool_internal::PoolCore {
       }
       has_submissions_.store(true, std::memory_order_release);
     }
-    pool_internal::WakeHandler(control_.get());
+    WakeFromParent();
     return absl::OkStatus();
   }
 
@@ -763,7 +839,7 @@ class pool_internal::PoolCore {
       std::erase_if(feeders_, [f](const auto& p) { return p.get() == f; });
       has_submissions_.store(true, std::memory_order_release);
     }
-    pool_internal::WakeHandler(control_.get());
+    WakeFromParent();
   }
 
   void Close() {
@@ -772,7 +848,7 @@ class pool_internal::PoolCore {
       if (state_ == State::kRunning) state_ = State::kClosed;
       has_submissions_.store(true, std::memory_order_release);
     }
-    pool_internal::WakeHandler(control_.get());
+    WakeFromParent();
   }
 
   absl::Status Terminate() {
@@ -788,7 +864,7 @@ class pool_internal::PoolCore {
       }
       has_submissions_.store(true, std::memory_order_release);
     }
-    pool_internal::WakeHandler(control_.get());
+    WakeFromParent();
     std::lock_guard<std::mutex> jl(join_mu_);
     if (thread_.joinable()) thread_.join();
     return absl::OkStatus();
@@ -1208,6 +1284,9 @@ class pool_internal::PoolCore {
   }
 
   void Run() {
+    // The handler's role: held for every pass, let go only while asleep
+    // (Sleep), when an Apply may take it (ApplyDirect).
+    std::unique_lock<std::mutex> role(role_mu_);
     unsigned spins = 0;
     unsigned passes = 0;
     // The shared state as last seen. Every change to it (a submission,
@@ -1284,12 +1363,16 @@ class pool_internal::PoolCore {
       // Spin briefly (a few microseconds) before sleeping. Longer spins
       // measured no better on 2 shared cores: the spinning handler takes
       // the core a worker needs.
-      if (++spins < 200) {
+      //
+      // With nothing sent or waiting, only a new submission could end the
+      // spin: sleep at once instead, which frees the role for the next
+      // synchronous Apply (ApplyDirect) and costs a submitter one wake-up.
+      if (++spins < 200 && Outstanding()) {
         CpuRelax();
         continue;
       }
       spins = 0;
-      Sleep();
+      Sleep(role);
     }
   }
 
@@ -1306,16 +1389,37 @@ class pool_internal::PoolCore {
     answered_args_.clear();
   }
 
-  void Sleep() {
+  void Sleep(std::unique_lock<std::mutex>& role) {
     Control* c = control_.get();
     const uint32_t e = c->epoch.load(std::memory_order_acquire);
     c->handler_sleeping.store(1, std::memory_order_relaxed);
+    parked_.store(1, std::memory_order_relaxed);
     FullFence();  // see WakeHandler
     bool ready = has_submissions_.load(std::memory_order_acquire);
     for (auto& w : workers_) ready |= !w.results.empty();
-    if (!ready) FutexWait(&c->epoch, e, Deadline::After(kSlice));
+    if (!ready) {
+      role.unlock();
+      FutexWait(&c->epoch, e, Deadline::After(kSlice));
+      role.lock();
+    }
     c->handler_sleeping.store(0, std::memory_order_relaxed);
+    parked_.store(0, std::memory_order_relaxed);
   }
+
+  // A caller's wake-up call (a submission, Close, Terminate): the Dekker
+  // handshake of WakeHandler on parked_, the handler's flag for this
+  // process, which a synchronous Apply holding the role leaves up (it puts
+  // down only the workers' flag, see ApplyDirect).
+  void WakeFromParent() {
+    FullFence();
+    if (parked_.load(std::memory_order_relaxed) != 0 &&
+        parked_.exchange(0, std::memory_order_acq_rel) != 0) {
+      Control* c = control_.get();
+      c->epoch.fetch_add(1, std::memory_order_release);
+      FutexWakeAll(&c->epoch);
+    }
+  }
+
 
   void Finish() {
     std::lock_guard<std::mutex> l(mu_);
@@ -1329,6 +1433,12 @@ class pool_internal::PoolCore {
   std::thread thread_;
   std::mutex join_mu_;
   std::atomic<std::thread::id> handler_id_{};
+  // The handler's role: whoever holds it owns the state below "The
+  // handler's" (workers_, pending_, ...). The handler thread, except while
+  // it sleeps; an Apply on an idle pool (ApplyDirect).
+  std::mutex role_mu_;
+  // Up while the handler thread sleeps (Sleep): callers wake it by this.
+  std::atomic<uint32_t> parked_{0};
 
   // Shared with the callers, under mu_.
   mutable std::mutex mu_;
@@ -1363,6 +1473,9 @@ namespace pool_internal {
 absl::Status Submit(PoolCore& core, std::vector<TaskSpec> tasks,
                     bool feeding) {
   return core.Submit(std::move(tasks), feeding);
+}
+absl::Status ApplyDirect(PoolCore& core, TaskSpec task, const FutexWord& done) {
+  return core.ApplyDirect(std::move(task), done);
 }
 absl::Status SubmitOne(PoolCore& core, TaskSpec task) {
   return core.SubmitOne(std::move(task));

@@ -20,6 +20,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -289,6 +290,73 @@ TEST(PoolCrashTest, RandomKillsInsideRunsNeverHangNorRunAnItemTwice) {
     ASSERT_EQ(mp_test::Watch(pid, "run round " + std::to_string(r)), "");
   }
   std::printf("%d rounds, %d with the held item failed\n", rounds,
+              run_board->rounds_with_a_failure.load());
+  mp_test::Unmap(run_board);
+}
+
+// Synchronous Applies, one after another, run on the caller's thread when
+// the pool is idle (pool.h, "Apply's round trip"): a worker killed at a
+// random moment among them fails at most the one Apply it held (Aborted),
+// every other returns its own answer, none runs twice, and the next Apply
+// after the death works (the handler thread replaced the worker). A task
+// takes 5 us, every third 40 us (past the caller's spin, so the handler
+// thread takes those over): kills land in both kinds.
+int ApplyTask(int i) {
+  run_board->worker_of[i].store(getpid());
+  const auto until = std::chrono::steady_clock::now() +
+                     std::chrono::microseconds(i % 3 == 0 ? 40 : 5);
+  while (std::chrono::steady_clock::now() < until) {
+  }
+  return CountedTask(i);
+}
+
+int RandomApplyKillRound(unsigned seed) {
+  for (auto& r : run_board->runs) r = 0;
+  for (auto& w : run_board->worker_of) w = 0;
+  std::mt19937 rng(seed);
+  mp::Pool pool(2);
+  const std::vector<pid_t> pids = pool.worker_pids();
+  const unsigned delay_us = rng() % 30000;
+  std::thread killer([&] {
+    const pid_t victim = AWorkerAtWork(pids, rng);
+    usleep(delay_us);
+    if (victim != 0) kill(victim, SIGKILL);
+  });
+  int failed = -1;
+  for (int i = 0; i < kRunItems; ++i) {
+    absl::StatusOr<int> r = pool.Apply(ApplyTask, i);
+    if (!r.ok()) {
+      CHECK_OR_EXIT(r.status().code() == absl::StatusCode::kAborted &&
+                        failed < 0,
+                    50, "apply %d: %s (an earlier one failed: %d)", i,
+                    r.status().ToString().c_str(), failed);
+      CHECK_OR_EXIT(
+          r.status().message().find("killed by signal 9") != std::string::npos,
+          51, "apply %d: %s", i, r.status().ToString().c_str());
+      failed = i;
+      continue;
+    }
+    CHECK_OR_EXIT(*r == 2 * i, 52, "apply %d = %d", i, *r);
+  }
+  killer.join();
+  if (failed >= 0) run_board->rounds_with_a_failure.fetch_add(1);
+  for (int k = 0; k < kRunItems; ++k) {
+    const int runs = run_board->runs[k].load();
+    CHECK_OR_EXIT(k == failed ? runs <= 1 : runs == 1, 53,
+                  "apply %d ran %d times (failed: %d)", k, runs, failed);
+  }
+  return 0;
+}
+
+TEST(PoolCrashTest, RandomKillsAmongSynchronousAppliesFailAtMostTheHeldOne) {
+  run_board = mp_test::MapShared<RunBoard>();
+  const int rounds = mp_test::CountFromEnv("MP_POOL_KILLS", 20);
+  for (int r = 0; r < rounds; ++r) {
+    const pid_t pid =
+        mp_test::ForkChild([r] { return RandomApplyKillRound(7000 + r); });
+    ASSERT_EQ(mp_test::Watch(pid, "apply round " + std::to_string(r)), "");
+  }
+  std::printf("%d rounds, %d with the held Apply failed\n", rounds,
               run_board->rounds_with_a_failure.load());
   mp_test::Unmap(run_board);
 }

@@ -9,10 +9,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <mutex>
 #include <ranges>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -164,6 +166,85 @@ TEST(PoolTest, FirstErrorInInputOrder) {
   ASSERT_FALSE(out.ok());
   EXPECT_NE(out.status().message().find("item 2"), std::string::npos)
       << out.status();
+}
+
+// A synchronous Apply on an idle pool runs the handler's passes on its own
+// thread (pool.h, "Apply's round trip"); what it must not change: other
+// callers' callbacks run on the handler thread, never on an Apply's, and
+// every answer reaches its own caller, from many threads at once.
+TEST(PoolTest, SynchronousAppliesFromManyThreadsKeepCallbacksOnTheHandler) {
+  mp::Pool pool(2);
+  constexpr int kThreads = 3;
+  constexpr int kEach = 3000;
+  std::vector<std::thread::id> appliers(kThreads);
+  std::atomic<int> ready{0};
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      appliers[t] = std::this_thread::get_id();
+      ready.fetch_add(1);
+      for (int i = 0; i < kEach; ++i) {
+        absl::StatusOr<int> r = pool.Apply(Add, t * kEach, i);
+        if (!r.ok() || *r != t * kEach + i) wrong.fetch_add(1);
+      }
+    });
+  }
+  while (ready.load() < kThreads) std::this_thread::yield();
+  std::mutex mu;
+  std::set<std::thread::id> callback_threads;
+  std::vector<mp::AsyncResult<int>> asyncs;
+  for (int i = 0; i < 2000; ++i) {
+    asyncs.push_back(pool.ApplyAsync(Twice, std::make_tuple(i),
+                                     [&](const int&) {
+                                       std::lock_guard<std::mutex> l(mu);
+                                       callback_threads.insert(
+                                           std::this_thread::get_id());
+                                     }));
+  }
+  for (int i = 0; i < 2000; ++i) EXPECT_EQ(*asyncs[i].Get(), 2 * i);
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  ASSERT_EQ(callback_threads.size(), 1u);
+  for (const auto& id : appliers) {
+    EXPECT_NE(*callback_threads.begin(), id);
+  }
+  EXPECT_NE(*callback_threads.begin(), std::this_thread::get_id());
+}
+
+// An Apply whose task outlasts the caller's spin is handed to the handler
+// thread and still returns; a worker that dies under an Apply fails that
+// Apply alone and the next one runs on its replacement; Terminate from
+// another thread ends an Apply that is waiting.
+int SleepThenTwice(int ms) {
+  usleep(ms * 1000);
+  return ms * 2;
+}
+TEST(PoolTest, ApplyOnAnIdlePoolSurvivesLongTasksDeathsAndTerminate) {
+  mp::Pool pool(1);
+  ASSERT_EQ(*pool.Apply(Twice, 1), 2);
+  usleep(50 * 1000);  // the handler thread goes to sleep
+  EXPECT_EQ(*pool.Apply(SleepThenTwice, 30), 60);
+  usleep(50 * 1000);
+  absl::StatusOr<int> died = pool.Apply(ExitIfThree, 3);
+  ASSERT_EQ(died.status().code(), absl::StatusCode::kAborted) << died.status();
+  EXPECT_NE(died.status().message().find("PoolWorker-1"), std::string::npos)
+      << died.status();
+  EXPECT_NE(died.status().message().find("exited with code 3"),
+            std::string::npos)
+      << died.status();
+  EXPECT_EQ(*pool.Apply(Twice, 21), 42);
+  EXPECT_EQ(pool.workers_started(), 2);
+  usleep(50 * 1000);
+  std::thread terminator([&] {
+    usleep(100 * 1000);
+    EXPECT_TRUE(pool.Terminate().ok());
+  });
+  absl::StatusOr<int> cut = pool.Apply(SleepThenTwice, 100 * 1000);
+  terminator.join();
+  EXPECT_EQ(cut.status().code(), absl::StatusCode::kCancelled) << cut.status();
+  EXPECT_EQ(pool.Apply(Twice, 1).status().code(),
+            absl::StatusCode::kCancelled);
 }
 
 TEST(PoolTest, CallbacksRunOnceBeforeReady) {
