@@ -570,6 +570,12 @@ TaskSpec SubRun(const TaskSpec& t, uint32_t from, uint32_t to) {
   return s;
 }
 
+// One-at-a-time submissions (ApplyAsync) share blocks of this many tasks
+// (reserved at once: a block grown by doubling cost a copy of every task
+// in it); emptied ones go back to the callers, up to kKeptBlocks.
+inline constexpr size_t kKeptBlock = 256;
+inline constexpr size_t kKeptBlocks = 8;
+
 // Tasks waiting to be sent, in order, kept in the blocks they were
 // submitted in (a Map's whole input is one vector): a per-task deque node
 // cost a heap allocation every few tasks on the caller's side.
@@ -584,23 +590,36 @@ class TaskQueue {
     units_ -= Units(t);
     --size_;
     if (++head_ == blocks_.front().size()) {
-      if (blocks_.front().capacity() <= kKeptBlock) {
-        kept_ = std::move(blocks_.front());  // for push_one
-        kept_.clear();
+      if (blocks_.front().capacity() <= kKeptBlock &&
+          emptied_.size() < kKeptBlocks) {
+        emptied_.push_back(std::move(blocks_.front()));
+        emptied_.back().clear();
       }
       blocks_.pop_front();
       head_ = 0;
     }
     return t;
   }
-  // One task (a synchronous Apply): into a block kept from an earlier one,
-  // so that no allocation is made per call.
+  // One task (a synchronous Apply): into an emptied block, so that no
+  // allocation is made per call.
   void push_one(TaskSpec t) {
     units_ += Units(t);
     ++size_;
-    kept_.push_back(std::move(t));
-    blocks_.push_back(std::move(kept_));
-    kept_ = {};
+    std::vector<TaskSpec> b;
+    if (!emptied_.empty()) {
+      b = std::move(emptied_.back());
+      emptied_.pop_back();
+    }
+    b.push_back(std::move(t));
+    blocks_.push_back(std::move(b));
+  }
+  // Hands emptied blocks to `spare` (the callers' next blocks, see
+  // PoolCore::SubmitOne), keeping one for push_one, up to kKeptBlocks.
+  void GiveEmptied(std::vector<std::vector<TaskSpec>>& spare) {
+    while (emptied_.size() > 1 && spare.size() < kKeptBlocks) {
+      spare.push_back(std::move(emptied_.back()));
+      emptied_.pop_back();
+    }
   }
   // The first n items of the front task, a run of more than n, split off.
   TaskSpec CarveFront(uint32_t n) {
@@ -645,9 +664,11 @@ class TaskQueue {
   }
 
  private:
-  static constexpr size_t kKeptBlock = 16;
   std::deque<std::vector<TaskSpec>> blocks_;
-  std::vector<TaskSpec> kept_;  // an emptied small block, reused
+  // Emptied blocks of at most kKeptBlock tasks, for reuse: an allocation
+  // (and a vector's growth) saved per block, and no block freed on this
+  // thread that a caller's thread allocated.
+  std::vector<std::vector<TaskSpec>> emptied_;
   size_t head_ = 0;  // sent tasks at the front of blocks_.front()
   size_t size_ = 0;
   size_t units_ = 0;
@@ -786,8 +807,15 @@ class pool_internal::PoolCore {
     {
       std::lock_guard<std::mutex> l(mu_);
       if (absl::Status s = TakesWorkLocked(false); !s.ok()) return s;
-      if (submitted_.empty() || submitted_.back().size() >= 1024) {
-        submitted_.emplace_back();
+      if (submitted_.empty() ||
+          submitted_.back().size() >= pool_internal::kKeptBlock) {
+        if (!spare_blocks_.empty()) {
+          submitted_.push_back(std::move(spare_blocks_.back()));
+          spare_blocks_.pop_back();
+        } else {
+          submitted_.emplace_back();
+          submitted_.back().reserve(pool_internal::kKeptBlock);
+        }
       }
       submitted_.back().push_back(std::move(task));
       has_submissions_.store(true, std::memory_order_release);
@@ -801,7 +829,9 @@ class pool_internal::PoolCore {
       std::lock_guard<std::mutex> l(mu_);
       if (absl::Status s = TakesWorkLocked(feeding); !s.ok()) return s;
       // One-at-a-time submissions (ApplyAsync) share a block.
-      if (!submitted_.empty() && submitted_.back().size() < 1024 &&
+      if (!submitted_.empty() &&
+          submitted_.back().size() + tasks.size() <=
+              pool_internal::kKeptBlock &&
           tasks.size() < 16) {
         for (auto& t : tasks) submitted_.back().push_back(std::move(t));
       } else {
@@ -967,8 +997,33 @@ class pool_internal::PoolCore {
     for (auto& w : workers_) pids_.push_back(w.pid);
   }
 
-  void Deliver(const TaskSpec& t, const std::string& payload) {
-    t.job->OnResult(t.first, t.count, payload.data(), payload.size());
+  void Deliver(const TaskSpec& t, const char* payload, size_t size) {
+    t.job->OnResult(t.first, t.count, payload, size);
+  }
+
+  // Answers to single tasks that travelled as one run (Dispatch): `n`
+  // items, each [tag][u32 len][bytes] from `p`, to the entries at the
+  // front of `w`'s window, from id `id` on. False when they do not match
+  // (not such entries, or bytes that overrun): the caller ends the worker.
+  bool DeliverSingles(Worker& w, uint64_t id, uint32_t n, const char* p,
+                      size_t size) {
+    for (uint32_t j = 0; j < n; ++j, ++id) {
+      if (w.window.empty() || w.window.front().id != id ||
+          !w.window.front().t.single) {
+        return false;
+      }
+      uint32_t len = 0;
+      if (size < 5 || (std::memcpy(&len, p + 1, 4), len > size - 5)) {
+        return false;
+      }
+      TaskSpec t = std::move(w.window.front().t);
+      w.window.pop_front();
+      --w.inflight;
+      Deliver(t, p, 5 + size_t{len});
+      p += 5 + size_t{len};
+      size -= 5 + size_t{len};
+    }
+    return true;
   }
 
   void Fail(const TaskSpec& t, const absl::Status& s) {
@@ -1030,12 +1085,22 @@ class pool_internal::PoolCore {
         if (f.answered < f.t.count) continue;
         t = std::move(f.t);
         w.window.pop_front();
+      } else if (f.t.single && r->count > 1) {  // singles sent as a run
+        if (!DeliverSingles(w, r->id, r->count, r->payload.data(),
+                            r->payload.size())) {
+          std::fprintf(stderr, "mp::Pool: %s sent a malformed result\n",
+                       w.process->name().c_str());
+          (void)w.process->Kill();
+          break;
+        }
+        taken += static_cast<int>(r->count);
+        continue;
       } else {
         --w.inflight;
         ++taken;
         t = std::move(f.t);
         w.window.pop_front();
-        Deliver(t, r->payload);
+        Deliver(t, r->payload.data(), r->payload.size());
       }
       if (t.args.capacity() > pool_internal::kSpareMin) {
         answered_args_.push_back(std::move(t.args));
@@ -1124,17 +1189,39 @@ class pool_internal::PoolCore {
         }
         if (out_.empty()) continue;
         batch_.send.clear();
+        if (merged_.size() < out_.size()) merged_.resize(out_.size());
         uint64_t id = next_id_;
-        for (const TaskSpec& t : out_) {
+        size_t groups = 0;
+        for (size_t k = 0; k < out_.size();) {
+          const TaskSpec& t = out_[k];
           pool_internal::TaskHeader h{.id = id, .invoker = t.invoker,
                                       .fn = t.fn, .count = t.count};
-          if (t.isolated) {
-            h.flags = pool_internal::kRun |
-                      (t.packed ? pool_internal::kRunPacked : 0);
-            h.item_size = t.item_size;
+          // Single tasks of one function in a row: one run on the wire
+          // (framed items, ids id .. id + m - 1, as their window entries).
+          size_t m = 1;
+          if (t.single) {
+            while (k + m < out_.size() && out_[k + m].single &&
+                   out_[k + m].invoker == t.invoker && out_[k + m].fn == t.fn) {
+              ++m;
+            }
           }
-          batch_.send.push_back({h, &t.args});
-          id += pool_internal::Units(t);
+          if (m > 1) {
+            std::string& args = merged_[groups++];
+            args.clear();
+            for (size_t j = k; j < k + m; ++j) args += out_[j].args;
+            h.count = static_cast<uint32_t>(m);
+            h.flags = pool_internal::kRun;
+            batch_.send.push_back({h, &args});
+          } else {
+            if (t.isolated) {
+              h.flags = pool_internal::kRun |
+                        (t.packed ? pool_internal::kRunPacked : 0);
+              h.item_size = t.item_size;
+            }
+            batch_.send.push_back({h, &t.args});
+          }
+          for (size_t j = k; j < k + m; ++j) id += pool_internal::Units(out_[j]);
+          k += m;
         }
         if (!w.tasks.Put(batch_, Deadline::Past()).ok()) {  // ring full
           pending_.push_front(std::move(out_));
@@ -1192,6 +1279,14 @@ class pool_internal::PoolCore {
           }
           break;
         }
+        // Single tasks sent as a run: the area's answers are those of the
+        // entries at the front of the window (every message before them
+        // was collected above). A mismatch leaves them to the rule below.
+        if (items > 0 && used <= pool_internal::kAreaBytes &&
+            !w.window.empty() && w.window.front().t.single &&
+            w.window.front().id == run + first) {
+          (void)DeliverSingles(w, run + first, items, area.bytes, used);
+        }
       }
       // 2-3. The task it was running fails (or is retried); the rest were
       // never started. In a run, the items before the running one were
@@ -1215,6 +1310,12 @@ class pool_internal::PoolCore {
         if (!t.isolated) {
           if (e.id == running) {
             held(std::move(t));
+          } else if (t.single && e.id < running) {
+            // Named before the one it held, so it ran (the ring is FIFO);
+            // its answer, in a run's area, did not reach us. Not re-run.
+            Fail(t, absl::DataLossError(absl::StrCat(
+                        "pool: the answer of worker ", w.process->name(),
+                        " was lost when it died")));
           } else {
             again.push_back(std::move(t));
           }
@@ -1305,6 +1406,7 @@ class pool_internal::PoolCore {
           feeders = static_cast<int>(feeders_.size());
           taken_.swap(submitted_);
           has_submissions_.store(false, std::memory_order_relaxed);
+          pending_.GiveEmptied(spare_blocks_);
         }
         for (auto& b : taken_) pending_.push_back(std::move(b));
         taken_.clear();
@@ -1449,6 +1551,7 @@ class pool_internal::PoolCore {
   std::vector<std::shared_ptr<pool_internal::Feeder>> feeders_;
   std::vector<std::vector<TaskSpec>> submitted_;
   std::vector<std::vector<TaskSpec>> taken_;  // the handler's, swapped in
+  std::vector<std::vector<TaskSpec>> spare_blocks_;  // emptied, for SubmitOne
   std::atomic<bool> has_submissions_{false};
 
   // Argument buffers of answered tasks (see SpareArgs).
@@ -1462,6 +1565,8 @@ class pool_internal::PoolCore {
   std::vector<std::string> answered_args_;
   std::vector<Worker> workers_;
   pool_internal::TaskQueue pending_;
+  // Dispatch's arguments of single tasks merged into runs (kept for reuse).
+  std::vector<std::string> merged_;
   uint64_t next_id_ = 1;
   bool winding_ = false;  // closed and idle: the task rings are closed
   std::atomic<int> started_count_{0};

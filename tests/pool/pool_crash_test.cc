@@ -361,6 +361,73 @@ TEST(PoolCrashTest, RandomKillsAmongSynchronousAppliesFailAtMostTheHeldOne) {
   mp_test::Unmap(run_board);
 }
 
+// A stream of ApplyAsync tasks (single tasks of one function travel to a
+// worker as runs, answered through its answer area) with a worker killed
+// at a random moment: at most one task fails, Aborted; every other answer
+// is right; none runs twice.
+int RandomApplyAsyncKillRound(unsigned seed) {
+  for (auto& r : run_board->runs) r = 0;
+  for (auto& w : run_board->worker_of) w = 0;
+  std::mt19937 rng(seed);
+  mp::Pool pool(2);
+  std::vector<mp::AsyncResult<int>> rs;
+  rs.reserve(kRunItems);
+  for (int i = 0; i < kRunItems; ++i) {
+    rs.push_back(pool.ApplyAsync(SlowCountedTask, std::make_tuple(i)));
+  }
+  // After a random pause, a worker caught holding a task (started, not
+  // done) is killed; if none is caught within the tries, any one at work.
+  pid_t victim = AWorkerAtWork(pool.worker_pids(), rng);
+  usleep(rng() % 3000);
+  for (int tries = 0; tries < 200; ++tries) {
+    pid_t holder = 0;
+    for (int k = 0; k < kRunItems && holder == 0; ++k) {
+      const pid_t p = run_board->worker_of[k].load();
+      if (p != 0 && run_board->runs[k].load() == 0) holder = p;
+    }
+    if (holder != 0) {
+      victim = holder;
+      break;
+    }
+    usleep(20);
+  }
+  if (victim != 0) kill(victim, SIGKILL);
+  int failed = -1;
+  for (int i = 0; i < kRunItems; ++i) {
+    absl::StatusOr<int> r = rs[i].Get();
+    if (!r.ok()) {
+      CHECK_OR_EXIT(r.status().code() == absl::StatusCode::kAborted &&
+                        failed < 0,
+                    60, "task %d: %s (an earlier one failed: %d)", i,
+                    r.status().ToString().c_str(), failed);
+      failed = i;
+      continue;
+    }
+    CHECK_OR_EXIT(*r == 2 * i, 61, "task %d = %d", i, *r);
+  }
+  if (failed >= 0) run_board->rounds_with_a_failure.fetch_add(1);
+  for (int k = 0; k < kRunItems; ++k) {
+    const int runs = run_board->runs[k].load();
+    CHECK_OR_EXIT(k == failed ? runs <= 1 : runs == 1, 62,
+                  "task %d ran %d times (failed: %d)", k, runs, failed);
+  }
+  return 0;
+}
+
+TEST(PoolCrashTest, RandomKillsAmongApplyAsyncTasksFailAtMostTheHeldOne) {
+  run_board = mp_test::MapShared<RunBoard>();
+  const int rounds = mp_test::CountFromEnv("MP_POOL_KILLS", 20);
+  for (int r = 0; r < rounds; ++r) {
+    const pid_t pid = mp_test::ForkChild(
+        [r] { return RandomApplyAsyncKillRound(9000 + r); });
+    ASSERT_EQ(mp_test::Watch(pid, "apply_async round " + std::to_string(r)),
+              "");
+  }
+  std::printf("%d rounds, %d with the held ApplyAsync task failed\n", rounds,
+              run_board->rounds_with_a_failure.load());
+  mp_test::Unmap(run_board);
+}
+
 // The mp-msg-* segments in /dev/shm that `pids` created.
 // The side segments in /dev/shm that carry `marker` near their start (the
 // test's own big arguments: tests running beside this one share /dev/shm,

@@ -632,6 +632,45 @@ TEST(PoolTest, DeathInsideABatchFailsOnlyTheHeldTask) {
   mp_test::Unmap(run_counts);
 }
 
+// ApplyAsync tasks of one function bound for one worker travel as one run
+// (each still its own task, answered through the worker's answer area): a
+// death inside such a run fails the task held and nothing else, the tasks
+// before it keep their answers, those after it run once on the
+// replacement, and callbacks see each outcome once.
+TEST(PoolTest, DeathAmongApplyAsyncTasksFailsOnlyTheHeldOne) {
+  run_counts = mp_test::MapShared<RunCounts>();
+  mp::Pool pool(1);
+  ASSERT_TRUE(pool.Map(Twice, std::vector<int>(5000, 1), 1).ok());  // warm up
+  std::atomic<int> ok_calls{0};
+  std::atomic<int> error_calls{0};
+  std::vector<mp::AsyncResult<int>> rs;
+  for (int i = 0; i < 400; ++i) {
+    rs.push_back(pool.ApplyAsync(
+        CountAndExitAt250, std::make_tuple(i),
+        [&](const int&) { ok_calls.fetch_add(1); },
+        [&](const absl::Status&) { error_calls.fetch_add(1); }));
+  }
+  for (int i = 0; i < 400; ++i) {
+    absl::StatusOr<int> r = rs[i].Get();
+    if (i == 250) {
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted) << r.status();
+      EXPECT_NE(r.status().message().find("exited with code 4"),
+                std::string::npos)
+          << r.status();
+    } else {
+      ASSERT_TRUE(r.ok()) << i << " " << r.status();
+      EXPECT_EQ(*r, i);
+    }
+  }
+  EXPECT_EQ(ok_calls.load(), 399);
+  EXPECT_EQ(error_calls.load(), 1);
+  for (int k = 0; k < 400; ++k) {
+    EXPECT_EQ(run_counts->runs[k].load(), 1) << "task " << k;
+  }
+  EXPECT_EQ(pool.workers_started(), 2);
+  mp_test::Unmap(run_counts);
+}
+
 // A worker is sent about 2 ms of its measured work at a time (at least 2
 // tasks): a slow task does not hold a queue of others behind it while
 // another worker is free, as in Python's pool, where they wait in one
