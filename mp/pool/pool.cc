@@ -285,14 +285,19 @@ constexpr size_t kBatchBytes = size_t{16} << 10;
 // handler may go to sleep between any two tasks of a one-at-a-time caller,
 // and a membarrier(2) there interrupts every core running a worker (a VM
 // exit each on a virtual machine).
-void WakeHandler(Control* c) {
+//
+// `flag` is the sleeper's flag the waker goes by: the workers' one in
+// shared memory (WakeHandler) or the callers' one in the parent
+// (PoolCore::WakeFromParent).
+void WakeIfSleeping(std::atomic<uint32_t>& flag, Control* c) {
   FullFence();
-  if (c->handler_sleeping.load(std::memory_order_relaxed) != 0 &&
-      c->handler_sleeping.exchange(0, std::memory_order_acq_rel) != 0) {
+  if (flag.load(std::memory_order_relaxed) != 0 &&
+      flag.exchange(0, std::memory_order_acq_rel) != 0) {
     c->epoch.fetch_add(1, std::memory_order_release);
     FutexWakeAll(&c->epoch);
   }
 }
+void WakeHandler(Control* c) { WakeIfSleeping(c->handler_sleeping, c); }
 
 // ---- The worker -----------------------------------------------------------
 
@@ -792,14 +797,7 @@ class pool_internal::PoolCore {
     // it has the role).
     const bool ours_left = Outstanding();
     role.unlock();
-    if (ours_left) {
-      FullFence();
-      if (parked_.load(std::memory_order_relaxed) != 0 &&
-          parked_.exchange(0, std::memory_order_acq_rel) != 0) {
-        c->epoch.fetch_add(1, std::memory_order_release);
-        FutexWakeAll(&c->epoch);
-      }
-    }
+    if (ours_left) WakeFromParent();
     return absl::OkStatus();
   }
 
@@ -1013,9 +1011,7 @@ class pool_internal::PoolCore {
         return false;
       }
       uint32_t len = 0;
-      if (size < 5 || (std::memcpy(&len, p + 1, 4), len > size - 5)) {
-        return false;
-      }
+      if (!pool_internal::AnswerLength(p, size, &len)) return false;
       TaskSpec t = std::move(w.window.front().t);
       w.window.pop_front();
       --w.inflight;
@@ -1046,6 +1042,14 @@ class pool_internal::PoolCore {
     w.inflight -= n;
   }
 
+  // Ends a worker whose result was not what it was sent (our own worker's
+  // bug): the death path sorts its window out.
+  void Disown(Worker& w, const char* what) {
+    std::fprintf(stderr, "mp::Pool: %s sent %s\n", w.process->name().c_str(),
+                 what);
+    (void)w.process->Kill();
+  }
+
   // Takes every result ready in `w`'s ring; true when any.
   bool Collect(Worker& w) {
     bool any = false;
@@ -1066,18 +1070,14 @@ class pool_internal::PoolCore {
           w.window.front().id + w.window.front().answered != r->id) {
         // Not what this worker was sent: kill it and let the death path
         // sort its window out.
-        std::fprintf(stderr, "mp::Pool: %s sent an unexpected result\n",
-                     w.process->name().c_str());
-        (void)w.process->Kill();
+        Disown(w, "an unexpected result");
         break;
       }
       pool_internal::Sent& f = w.window.front();
       TaskSpec t;
       if (f.t.isolated) {  // answers to items of a run, from `answered` on
         if (r->count == 0 || r->count > f.t.count - f.answered) {
-          std::fprintf(stderr, "mp::Pool: %s sent a malformed result\n",
-                       w.process->name().c_str());
-          (void)w.process->Kill();
+          Disown(w, "a malformed result");
           break;
         }
         TakeAnswers(w, f, r->count, r->payload.data(), r->payload.size());
@@ -1088,9 +1088,7 @@ class pool_internal::PoolCore {
       } else if (f.t.single && r->count > 1) {  // singles sent as a run
         if (!DeliverSingles(w, r->id, r->count, r->payload.data(),
                             r->payload.size())) {
-          std::fprintf(stderr, "mp::Pool: %s sent a malformed result\n",
-                       w.process->name().c_str());
-          (void)w.process->Kill();
+          Disown(w, "a malformed result");
           break;
         }
         taken += static_cast<int>(r->count);
@@ -1513,15 +1511,8 @@ class pool_internal::PoolCore {
   // process, which a synchronous Apply holding the role leaves up (it puts
   // down only the workers' flag, see ApplyDirect).
   void WakeFromParent() {
-    FullFence();
-    if (parked_.load(std::memory_order_relaxed) != 0 &&
-        parked_.exchange(0, std::memory_order_acq_rel) != 0) {
-      Control* c = control_.get();
-      c->epoch.fetch_add(1, std::memory_order_release);
-      FutexWakeAll(&c->epoch);
-    }
+    pool_internal::WakeIfSleeping(parked_, control_.get());
   }
-
 
   void Finish() {
     std::lock_guard<std::mutex> l(mu_);

@@ -593,12 +593,20 @@ class JobBase {
 // OnResult for a job of final type J: the items go to J's OnItem /
 // OnFailure as direct calls. An item that overruns the payload fails with
 // the rest as DataLoss.
+// The payload length of the answer [tag][u32 len][bytes] at `p`, in *len;
+// false when the answer overruns the `left` bytes (a worker's bytes).
+inline bool AnswerLength(const char* p, size_t left, uint32_t* len) {
+  if (left < 5) return false;
+  std::memcpy(len, p + 1, 4);
+  return *len <= left - 5;
+}
+
 template <class J>
 void DeliverItems(J& job, size_t first, uint32_t count, const char* p,
                   size_t left) {
   for (uint32_t i = 0; i < count; ++i) {
     uint32_t len = 0;
-    if (left < 5 || (std::memcpy(&len, p + 1, 4), len > left - 5)) {
+    if (!AnswerLength(p, left, &len)) {
       for (; i < count; ++i) {
         job.OnFailure(first + i, absl::DataLossError("pool: malformed result"));
       }
@@ -1028,6 +1036,51 @@ class ImapState final : public JobBase {
   std::deque<absl::StatusOr<R>> ready_;
 };
 
+// Gives a result's state the callbacks a call was passed (nullptr: none);
+// State is an ApplyState<R> or a Map's state of std::vector<R>.
+template <class R, class State, class CB, class ECB>
+void SetCallbacks(State& state, CB callback, ECB error_callback) {
+  using T = std::conditional_t<std::is_base_of_v<ResultState<R>, State>, R,
+                               std::vector<R>>;
+  typename ResultState<T>::Callback cb;
+  typename ResultState<T>::ErrorCallback ecb;
+  if constexpr (!std::is_null_pointer_v<CB>) cb = std::move(callback);
+  if constexpr (!std::is_null_pointer_v<ECB>) ecb = std::move(error_callback);
+  state.SetCallbacks(std::move(cb), std::move(ecb));
+}
+
+// An ApplyAsync's result state, with its callbacks, and its one task (a
+// single: framed arguments) for the backend to submit; no task when the
+// function has no reference (the state has failed with why).
+template <class R>
+struct NewApply {
+  std::shared_ptr<ApplyState<R>> state;
+  std::optional<TaskSpec> task;
+};
+template <class F, class... A, class CB, class ECB>
+auto MakeApply(F f, const std::tuple<A...>& args, CB callback,
+               ECB error_callback) {
+  CheckCallable<F>();
+  (CheckCodec<std::decay_t<A>>(), ...);
+  using R = ResultOf<F, std::decay_t<A>...>;
+  CheckCodec<R>();
+  NewApply<R> out{std::make_shared<ApplyState<R>>(), std::nullopt};
+  SetCallbacks<R>(*out.state, std::move(callback), std::move(error_callback));
+  auto refs = RefsOf<F, std::decay_t<A>...>(f);
+  if (!refs.ok()) {
+    out.state->OnFailure(0, refs.status());
+    return out;
+  }
+  TaskSpec& task = out.task.emplace();
+  task.job = out.state;
+  task.count = 1;
+  task.invoker = refs->first;
+  task.fn = refs->second;
+  task.single = true;
+  std::apply([&](const auto&... a) { EncodeArgs(&task.args, a...); }, args);
+  return out;
+}
+
 }  // namespace pool_internal
 
 // Python's AsyncResult (MapAsync, StarmapAsync, ApplyAsync).
@@ -1376,33 +1429,19 @@ class Pool {
   template <class F, class... A, class CB, class ECB>
   auto MakeApply(F f, const std::tuple<A...>& args, CB callback,
                  ECB error_callback, bool direct) {
-    pool_internal::CheckCallable<F>();
-    (pool_internal::CheckCodec<std::decay_t<A>>(), ...);
-    using R = pool_internal::ResultOf<F, std::decay_t<A>...>;
-    pool_internal::CheckCodec<R>();
-    auto state = std::make_shared<pool_internal::ApplyState<R>>();
-    SetCallbacks<R>(*state, std::move(callback), std::move(error_callback));
-    auto refs = pool_internal::RefsOf<F, std::decay_t<A>...>(f);
-    if (!refs.ok()) {
-      state->OnFailure(0, refs.status());
-      return AsyncResult<R>(state);
+    auto [state, task] = pool_internal::MakeApply(
+        f, args, std::move(callback), std::move(error_callback));
+    if (task) {
+      absl::Status s =
+          direct ? pool_internal::ApplyDirect(*core(), *std::move(task),
+                                              state->done_word())
+                 : pool_internal::SubmitOne(*core(), *std::move(task));
+      if (!s.ok()) state->OnFailure(0, s);
     }
-    pool_internal::TaskSpec task;
-    task.job = state;
-    task.count = 1;
-    task.invoker = refs->first;
-    task.fn = refs->second;
-    task.single = true;
-    std::apply(
-        [&](const auto&... a) { pool_internal::EncodeArgs(&task.args, a...); },
-        args);
-    absl::Status s =
-        direct ? pool_internal::ApplyDirect(*core(), std::move(task),
-                                            state->done_word())
-               : pool_internal::SubmitOne(*core(), std::move(task));
-    if (!s.ok()) state->OnFailure(0, s);
+    using R = pool_internal::ResultOf<F, std::decay_t<A>...>;
     return AsyncResult<R>(std::move(state));
   }
+
 
   friend struct pool_internal::PoolAccess;
   explicit Pool(std::shared_ptr<pool_internal::PoolCore> core);
@@ -1414,18 +1453,6 @@ class Pool {
       return static_cast<std::tuple<std::decay_t<std::tuple_element_t<I, Tuple>>...>*>(
           nullptr);
     }(std::make_index_sequence<std::tuple_size_v<Tuple>>{});
-  }
-
-  template <class R, class State, class CB, class ECB>
-  static void SetCallbacks(State& state, CB callback, ECB error_callback) {
-    using T = std::conditional_t<std::is_base_of_v<
-                                     pool_internal::ResultState<R>, State>,
-                                 R, std::vector<R>>;
-    typename pool_internal::ResultState<T>::Callback cb;
-    typename pool_internal::ResultState<T>::ErrorCallback ecb;
-    if constexpr (!std::is_null_pointer_v<CB>) cb = std::move(callback);
-    if constexpr (!std::is_null_pointer_v<ECB>) ecb = std::move(error_callback);
-    state.SetCallbacks(std::move(cb), std::move(ecb));
   }
 
   // Encodes item `v` (a value, or a tuple for Starmap) as one item's args.
@@ -1449,7 +1476,8 @@ class Pool {
     pool_internal::CheckCodec<R>();
     const size_t n = static_cast<size_t>(std::ranges::distance(inputs));
     auto state = std::make_shared<pool_internal::MapState<R>>(n);
-    SetCallbacks<R>(*state, std::move(callback), std::move(error_callback));
+    pool_internal::SetCallbacks<R>(*state, std::move(callback),
+                                   std::move(error_callback));
     AsyncResult<std::vector<R>> result(state);
     if (n == 0) {
       state->FinishIfEmpty();

@@ -221,26 +221,13 @@ class Pool {
             class ECB = std::nullptr_t>
   auto ApplyAsync(F f, const std::tuple<A...>& args = {}, CB callback = nullptr,
                   ECB error_callback = nullptr) {
-    pool_internal::CheckCallable<F>();
-    (pool_internal::CheckCodec<std::decay_t<A>>(), ...);
+    auto [state, task] = pool_internal::MakeApply(
+        f, args, std::move(callback), std::move(error_callback));
     using R = pool_internal::ResultOf<F, std::decay_t<A>...>;
-    pool_internal::CheckCodec<R>();
-    auto state = std::make_shared<pool_internal::ApplyState<R>>();
-    SetCallbacks<R>(*state, std::move(callback), std::move(error_callback));
     auto result = pool_internal::PoolAccess::Result<R>(state);
-    auto refs = pool_internal::RefsOf<F, std::decay_t<A>...>(f);
-    if (!refs.ok()) {
-      state->OnFailure(0, refs.status());
-      return result;
-    }
-    std::vector<pool_internal::TaskSpec> tasks(1);
-    tasks[0].job = state;
-    tasks[0].count = 1;
-    tasks[0].invoker = refs->first;
-    tasks[0].fn = refs->second;
-    std::apply(
-        [&](const auto&... a) { pool_internal::EncodeArgs(&tasks[0].args, a...); },
-        args);
+    if (!task) return result;
+    std::vector<pool_internal::TaskSpec> tasks;
+    tasks.push_back(*std::move(task));
     absl::Status s = internal::Submit(*core_, std::move(tasks));
     if (!s.ok()) state->OnFailure(0, s);
     return result;
@@ -296,18 +283,6 @@ class Pool {
     }(std::make_index_sequence<std::tuple_size_v<Tuple>>{});
   }
 
-  template <class R, class State, class CB, class ECB>
-  static void SetCallbacks(State& state, CB callback, ECB error_callback) {
-    using T = std::conditional_t<std::is_base_of_v<
-                                     pool_internal::ResultState<R>, State>,
-                                 R, std::vector<R>>;
-    typename pool_internal::ResultState<T>::Callback cb;
-    typename pool_internal::ResultState<T>::ErrorCallback ecb;
-    if constexpr (!std::is_null_pointer_v<CB>) cb = std::move(callback);
-    if constexpr (!std::is_null_pointer_v<ECB>) ecb = std::move(error_callback);
-    state.SetCallbacks(std::move(cb), std::move(ecb));
-  }
-
   template <class... A, class V>
   static void EncodeItem(std::string* out, const V& v, std::tuple<A...>*) {
     if constexpr (sizeof...(A) == 1 &&
@@ -328,7 +303,8 @@ class Pool {
     pool_internal::CheckCodec<R>();
     const size_t n = static_cast<size_t>(std::ranges::distance(inputs));
     auto state = std::make_shared<pool_internal::MapState<R>>(n);
-    SetCallbacks<R>(*state, std::move(callback), std::move(error_callback));
+    pool_internal::SetCallbacks<R>(*state, std::move(callback),
+                                   std::move(error_callback));
     auto result = pool_internal::PoolAccess::Result<std::vector<R>>(state);
     if (n == 0) {
       state->FinishIfEmpty();
