@@ -281,17 +281,24 @@ int RandomRunKillRound(unsigned seed) {
   return 0;
 }
 
-TEST(PoolCrashTest, RandomKillsInsideRunsNeverHangNorRunAnItemTwice) {
+// MP_POOL_KILLS rounds of `round` (seeded seed0 + r) over a fresh
+// run_board, each in a child the watchdog judges; prints in how many the
+// kill caught a held task (`held`).
+void RunBoardRounds(const std::string& label, const char* held,
+                    unsigned seed0, int (*round)(unsigned)) {
   run_board = mp_test::MapShared<RunBoard>();
   const int rounds = mp_test::CountFromEnv("MP_POOL_KILLS", 20);
   for (int r = 0; r < rounds; ++r) {
-    const pid_t pid =
-        mp_test::ForkChild([r] { return RandomRunKillRound(5000 + r); });
-    ASSERT_EQ(mp_test::Watch(pid, "run round " + std::to_string(r)), "");
+    const pid_t pid = mp_test::ForkChild([&] { return round(seed0 + r); });
+    ASSERT_EQ(mp_test::Watch(pid, label + " round " + std::to_string(r)), "");
   }
-  std::printf("%d rounds, %d with the held item failed\n", rounds,
-              run_board->rounds_with_a_failure.load());
+  std::printf("%d rounds, %d with the held %s failed\n", rounds,
+              run_board->rounds_with_a_failure.load(), held);
   mp_test::Unmap(run_board);
+}
+
+TEST(PoolCrashTest, RandomKillsInsideRunsNeverHangNorRunAnItemTwice) {
+  RunBoardRounds("run", "item", 5000, RandomRunKillRound);
 }
 
 // Synchronous Applies, one after another, run on the caller's thread when
@@ -349,16 +356,7 @@ int RandomApplyKillRound(unsigned seed) {
 }
 
 TEST(PoolCrashTest, RandomKillsAmongSynchronousAppliesFailAtMostTheHeldOne) {
-  run_board = mp_test::MapShared<RunBoard>();
-  const int rounds = mp_test::CountFromEnv("MP_POOL_KILLS", 20);
-  for (int r = 0; r < rounds; ++r) {
-    const pid_t pid =
-        mp_test::ForkChild([r] { return RandomApplyKillRound(7000 + r); });
-    ASSERT_EQ(mp_test::Watch(pid, "apply round " + std::to_string(r)), "");
-  }
-  std::printf("%d rounds, %d with the held Apply failed\n", rounds,
-              run_board->rounds_with_a_failure.load());
-  mp_test::Unmap(run_board);
+  RunBoardRounds("apply", "Apply", 7000, RandomApplyKillRound);
 }
 
 // A stream of ApplyAsync tasks (single tasks of one function travel to a
@@ -415,17 +413,8 @@ int RandomApplyAsyncKillRound(unsigned seed) {
 }
 
 TEST(PoolCrashTest, RandomKillsAmongApplyAsyncTasksFailAtMostTheHeldOne) {
-  run_board = mp_test::MapShared<RunBoard>();
-  const int rounds = mp_test::CountFromEnv("MP_POOL_KILLS", 20);
-  for (int r = 0; r < rounds; ++r) {
-    const pid_t pid = mp_test::ForkChild(
-        [r] { return RandomApplyAsyncKillRound(9000 + r); });
-    ASSERT_EQ(mp_test::Watch(pid, "apply_async round " + std::to_string(r)),
-              "");
-  }
-  std::printf("%d rounds, %d with the held ApplyAsync task failed\n", rounds,
-              run_board->rounds_with_a_failure.load());
-  mp_test::Unmap(run_board);
+  RunBoardRounds("apply_async", "ApplyAsync task", 9000,
+                 RandomApplyAsyncKillRound);
 }
 
 // The mp-msg-* segments in /dev/shm that `pids` created.
